@@ -1,1 +1,255 @@
+//! ghostline's inference engine: a quantized GGUF code model running inside the process.
+//!
+//! One OS thread ([`Engine`]) owns the model and one long-lived llama.cpp context; callers on
+//! any thread (a tokio task, the CLI) send it requests over a channel and get the result through
+//! a callback. The engine remembers the exact token sequence in its KV cache and evaluates only
+//! what differs from the previous request; with `reuse_shift` it also moves an unchanged suffix
+//! to its new position instead of evaluating it again.
+//!
+//! This crate knows llama.cpp, tokenizers, FIM formats and chat templates. It knows nothing of
+//! LSP, editors, tree-sitter or the file system beyond loading the model file.
 
+mod engine;
+pub mod fim;
+mod llama_log;
+mod model;
+pub mod stop;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use engine::{Engine, EngineHandle};
+pub use fim::{ContextBlock, FimFormat, FimOrder};
+pub use model::{default_model_path, ModelInfo};
+pub use stop::StopReason;
+
+/// Engine settings. Everything that affects speed lives here, not in per-request parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Path of the GGUF file.
+    pub model_path: PathBuf,
+    /// CPU threads for prompt evaluation and generation.
+    pub threads: usize,
+    /// Context window in tokens (prompt plus generation, all sequences together).
+    pub context_size: u32,
+    /// Largest number of tokens given to llama.cpp in one decode call. Cancellation and
+    /// deadlines are checked between these chunks, so at most 128 is used.
+    pub batch_size: u32,
+    /// Default token cap of a completion.
+    pub max_tokens: usize,
+    /// A FIM template or preset name that overrides the one read from the model.
+    pub fim_template: Option<String>,
+    /// Reuse the KV entries of unchanged text after an edit by shifting their positions
+    /// (llama.cpp's `--cache-reuse`). When off, only the common token prefix is reused.
+    pub reuse_shift: bool,
+    /// Shortest run of tokens worth shifting.
+    pub reuse_min_tokens: usize,
+    /// Reuse the KV cache at all. Off only for benchmarks.
+    pub reuse: bool,
+}
+
+impl EngineConfig {
+    /// Defaults for `model_path`: all cores up to 8, 4096 tokens of context.
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(8);
+        EngineConfig {
+            model_path: model_path.into(),
+            threads,
+            context_size: 4096,
+            batch_size: 128,
+            max_tokens: 128,
+            fim_template: None,
+            reuse_shift: true,
+            reuse_min_tokens: 8,
+            reuse: true,
+        }
+    }
+}
+
+/// Why a model could not be loaded. Every variant names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Nothing at the path.
+    #[error("model file {path} does not exist")]
+    NotFound {
+        /// The path that was tried.
+        path: PathBuf,
+    },
+    /// The path could not be read.
+    #[error("model file {path} cannot be read: {source}")]
+    Io {
+        /// The path that was tried.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file does not start with the GGUF magic.
+    #[error("{path} is not a GGUF model file ({reason})")]
+    NotGguf {
+        /// The path that was tried.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+    /// llama.cpp refused the file (truncated, corrupt, unsupported architecture …).
+    #[error("llama.cpp could not load {path}: {reason}")]
+    Llama {
+        /// The path that was tried.
+        path: PathBuf,
+        /// llama.cpp's own error lines, or a summary.
+        reason: String,
+    },
+    /// The model loaded but a context could not be created (e.g. not enough memory).
+    #[error("could not create a {context_size}-token context for {path}: {reason}")]
+    Context {
+        /// The model's path.
+        path: PathBuf,
+        /// The requested context size.
+        context_size: u32,
+        /// llama.cpp's error lines.
+        reason: String,
+    },
+    /// The configured FIM template is invalid.
+    #[error(transparent)]
+    Template(#[from] fim::TemplateError),
+    /// The engine thread could not be started.
+    #[error("could not start the engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The request's cancel token fired.
+    #[error("request cancelled")]
+    Cancelled,
+    /// The model has no fill-in-the-middle tokens and no template was configured.
+    #[error("model {model} has no fill-in-the-middle tokens; set a FIM template (fimTemplate) to use it for completions")]
+    NoFim {
+        /// The model's name.
+        model: String,
+    },
+    /// The model has no chat template.
+    #[error("model {model} has no chat template")]
+    NoChatTemplate {
+        /// The model's name.
+        model: String,
+    },
+    /// The prompt does not fit in the context window even after trimming.
+    #[error("prompt of {tokens} tokens does not fit in a {context} token context")]
+    PromptTooLong {
+        /// Prompt length.
+        tokens: usize,
+        /// Context size.
+        context: u32,
+    },
+    /// llama.cpp failed to evaluate.
+    #[error("llama.cpp decode failed: {0}")]
+    Decode(String),
+    /// The engine thread is gone (the model was unloaded or the thread panicked).
+    #[error("the inference engine has stopped")]
+    Stopped,
+}
+
+/// A flag that stops a request between prompt chunks and between generated tokens.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, not cancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Cancels every request holding a clone of this token.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A fill-in-the-middle request.
+#[derive(Debug, Clone, Default)]
+pub struct FimRequest {
+    /// Text before the cursor.
+    pub prefix: String,
+    /// Text after the cursor.
+    pub suffix: String,
+    /// Workspace-relative path of the file, used for repository context headers.
+    pub path: Option<String>,
+    /// Name of the repository, for formats with a repository header.
+    pub repo_name: Option<String>,
+    /// Other files of the repository, dependencies first.
+    pub context: Vec<ContextBlock>,
+    /// Token cap; the engine's default when `None`.
+    pub max_tokens: Option<usize>,
+    /// Strings that end the completion (not included).
+    pub stop: Vec<String>,
+    /// Stop when the completion starts reproducing the text after the cursor.
+    pub stop_at_suffix: bool,
+    /// PSM or SPM; the format's default when `None`.
+    pub order: Option<FimOrder>,
+    /// Give up (returning the text so far) at this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// Where the time and the tokens of one request went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV entries were reused as they were (common prefix).
+    pub reused_tokens: usize,
+    /// Prompt tokens whose KV entries were reused by shifting their position.
+    pub shifted_tokens: usize,
+    /// Prompt tokens evaluated.
+    pub evaluated_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Milliseconds spent evaluating the prompt.
+    pub prompt_ms: f64,
+    /// Milliseconds from receiving the request to the first generated token.
+    pub first_token_ms: f64,
+    /// Milliseconds from receiving the request to the answer.
+    pub total_ms: f64,
+}
+
+/// The result of a FIM request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The middle text, after the stop rules.
+    pub text: String,
+    /// Why generation ended.
+    pub stop: StopReason,
+    /// Timing and token counts.
+    pub stats: Stats,
+}
+
+/// A chat request (e.g. "explain this function").
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    /// `(role, content)` pairs, e.g. `("system", …)`, `("user", …)`.
+    pub messages: Vec<(String, String)>,
+    /// Token cap.
+    pub max_tokens: usize,
+    /// Give up (returning the text so far) at this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// The result of a chat request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatOutput {
+    /// The whole answer.
+    pub text: String,
+    /// Why generation ended.
+    pub stop: StopReason,
+    /// Timing and token counts.
+    pub stats: Stats,
+}

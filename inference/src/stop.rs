@@ -1,0 +1,142 @@
+//! Stop rules applied while generating, so that no time is spent on text that is thrown away.
+//!
+//! A [`StopChecker`] looks at the text generated so far and says where it must end: at a stop
+//! string (or a FIM marker written as text), or where the completion starts to reproduce the
+//! text after the cursor. End-of-generation tokens and the token cap are the engine's business;
+//! shaping the result to a line or a block is the language server's.
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// The model emitted an end-of-generation or FIM special token.
+    EndOfText,
+    /// A stop string (or a marker written as text) appeared.
+    StopString,
+    /// The completion started to reproduce the text after the cursor.
+    SuffixReached,
+    /// The request's token cap was reached.
+    MaxTokens,
+    /// The request's deadline passed; the text so far is returned.
+    Deadline,
+    /// The context window is full.
+    ContextFull,
+}
+
+/// Decides, from the text generated so far, whether and where generation stops.
+#[derive(Debug, Clone)]
+pub struct StopChecker {
+    stop_strings: Vec<String>,
+    /// Rest of the cursor line (right of the cursor), trimmed; empty when blank.
+    rest_trimmed: String,
+    /// The line a generated line (after the first) must not be: the rest of the cursor line
+    /// when it is not blank (it still follows the completion), else the first non-blank line
+    /// after the cursor line.
+    next_line: Option<String>,
+}
+
+impl StopChecker {
+    /// `suffix` is the document text after the cursor. `stop_strings` end the completion where
+    /// they first appear (they are not part of it).
+    pub fn new(stop_strings: Vec<String>, suffix: &str) -> Self {
+        let mut lines = suffix.split('\n');
+        let rest = lines.next().unwrap_or("");
+        let next_line = if rest.trim().is_empty() {
+            lines.find(|l| !l.trim().is_empty())
+        } else {
+            Some(rest)
+        };
+        StopChecker {
+            stop_strings: stop_strings.into_iter().filter(|s| !s.is_empty()).collect(),
+            rest_trimmed: rest.trim().to_owned(),
+            next_line: next_line.map(|l| l.trim_end().to_owned()),
+        }
+    }
+
+    /// Where the completion must end, given all `text` generated so far: `Some((len, why))`
+    /// keeps `text[..len]`. `None` means go on.
+    pub fn check(&self, text: &str) -> Option<(usize, StopReason)> {
+        let mut best: Option<(usize, StopReason)> = None;
+        let mut consider = |cut: usize, why: StopReason| {
+            if best.is_none_or(|(b, _)| cut < b) {
+                best = Some((cut, why));
+            }
+        };
+        for stop in &self.stop_strings {
+            if let Some(i) = text.find(stop.as_str()) {
+                consider(i, StopReason::StopString);
+            }
+        }
+        // Complete lines (followed by '\n') of the generated text.
+        let mut start = 0;
+        let mut first = true;
+        while let Some(nl) = text[start..].find('\n') {
+            let line = text[start..start + nl].trim_end();
+            if first && !self.rest_trimmed.is_empty() {
+                // The first line continues the cursor line: it must not end with the text
+                // that is already right of the cursor.
+                if line.ends_with(self.rest_trimmed.as_str()) {
+                    consider(
+                        line.len() - self.rest_trimmed.len(),
+                        StopReason::SuffixReached,
+                    );
+                }
+            } else if self.next_line.as_deref() == Some(line) && !line.is_empty() {
+                consider(start, StopReason::SuffixReached);
+            }
+            first = false;
+            start += nl + 1;
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_cut_at_the_first_occurrence() {
+        let c = StopChecker::new(vec!["\n\n".into(), "<|file_sep|>".into()], "");
+        assert_eq!(c.check("a = 1"), None);
+        assert_eq!(c.check("a = 1\n\nb"), Some((5, StopReason::StopString)));
+        assert_eq!(c.check("a<|file_sep|>x"), Some((1, StopReason::StopString)));
+    }
+
+    #[test]
+    fn a_line_equal_to_the_next_line_of_the_suffix_ends_the_completion() {
+        let suffix = "\n    return result\n";
+        let c = StopChecker::new(vec![], suffix);
+        assert_eq!(c.check("    result = 1\n    return res"), None);
+        assert_eq!(
+            c.check("    result = 1\n    return result\n"),
+            Some((15, StopReason::SuffixReached))
+        );
+    }
+
+    #[test]
+    fn the_first_line_must_not_end_with_the_rest_of_the_cursor_line() {
+        let c = StopChecker::new(vec![], "):\n    pass\n");
+        assert_eq!(c.check("a, b"), None);
+        assert_eq!(c.check("a, b):\n"), Some((4, StopReason::SuffixReached)));
+    }
+
+    #[test]
+    fn whole_lines_before_a_non_blank_cursor_line_end_where_it_is_repeated() {
+        // Cursor at the start of "    return result": new lines go before it.
+        let c = StopChecker::new(vec![], "    return result\n\nprint(area(2, 3))\n");
+        assert_eq!(
+            c.check("    result = w * h\n    return result\n"),
+            Some((19, StopReason::SuffixReached))
+        );
+    }
+
+    #[test]
+    fn blank_lines_and_different_indentation_are_not_the_suffix() {
+        let c = StopChecker::new(vec![], "\n\nfoo()\n");
+        assert_eq!(c.check("\n    foo()\n"), None);
+        assert_eq!(
+            c.check("x = 1\nfoo()\n"),
+            Some((6, StopReason::SuffixReached))
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! Shared helpers for the engine's integration tests: model paths and engine construction.
+
+use std::path::PathBuf;
+
+use ghostline_inference::{Engine, EngineConfig};
+
+/// The default model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M), as `make model` stores it.
+pub fn default_model() -> PathBuf {
+    ghostline_inference::default_model_path()
+}
+
+/// The faster, weaker 0.5B model, for tests that only need the mechanics. Falls back to the
+/// default model when it has not been fetched.
+pub fn small_model() -> PathBuf {
+    let p = default_model().with_file_name("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    if p.exists() {
+        p
+    } else {
+        default_model()
+    }
+}
+
+pub fn engine(path: PathBuf) -> Engine {
+    let mut config = EngineConfig::new(&path);
+    config.threads = 2;
+    config.context_size = 4096;
+    Engine::start(config).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
+}

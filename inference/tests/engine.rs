@@ -1,0 +1,313 @@
+//! The engine against real models: completions, KV-cache reuse, cancellation, deadlines, stop
+//! rules, chat, and load errors. These load the GGUF files that `make model` fetches.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ghostline_inference::{
+    CancelToken, ChatRequest, Engine, EngineConfig, EngineError, FimRequest, LoadError, StopReason,
+};
+
+const FIB_PREFIX: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    ";
+const FIB_SUFFIX: &str = "\n\n\nprint(fibonacci(10))\n";
+
+fn fim(prefix: &str, suffix: &str) -> FimRequest {
+    FimRequest {
+        prefix: prefix.into(),
+        suffix: suffix.into(),
+        max_tokens: Some(48),
+        stop_at_suffix: true,
+        ..FimRequest::default()
+    }
+}
+
+#[test]
+fn fibonacci_completes_to_code_that_computes_it() {
+    let engine = common::engine(common::default_model());
+    assert_eq!(
+        engine.info().fim.as_ref().map(|f| f.name.as_str()),
+        Some("qwen2.5-coder")
+    );
+    let c = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    let text = c.text.replace(' ', "");
+    assert!(
+        text.contains("fibonacci(n-1)+fibonacci(n-2)")
+            || text.contains("fibonacci(n-2)+fibonacci(n-1)"),
+        "unexpected completion {:?}",
+        c.text
+    );
+    // Running the completed program prints fib(10) = 55 (checked without executing it: the
+    // completion is the recursive case).
+    assert!(c.stats.generated_tokens > 0 && c.stats.prompt_tokens > 20);
+}
+
+#[test]
+fn reuse_after_one_typed_character_matches_a_cold_run_and_evaluates_less() {
+    // Exact reuse (common token prefix) only: shifting the suffix is an approximation whose
+    // quality cost `bench-engine --shift-quality` measures.
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.reuse_shift = false;
+    let warm = Engine::start(config).unwrap();
+    let typed = format!("{FIB_PREFIX}r");
+    // Warm the cache with the prompt before the keystroke, then type one character.
+    warm.complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    let reused = warm
+        .complete(fim(&typed, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.reuse = false;
+    let cold_engine = Engine::start(config).unwrap();
+    let cold = cold_engine
+        .complete(fim(&typed, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+
+    assert_eq!(reused.text, cold.text, "reuse must not change the output");
+    assert_eq!(cold.stats.evaluated_tokens, cold.stats.prompt_tokens);
+    assert!(
+        reused.stats.evaluated_tokens * 2 < cold.stats.evaluated_tokens,
+        "reused run evaluated {} of {} tokens",
+        reused.stats.evaluated_tokens,
+        reused.stats.prompt_tokens
+    );
+    assert_eq!(
+        reused.stats.reused_tokens + reused.stats.shifted_tokens + reused.stats.evaluated_tokens,
+        reused.stats.prompt_tokens
+    );
+}
+
+#[test]
+fn exact_prefix_reuse_without_shifting_is_identical_to_cold() {
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.reuse_shift = false;
+    let engine = Engine::start(config).unwrap();
+    let first = engine
+        .complete(fim(FIB_PREFIX, ""), CancelToken::new())
+        .unwrap();
+    let again = engine
+        .complete(fim(FIB_PREFIX, ""), CancelToken::new())
+        .unwrap();
+    assert_eq!(first.text, again.text);
+    assert_eq!(
+        again.stats.evaluated_tokens, 1,
+        "only the last prompt token is evaluated"
+    );
+    assert_eq!(again.stats.reused_tokens, again.stats.prompt_tokens - 1);
+}
+
+#[test]
+fn an_edit_in_the_prefix_shifts_the_unchanged_suffix_instead_of_evaluating_it() {
+    let engine = common::engine(common::small_model());
+    let suffix: String = (0..20)
+        .map(|i| format!("print(fibonacci({i}))\n"))
+        .collect();
+    let suffix = format!("\n\n{suffix}");
+    engine
+        .complete(fim(FIB_PREFIX, &suffix), CancelToken::new())
+        .unwrap();
+    let c = engine
+        .complete(fim(&format!("{FIB_PREFIX}re"), &suffix), CancelToken::new())
+        .unwrap();
+    assert!(c.stats.shifted_tokens > 100, "{:?}", c.stats);
+    assert!(c.stats.evaluated_tokens <= 4, "{:?}", c.stats);
+    assert!(!c.text.is_empty());
+}
+
+fn long_prefix(lines: usize) -> String {
+    let mut s = String::new();
+    for i in 0..lines {
+        s.push_str(&format!(
+            "def function_{i}(value):\n    return value * {i} + {}\n\n",
+            i * 7
+        ));
+    }
+    s
+}
+
+#[test]
+fn a_cancelled_request_stops_within_one_chunk() {
+    let engine = common::engine(common::small_model());
+    let cancel = CancelToken::new();
+    let canceller = cancel.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        canceller.cancel();
+        Instant::now()
+    });
+    let req = fim(&long_prefix(120), "");
+    let started = Instant::now();
+    let result = engine.complete(req, cancel);
+    let cancelled_at = t.join().unwrap();
+    assert_eq!(result, Err(EngineError::Cancelled));
+    let late = Instant::now().saturating_duration_since(cancelled_at);
+    // One 128-token chunk of the 0.5B takes about 0.9 s on 2 cores; the full prompt ~15 s.
+    assert!(
+        late < Duration::from_secs(4),
+        "stopped {late:?} after cancel"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+#[test]
+fn a_deadline_is_respected() {
+    let engine = common::engine(common::small_model());
+    let mut req = fim(&long_prefix(120), "");
+    let deadline = Instant::now() + Duration::from_millis(500);
+    req.deadline = Some(deadline);
+    let c = engine.complete(req, CancelToken::new()).unwrap();
+    assert_eq!(c.stop, StopReason::Deadline);
+    let late = Instant::now().saturating_duration_since(deadline);
+    assert!(
+        late < Duration::from_secs(4),
+        "answered {late:?} after the deadline"
+    );
+}
+
+#[test]
+fn stop_rules_end_the_completion_before_it_repeats_the_suffix() {
+    // The 0.5B never emits end-of-text; without the suffix rule it runs on into the suffix.
+    let engine = common::engine(common::small_model());
+    let prefix = "def area(width, height):\n    \"\"\"Area of a rectangle.\"\"\"\n";
+    let suffix = "    return result\n\n\nprint(area(2, 3))\n";
+    let mut req = fim(prefix, suffix);
+    req.max_tokens = Some(64);
+    let c = engine.complete(req.clone(), CancelToken::new()).unwrap();
+    assert!(!c.text.contains("return result"), "{:?}", c.text);
+    assert!(!c.text.contains("print(area"), "{:?}", c.text);
+    assert_ne!(c.stop, StopReason::MaxTokens, "{:?}", c);
+
+    // A stop string ends it too, and is not included.
+    req.stop = vec!["\n".into()];
+    let c = engine.complete(req, CancelToken::new()).unwrap();
+    assert!(!c.text.contains('\n'), "{:?}", c.text);
+}
+
+#[test]
+fn chat_streams_an_answer_with_the_models_template() {
+    let engine = common::engine(common::small_model());
+    let streamed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = streamed.clone();
+    let out = engine
+        .chat(
+            ChatRequest {
+                messages: vec![
+                    ("system".into(), "You explain code briefly.".into()),
+                    (
+                        "user".into(),
+                        format!("What does this function compute?\n```python\n{FIB_PREFIX}return fibonacci(n - 1) + fibonacci(n - 2)\n```"),
+                    ),
+                ],
+                max_tokens: 48,
+                deadline: None,
+            },
+            CancelToken::new(),
+            move |piece| sink.lock().unwrap().push_str(piece),
+        )
+        .unwrap();
+    assert_eq!(*streamed.lock().unwrap(), out.text);
+    assert!(
+        out.text.to_lowercase().contains("fibonacci"),
+        "{:?}",
+        out.text
+    );
+}
+
+#[test]
+fn a_completion_sent_during_a_chat_is_answered_first() {
+    let engine = std::sync::Arc::new(common::engine(common::small_model()));
+    let (chat_done_tx, chat_done_rx) = std::sync::mpsc::channel();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let mut started_tx = Some(started_tx);
+    engine.submit_chat(
+        ChatRequest {
+            messages: vec![("user".into(), "Write a long story about a compiler.".into())],
+            max_tokens: 200,
+            deadline: None,
+        },
+        CancelToken::new(),
+        move |_| {
+            if let Some(tx) = started_tx.take() {
+                let _ = tx.send(());
+            }
+        },
+        move |r| {
+            let _ = chat_done_tx.send((Instant::now(), r));
+        },
+    );
+    started_rx.recv().unwrap();
+    let c = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    let fim_done = Instant::now();
+    assert!(!c.text.is_empty());
+    let (chat_done, chat) = chat_done_rx.recv().unwrap();
+    let chat = chat.unwrap();
+    assert!(fim_done < chat_done, "the completion waited for the chat");
+    assert!(chat.stats.generated_tokens > 50);
+}
+
+#[test]
+fn special_tokens_become_single_tokens() {
+    let engine = common::engine(common::small_model());
+    // Each marker is one token: the prompt costs the text plus the three FIM markers.
+    let plain = engine.count_tokens("def f():\n    ") + engine.count_tokens("\nprint(f())\n");
+    let req = FimRequest {
+        prefix: "def f():\n    ".into(),
+        suffix: "\nprint(f())\n".into(),
+        max_tokens: Some(1),
+        ..FimRequest::default()
+    };
+    let c = engine.complete(req, CancelToken::new()).unwrap();
+    assert_eq!(c.stats.prompt_tokens, plain + 3);
+}
+
+#[test]
+fn load_errors_name_the_path_and_the_reason() {
+    let dir = std::env::temp_dir().join(format!("ghostline-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let missing = dir.join("missing.gguf");
+    let err = Engine::start(EngineConfig::new(&missing)).unwrap_err();
+    assert!(matches!(err, LoadError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("missing.gguf"), "{err}");
+
+    let text = dir.join("notes.gguf");
+    std::fs::write(&text, "this is not a model\n").unwrap();
+    let err = Engine::start(EngineConfig::new(&text)).unwrap_err();
+    assert!(matches!(err, LoadError::NotGguf { .. }), "{err}");
+    assert!(
+        err.to_string().contains("notes.gguf") && err.to_string().contains("GGUF"),
+        "{err}"
+    );
+
+    // The first 40 MB of a real model: a valid header whose tensors run past the end.
+    let truncated = dir.join("truncated.gguf");
+    {
+        use std::io::{Read, Write};
+        let mut src = std::fs::File::open(common::small_model())
+            .unwrap()
+            .take(40 << 20);
+        let mut buf = Vec::new();
+        src.read_to_end(&mut buf).unwrap();
+        std::fs::File::create(&truncated)
+            .unwrap()
+            .write_all(&buf)
+            .unwrap();
+    }
+    let err = Engine::start(EngineConfig::new(&truncated)).unwrap_err();
+    assert!(matches!(err, LoadError::Llama { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("truncated.gguf"), "{msg}");
+    assert!(
+        msg.len() > "llama.cpp could not load : ".len() + truncated.as_os_str().len() + 10,
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
