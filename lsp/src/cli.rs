@@ -1,0 +1,189 @@
+//! `ghostline complete FILE:LINE:COL`: one completion at a position of a file on disk, without
+//! an editor. The completion goes to stdout; one line of statistics goes to stderr.
+//!
+//! Positions are 1-based, as in compiler messages; the column counts characters (not bytes,
+//! not UTF-16 units). This command reads only the file it is given and the model.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use ghostline_inference::{CancelToken, Engine, EngineConfig, FimRequest};
+
+/// Arguments of `ghostline complete`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompleteArgs {
+    /// Where to complete: FILE:LINE:COL, 1-based, column in characters.
+    #[arg(value_name = "FILE:LINE:COL")]
+    pub location: String,
+    /// GGUF model to use (default: $GHOSTLINE_MODEL, else the cached default model).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// CPU threads (default: all cores, at most 8).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Context window in tokens.
+    #[arg(long, default_value_t = 4096)]
+    pub context_size: u32,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// FIM template or preset name overriding the model's own format.
+    #[arg(long)]
+    pub fim_template: Option<String>,
+    /// Give up after this many milliseconds (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub time_budget_ms: u64,
+}
+
+/// A parsed `FILE:LINE:COL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+/// Parses `FILE:LINE:COL` (the file name may itself contain colons).
+pub fn parse_location(s: &str) -> anyhow::Result<Location> {
+    let mut parts = s.rsplitn(3, ':');
+    let (Some(col), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        bail!("expected FILE:LINE:COL (1-based), got {s:?}");
+    };
+    let line: usize = line
+        .parse()
+        .with_context(|| format!("line {line:?} in {s:?} is not a number"))?;
+    let column: usize = col
+        .parse()
+        .with_context(|| format!("column {col:?} in {s:?} is not a number"))?;
+    if line == 0 || column == 0 || file.is_empty() {
+        bail!("expected FILE:LINE:COL with 1-based line and column, got {s:?}");
+    }
+    Ok(Location {
+        file: PathBuf::from(file),
+        line,
+        column,
+    })
+}
+
+/// Byte offset of a 1-based line and character column in `text`, or a clear error.
+pub fn byte_offset(text: &str, line: usize, column: usize) -> anyhow::Result<usize> {
+    let mut start = 0;
+    for _ in 1..line {
+        match text[start..].find('\n') {
+            Some(nl) => start += nl + 1,
+            None => bail!(
+                "line {line} is past the end of the file ({} lines)",
+                text.split('\n').count()
+            ),
+        }
+    }
+    let line_text = text[start..].split('\n').next().unwrap_or("");
+    let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
+    let chars = line_text.chars().count();
+    if column > chars + 1 {
+        bail!("column {column} is past the end of line {line} ({chars} characters)");
+    }
+    let within: usize = line_text.chars().take(column - 1).map(char::len_utf8).sum();
+    Ok(start + within)
+}
+
+/// Runs `ghostline complete`.
+pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
+    let loc = parse_location(&args.location)?;
+    let bytes = std::fs::read(&loc.file)
+        .with_context(|| format!("cannot read {}", loc.file.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", loc.file.display()))?;
+    let offset = byte_offset(&text, loc.line, loc.column)
+        .with_context(|| format!("bad position in {}", loc.file.display()))?;
+
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(ghostline_inference::default_model_path);
+    let mut config = EngineConfig::new(&model);
+    if let Some(t) = args.threads {
+        config.threads = t.max(1);
+    }
+    config.context_size = args.context_size;
+    config.max_tokens = args.max_tokens;
+    config.fim_template = args.fim_template.clone();
+    let engine = Engine::start(config).map_err(|e| {
+        let hint = if matches!(e, ghostline_inference::LoadError::NotFound { .. }) {
+            "\n(fetch the default model with `make model`, or pass --model PATH)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+
+    let (prefix, suffix) = text.split_at(offset);
+    let rest_of_line = suffix.split('\n').next().unwrap_or("");
+    // Text right of the cursor: finish this line only.
+    let stop = if rest_of_line.trim().is_empty() {
+        vec!["\n\n\n".to_owned()]
+    } else {
+        vec!["\n".to_owned()]
+    };
+    let req = FimRequest {
+        prefix: prefix.to_owned(),
+        suffix: suffix.to_owned(),
+        path: loc.file.file_name().map(|f| f.to_string_lossy().into_owned()),
+        max_tokens: Some(args.max_tokens),
+        stop,
+        stop_at_suffix: true,
+        deadline: (args.time_budget_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(args.time_budget_ms)),
+        ..FimRequest::default()
+    };
+    let c = engine.complete(req, CancelToken::new())?;
+    println!("{}", c.text);
+    let s = c.stats;
+    eprintln!(
+        "prompt_tokens={} reused_tokens={} shifted_tokens={} evaluated_tokens={} generated_tokens={} first_token_ms={:.0} total_ms={:.0} stop={:?}",
+        s.prompt_tokens,
+        s.reused_tokens,
+        s.shifted_tokens,
+        s.evaluated_tokens,
+        s.generated_tokens,
+        s.first_token_ms,
+        s.total_ms,
+        c.stop
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_like_compiler_messages() {
+        let l = parse_location("src/a:b.py:3:7").unwrap();
+        assert_eq!(
+            l,
+            Location {
+                file: "src/a:b.py".into(),
+                line: 3,
+                column: 7
+            }
+        );
+        assert!(parse_location("a.py:0:1").is_err());
+        assert!(parse_location("a.py:x:1").is_err());
+        assert!(parse_location("a.py").is_err());
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        let text = "héllo\n🦀x\n";
+        assert_eq!(byte_offset(text, 1, 3).unwrap(), 3);
+        assert_eq!(byte_offset(text, 2, 2).unwrap(), 7 + 4);
+        assert_eq!(byte_offset(text, 3, 1).unwrap(), text.len());
+        assert!(byte_offset(text, 2, 4).is_err());
+        assert!(byte_offset(text, 5, 1).is_err());
+    }
+}
