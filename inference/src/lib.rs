@@ -22,7 +22,13 @@ use std::time::Instant;
 
 pub use engine::{Engine, EngineHandle};
 pub use fim::{ContextBlock, FimFormat, FimOrder};
-pub use model::{default_model_path, ModelInfo};
+pub use model::{default_model_path, model_cache_dir, ModelInfo};
+
+/// The process-wide llama.cpp backend, for programs (benchmarks) that also use llama-cpp-2
+/// directly: llama.cpp may be initialised only once per process.
+pub fn llama_backend() -> &'static llama_cpp_2::llama_backend::LlamaBackend {
+    model::backend()
+}
 pub use stop::StopReason;
 
 /// Engine settings. Everything that affects speed lives here, not in per-request parameters.
