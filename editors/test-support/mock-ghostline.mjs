@@ -38,15 +38,18 @@ function offsetAt(text, pos) {
 function suggest(text, pos) {
   const lines = text.split('\n');
   const line = lines[pos.line] ?? '';
-  const before = line.slice(0, pos.character);
-  if (before.trim() !== '') return null;
+  const typed = line.slice(0, pos.character).trimStart();
+  // Inside a function whose body is empty so far (a docstring at most): return the sum.
   for (let i = pos.line - 1; i >= 0; i--) {
     const m = /^\s*def\s+\w+\s*\(([^)]*)\)\s*(->[^:]*)?:\s*$/.exec(lines[i]);
     if (m) {
       const args = m[1].split(',').map((s) => s.split(':')[0].split('=')[0].trim()).filter(Boolean);
-      return args.length ? `return ${args.join(' + ')}` : 'pass';
+      const full = args.length ? `return ${args.join(' + ')}` : 'pass';
+      // Typed-through: the user typed the start of it; suggest the rest.
+      return full.startsWith(typed) && full !== typed ? full.slice(typed.length) : null;
     }
-    if (lines[i].trim() !== '') break;
+    const t = lines[i].trim();
+    if (t !== '' && !/^("""|''')/.test(t)) break;
   }
   return 'pass';
 }
