@@ -1,1 +1,174 @@
+//! Repository context for ghostline: which files of the workspace the current file imports,
+//! in dependency order, rendered under a token budget — the way repository-level code models
+//! (DeepSeek-Coder, Qwen2.5-Coder) were trained to read a project.
+//!
+//! The pieces, in the order a query uses them:
+//! - `language`: Python and Rust grammars and the query files of `grammars/<lang>/`;
+//! - `imports`: import statements as data (`imports.scm`);
+//! - `resolve`: imports to files, confined to the workspace by `confine`;
+//! - `graph`: imports followed to a depth, topologically sorted, cycles broken by in-degree;
+//! - `outline`: signatures and definitions with bodies dropped (`outline.scm`);
+//! - `render`: blocks chosen by relevance under the budget;
+//! - `index`: the cached, thread-safe [`Index`] that ties them together.
+//!
+//! Plain data in, plain data out: paths, byte offsets and strings. This crate knows nothing of
+//! LSP, async runtimes or models; it reads files only inside the workspace roots, never writes,
+//! and never prints (it logs with `tracing`).
 
+mod confine;
+mod graph;
+mod imports;
+mod index;
+mod language;
+mod manifest;
+mod outline;
+mod render;
+mod resolve;
+
+#[cfg(test)]
+mod tests;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use index::Index;
+pub use language::{language_for_path, Language};
+
+/// Settings of the repository context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextConfig {
+    /// Tokens the context blocks may take in all (path lines included).
+    pub budget_tokens: usize,
+    /// How far imports are followed: 1 = the current file's own imports, 2 = theirs too, ...
+    pub max_depth: usize,
+    /// Files larger than this are not indexed or read.
+    pub max_file_bytes: u64,
+    /// At most this many files are considered for one context.
+    pub max_files: usize,
+}
+
+impl Default for ContextConfig {
+    fn default() -> Self {
+        ContextConfig {
+            budget_tokens: 1024,
+            max_depth: 2,
+            max_file_bytes: 1 << 20,
+            max_files: 64,
+        }
+    }
+}
+
+/// One file of the repository context.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContextBlock {
+    /// Workspace-relative path with `/` separators (prefixed by the root's folder name when
+    /// there are several roots).
+    pub path: String,
+    /// The file's text, or its outline when the whole file did not fit.
+    pub text: String,
+}
+
+/// What [`Index::index_all`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Source files indexed (parsed now or unchanged since the last walk).
+    pub files: usize,
+    /// Of those, files whose content hash was already known (not parsed again).
+    pub unchanged: usize,
+    /// `Cargo.toml` files read.
+    pub manifests: usize,
+    /// Symlinks seen and not followed.
+    pub symlinks_skipped: usize,
+    /// Source files over the size limit.
+    pub too_large: usize,
+    /// Source files containing a NUL byte.
+    pub binary: usize,
+    /// Source files that are not UTF-8.
+    pub not_utf8: usize,
+    /// Source files that could not be read.
+    pub errors: usize,
+}
+
+/// The function around an offset, from [`enclosing_function`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSpan {
+    /// The function's name.
+    pub name: String,
+    /// Its bytes in the text (Python decorators included).
+    pub range: Range<usize>,
+}
+
+/// Why a file was not read or indexed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The path is not inside a workspace root (or does not exist).
+    #[error("{path}: outside the workspace roots", path = .path.display())]
+    OutsideRoots {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// Reading failed.
+    #[error("{path}: {source}", path = .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`ContextConfig::max_file_bytes`].
+    #[error("{path}: {size} bytes, over the limit of {limit}", path = .path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file contains a NUL byte.
+    #[error("{path}: binary file", path = .path.display())]
+    Binary {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not valid UTF-8.
+    #[error("{path}: not UTF-8", path = .path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Not a regular file (a folder, a device, a FIFO).
+    #[error("{path}: not a regular file", path = .path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Excluded by `.gitignore`, `.ignore` or as a hidden file.
+    #[error("{path}: ignored", path = .path.display())]
+    Ignored {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Not a language this crate reads.
+    #[error("{path}: not a supported language", path = .path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Parsing the file panicked (a bug; the file is skipped).
+    #[error("{path}: internal error while indexing", path = .path.display())]
+    Panicked {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// The innermost function or method (Python `def`, Rust `fn`) of `text` that contains the byte
+/// `offset`, with its name and byte range — for the "explain this function" action. `None`
+/// outside any function or for an unsupported language. `path` only selects the language.
+pub fn enclosing_function(path: &Path, text: &str, offset: usize) -> Option<FunctionSpan> {
+    let lang = language_for_path(path)?;
+    let tree = lang.parse(text)?;
+    let (name, range) = outline::enclosing_function(lang, &tree, text, offset)?;
+    Some(FunctionSpan { name, range })
+}

@@ -1,0 +1,948 @@
+//! The workspace index: which source files exist under the roots, their imports (parsed once
+//! per content hash), their outlines, and the unsaved editor buffers that override them. Builds
+//! the repository context and the definitions for "explain this function" from it.
+//!
+//! All state sits behind locks, so one `Index` in an `Arc` serves queries while
+//! [`Index::index_all`] runs on another thread; files not indexed yet are read on demand.
+//! Until the first walk completes, imports resolve against the file system (confined to the
+//! roots, but without `.gitignore`); afterwards only files the walk accepted (or that were
+//! added since) count. File texts are not kept in memory, except editor buffers: they are
+//! read again when rendered, and a changed hash re-parses them. The index never writes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::{Match, WalkBuilder};
+
+use crate::confine::{normalize, read_source, Roots};
+use crate::graph;
+use crate::imports::{self, RawImport};
+use crate::language::{language_for_path, Language};
+use crate::manifest::Manifest;
+use crate::outline::{self, Details};
+use crate::render::{self, Candidate};
+use crate::resolve::{self, Edge, Probe};
+use crate::{ContextBlock, ContextConfig, Error, IndexStats};
+
+/// How deep re-exports are followed when looking for a definition (`from .a import X` in an
+/// `__init__.py`, `pub use`).
+const MAX_REEXPORT_HOPS: usize = 3;
+
+/// What the index knows about one file.
+#[derive(Debug)]
+struct FileEntry {
+    lang: Language,
+    hash: u64,
+    /// The editor's unsaved text, which overrides the disk.
+    buffer: Option<Arc<str>>,
+    imports: Vec<RawImport>,
+    /// Outline and definitions; computed with the imports while indexing, else on demand.
+    details: OnceLock<Arc<Details>>,
+    /// Resolved imports, valid for the file-set generation they were computed in.
+    resolved: Mutex<Option<(u64, Arc<Vec<Edge>>)>>,
+}
+
+impl FileEntry {
+    fn parse(lang: Language, text: &str, hash: u64, with_details: bool) -> FileEntry {
+        let details = OnceLock::new();
+        let imports = match lang.parse(text) {
+            Some(tree) => {
+                if with_details {
+                    let _ = details.set(Arc::new(outline::details(lang, &tree, text)));
+                }
+                imports::extract(lang, &tree, text).imports
+            }
+            None => Vec::new(),
+        };
+        FileEntry {
+            lang,
+            hash,
+            buffer: None,
+            imports,
+            details,
+            resolved: Mutex::new(None),
+        }
+    }
+
+    /// The outline and definitions; `text` must be the text this entry was parsed from.
+    fn details(&self, text: &str) -> Arc<Details> {
+        self.details
+            .get_or_init(|| {
+                Arc::new(self.lang.parse(text).map_or_else(Details::default, |tree| {
+                    outline::details(self.lang, &tree, text)
+                }))
+            })
+            .clone()
+    }
+}
+
+fn content_hash(text: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: HashMap<PathBuf, Arc<FileEntry>>,
+    /// Symlinks seen inside the roots (never followed by the walk; resolved on lookup).
+    links: HashSet<PathBuf>,
+    /// `Cargo.toml` by folder; `None` caches "no manifest here" before the first walk.
+    manifests: BTreeMap<PathBuf, Option<Arc<Manifest>>>,
+}
+
+impl State {
+    /// Whether `path` or one of its ancestors is a known symlink.
+    fn through_link(&self, path: &Path) -> bool {
+        !self.links.is_empty() && path.ancestors().any(|a| self.links.contains(a))
+    }
+}
+
+/// An index of the source files under some workspace roots. `Send + Sync`; share it in an
+/// `Arc`.
+#[derive(Debug)]
+pub struct Index {
+    roots: Roots,
+    config: RwLock<ContextConfig>,
+    state: RwLock<State>,
+    /// Bumped whenever the set of files or manifests changes (cached resolutions expire).
+    generation: AtomicU64,
+    /// Whether a full walk has completed.
+    walked: AtomicBool,
+    /// `.gitignore`/`.ignore` matchers by folder, for files looked up before the first walk.
+    ignores: Mutex<HashMap<PathBuf, Option<Arc<Gitignore>>>>,
+}
+
+/// Everything a walk found under one folder.
+#[derive(Debug, Default)]
+struct Walked {
+    sources: Vec<PathBuf>,
+    manifests: Vec<PathBuf>,
+    links: Vec<PathBuf>,
+}
+
+/// The walker all of the index uses: `.gitignore`/`.ignore`/`.git/info/exclude` honoured even
+/// outside a Git repository, hidden files skipped, symlinks not followed, and nothing read
+/// above the root (no parent or global ignore files).
+fn walker(root: &Path) -> WalkBuilder {
+    let mut builder = WalkBuilder::new(root);
+    builder
+        .hidden(true)
+        .parents(false)
+        .ignore(true)
+        .git_ignore(true)
+        .git_global(false)
+        .git_exclude(true)
+        .require_git(false)
+        .follow_links(false);
+    builder
+}
+
+fn walk(builder: WalkBuilder, out: &mut Walked) {
+    for entry in builder.build() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                tracing::debug!(%err, "walk error");
+                continue;
+            }
+        };
+        let Some(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.into_path();
+        if kind.is_symlink() {
+            out.links.push(path);
+        } else if kind.is_file() {
+            if path.file_name().is_some_and(|n| n == "Cargo.toml") {
+                out.manifests.push(path);
+            } else if language_for_path(&path).is_some() {
+                out.sources.push(path);
+            }
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The result of indexing one file from disk.
+enum Indexed {
+    Parsed,
+    Unchanged,
+}
+
+impl Index {
+    /// An empty index over `roots` (canonicalized; roots that do not exist are dropped).
+    /// Nothing is read until a query or [`Index::index_all`].
+    pub fn new(roots: Vec<PathBuf>, config: ContextConfig) -> Index {
+        Index {
+            roots: Roots::new(roots),
+            config: RwLock::new(config),
+            state: RwLock::new(State::default()),
+            generation: AtomicU64::new(0),
+            walked: AtomicBool::new(false),
+            ignores: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> ContextConfig {
+        read(&self.config).clone()
+    }
+
+    /// Replaces the configuration; later queries use it.
+    pub fn set_config(&self, config: ContextConfig) {
+        *write(&self.config) = config;
+    }
+
+    /// The canonical workspace roots that exist.
+    pub fn roots(&self) -> &[PathBuf] {
+        self.roots.paths()
+    }
+
+    /// The number of source files the index knows.
+    pub fn len(&self) -> usize {
+        read(&self.state).files.len()
+    }
+
+    /// Whether the index knows no source file.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Walks every root and parses every source file (in parallel), calling
+    /// `progress(done, total)` on the calling thread from time to time and once at the end.
+    /// Files whose content hash did not change are not parsed again. Queries may run
+    /// meanwhile.
+    pub fn index_all(&self, progress: &mut dyn FnMut(usize, usize)) -> IndexStats {
+        let _span = tracing::info_span!("index_all", roots = self.roots.paths().len()).entered();
+        let max_bytes = self.config().max_file_bytes;
+        self.ignores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let mut found = Walked::default();
+        for root in self.roots.paths() {
+            walk(walker(root), &mut found);
+        }
+        found.sources.sort();
+        found.sources.dedup();
+        let mut stats = IndexStats {
+            symlinks_skipped: found.links.len(),
+            ..IndexStats::default()
+        };
+        let mut manifests = BTreeMap::new();
+        for path in &found.manifests {
+            match read_source(path, max_bytes) {
+                Ok(text) => {
+                    if let Some(dir) = path.parent() {
+                        manifests.insert(dir.to_path_buf(), Some(Arc::new(Manifest::parse(&text))));
+                        stats.manifests += 1;
+                    }
+                }
+                Err(err) => tracing::debug!(%err, "manifest skipped"),
+            }
+        }
+        {
+            let mut state = write(&self.state);
+            state.manifests = manifests;
+            state.links = found.links.iter().cloned().collect();
+        }
+
+        let total = found.sources.len();
+        progress(0, total);
+        let step = (total / 100).max(1);
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8)
+            .min(total.max(1));
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, sources) = (&next, &found.sources);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = sources.get(i) else { break };
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.index_disk_file(path, max_bytes)
+                    }));
+                    let outcome = outcome.unwrap_or_else(|_| {
+                        tracing::error!(path = %path.display(), "indexing panicked");
+                        Err(Error::Panicked { path: path.clone() })
+                    });
+                    if tx.send(outcome).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut done = 0;
+            for outcome in rx {
+                done += 1;
+                match outcome {
+                    Ok(Indexed::Parsed) => stats.files += 1,
+                    Ok(Indexed::Unchanged) => {
+                        stats.files += 1;
+                        stats.unchanged += 1;
+                    }
+                    Err(Error::TooLarge { .. }) => stats.too_large += 1,
+                    Err(Error::Binary { .. }) => stats.binary += 1,
+                    Err(Error::NotUtf8 { .. }) => stats.not_utf8 += 1,
+                    Err(err) => {
+                        tracing::debug!(%err, "file skipped");
+                        stats.errors += 1;
+                    }
+                }
+                if done % step == 0 && done < total {
+                    progress(done, total);
+                }
+            }
+        });
+
+        let seen: HashSet<&PathBuf> = found.sources.iter().collect();
+        {
+            let mut state = write(&self.state);
+            state
+                .files
+                .retain(|path, entry| entry.buffer.is_some() || seen.contains(path));
+        }
+        self.walked.store(true, Ordering::SeqCst);
+        self.bump();
+        progress(total, total);
+        tracing::info!(?stats, "indexed");
+        stats
+    }
+
+    /// Reads and parses one walked file (canonical, inside a root) unless its hash is known.
+    fn index_disk_file(&self, path: &Path, max_bytes: u64) -> Result<Indexed, Error> {
+        let lang = language_for_path(path).ok_or_else(|| Error::Unsupported {
+            path: path.to_path_buf(),
+        })?;
+        let text = read_source(path, max_bytes)?;
+        let hash = content_hash(&text);
+        if let Some(entry) = read(&self.state).files.get(path) {
+            if entry.buffer.is_some() || entry.hash == hash {
+                return Ok(Indexed::Unchanged);
+            }
+        }
+        let entry = Arc::new(FileEntry::parse(lang, &text, hash, true));
+        let mut state = write(&self.state);
+        if state.files.get(path).is_some_and(|e| e.buffer.is_some()) {
+            return Ok(Indexed::Unchanged);
+        }
+        state.files.insert(path.to_path_buf(), entry);
+        Ok(Indexed::Parsed)
+    }
+
+    /// Sets the editor's unsaved text of `path` (from `didOpen`/`didChange`); it overrides the
+    /// disk until [`Index::refresh_path`] or [`Index::remove_file`].
+    pub fn update_file(&self, path: &Path, text: &str) -> Result<(), Error> {
+        let real = self
+            .roots
+            .confine_new(path)
+            .ok_or_else(|| Error::OutsideRoots {
+                path: path.to_path_buf(),
+            })?;
+        let lang =
+            language_for_path(&real).ok_or_else(|| Error::Unsupported { path: real.clone() })?;
+        let max_bytes = self.config().max_file_bytes;
+        if text.len() as u64 > max_bytes {
+            return Err(Error::TooLarge {
+                path: real,
+                size: text.len() as u64,
+                limit: max_bytes,
+            });
+        }
+        if text.contains('\0') {
+            return Err(Error::Binary { path: real });
+        }
+        let hash = content_hash(text);
+        if let Some(entry) = read(&self.state).files.get(&real) {
+            if entry.buffer.is_some() && entry.hash == hash {
+                return Ok(());
+            }
+        }
+        let mut entry = FileEntry::parse(lang, text, hash, false);
+        entry.buffer = Some(Arc::from(text));
+        let added = write(&self.state)
+            .files
+            .insert(real, Arc::new(entry))
+            .is_none();
+        if added {
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// Forgets `path` and, for a folder, everything under it (deleted, or no longer part of
+    /// the workspace), editor buffers included.
+    pub fn remove_file(&self, path: &Path) {
+        if !path.is_absolute() {
+            return;
+        }
+        let Some(real) = self.roots.confine_new(path) else {
+            return;
+        };
+        if self.forget(&real) {
+            self.bump();
+        }
+    }
+
+    /// Removes what the index knows at or under the canonical `real`; whether anything was.
+    fn forget(&self, real: &Path) -> bool {
+        let mut state = write(&self.state);
+        let before = (state.files.len(), state.manifests.len(), state.links.len());
+        state.files.retain(|p, _| !p.starts_with(real));
+        state.links.retain(|p| !p.starts_with(real));
+        let mut stale: Vec<PathBuf> = state
+            .manifests
+            .range(real.to_path_buf()..)
+            .map(|(d, _)| d.clone())
+            .take_while(|d| d.starts_with(real))
+            .collect();
+        if real.ends_with("Cargo.toml") {
+            stale.extend(real.parent().map(Path::to_path_buf));
+        }
+        for dir in stale {
+            state.manifests.remove(&dir);
+        }
+        before != (state.files.len(), state.manifests.len(), state.links.len())
+    }
+
+    /// Brings `path` (a file or a folder, from `didSave`, `didClose` or watched-file events)
+    /// in line with the disk: drops any editor buffer, re-reads what still exists and is not
+    /// ignored, forgets the rest. An error says why `path` itself is not indexed.
+    pub fn refresh_path(&self, path: &Path) -> Result<(), Error> {
+        let outside = || Error::OutsideRoots {
+            path: path.to_path_buf(),
+        };
+        if !path.is_absolute() {
+            return Err(outside());
+        }
+        if path
+            .file_name()
+            .is_some_and(|n| n == ".gitignore" || n == ".ignore")
+        {
+            // Takes effect for lazy lookups now, and for the index at the next `index_all`.
+            self.ignores
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        let meta = match fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                self.remove_file(path);
+                return Ok(());
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        if meta.file_type().is_symlink() {
+            if let Some(link) = self.roots.confine_new(path) {
+                write(&self.state).links.insert(link);
+                self.bump();
+            }
+        }
+        let real = self.roots.confine(path).ok_or_else(outside)?;
+        let root = self.roots.root_of(&real).ok_or_else(outside)?.to_path_buf();
+        // Walk from the root down to `real` only, so that the rules of a full walk apply.
+        let mut builder = walker(&root);
+        let target = real.clone();
+        builder.filter_entry(move |entry| {
+            target.starts_with(entry.path()) || entry.path().starts_with(&target)
+        });
+        let mut found = Walked::default();
+        walk(builder, &mut found);
+        let max_bytes = self.config().max_file_bytes;
+        let mut changed = self.forget(&real);
+        {
+            let mut state = write(&self.state);
+            state.links.extend(found.links.iter().cloned());
+            for manifest in &found.manifests {
+                if let (Ok(text), Some(dir)) = (read_source(manifest, max_bytes), manifest.parent())
+                {
+                    state
+                        .manifests
+                        .insert(dir.to_path_buf(), Some(Arc::new(Manifest::parse(&text))));
+                    changed = true;
+                }
+            }
+        }
+        let mut result = Ok(());
+        for source in &found.sources {
+            match self.index_disk_file(source, max_bytes) {
+                Ok(_) => changed = true,
+                Err(err) => {
+                    tracing::debug!(%err, "file skipped");
+                    if *source == real {
+                        result = Err(err);
+                    }
+                }
+            }
+        }
+        let walked_to_it = found.sources.contains(&real) || found.manifests.contains(&real);
+        if result.is_ok() && real.is_file() && !walked_to_it {
+            result = Err(
+                if language_for_path(&real).is_some() || real.ends_with("Cargo.toml") {
+                    Error::Ignored { path: real }
+                } else {
+                    Error::Unsupported { path: real }
+                },
+            );
+        }
+        if changed {
+            self.bump();
+        }
+        result
+    }
+
+    /// Whether the walk would skip the canonical `path`: hidden, or matched by a `.gitignore` or
+    /// `.ignore` between its root and its folder (deeper files override shallower ones). Used
+    /// before the first walk, so that lazily read files follow the walk's rules.
+    fn ignored(&self, path: &Path) -> bool {
+        let Some(root) = self.roots.root_of(path) else {
+            return true;
+        };
+        let Ok(rel) = path.strip_prefix(root) else {
+            return true;
+        };
+        if rel
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        {
+            return true;
+        }
+        let mut ignored = false;
+        let mut dir = root.to_path_buf();
+        let folders = rel.components().count().saturating_sub(1);
+        for component in rel.components().take(folders + 1) {
+            if let Some(matcher) = self.ignore_matcher(&dir) {
+                match matcher.matched_path_or_any_parents(path, false) {
+                    Match::Ignore(_) => ignored = true,
+                    Match::Whitelist(_) => ignored = false,
+                    Match::None => {}
+                }
+            }
+            dir.push(component);
+        }
+        ignored
+    }
+
+    /// The ignore rules of one folder (`.gitignore`, then `.ignore`, which wins).
+    fn ignore_matcher(&self, dir: &Path) -> Option<Arc<Gitignore>> {
+        let mut cache = self.ignores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = cache.get(dir) {
+            return known.clone();
+        }
+        let mut builder = GitignoreBuilder::new(dir);
+        let mut any = false;
+        let mut files = vec![dir.join(".gitignore"), dir.join(".ignore")];
+        if self.roots.paths().iter().any(|r| r == dir) {
+            files.insert(0, dir.join(".git/info/exclude"));
+        }
+        for file in files {
+            if self.roots.confine(&file).is_some_and(|f| f.is_file())
+                && builder.add(&file).is_none()
+            {
+                any = true;
+            }
+        }
+        let matcher = if any {
+            builder.build().ok().map(Arc::new)
+        } else {
+            None
+        };
+        cache.insert(dir.to_path_buf(), matcher.clone());
+        matcher
+    }
+
+    /// The entry for a canonical `path`, reading it from disk if the index does not know it.
+    fn entry(&self, path: &Path) -> Option<Arc<FileEntry>> {
+        if let Some(entry) = read(&self.state).files.get(path) {
+            return Some(entry.clone());
+        }
+        self.load(path, None).map(|(entry, _)| entry)
+    }
+
+    /// The current text of a canonical `path` and its entry (re-parsed if the disk changed).
+    fn text(&self, path: &Path) -> Option<(Arc<FileEntry>, Arc<str>)> {
+        let known = read(&self.state).files.get(path).cloned();
+        if let Some(entry) = &known {
+            if let Some(buffer) = &entry.buffer {
+                return Some((entry.clone(), buffer.clone()));
+            }
+        }
+        self.load(path, known)
+    }
+
+    /// Reads `path` from disk; reuses `known` if the hash matches, else parses and stores it.
+    fn load(
+        &self,
+        path: &Path,
+        known: Option<Arc<FileEntry>>,
+    ) -> Option<(Arc<FileEntry>, Arc<str>)> {
+        let lang = language_for_path(path)?;
+        let text = match read_source(path, self.config().max_file_bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::debug!(%err, "not read");
+                return None;
+            }
+        };
+        let hash = content_hash(&text);
+        if let Some(entry) = known.filter(|e| e.hash == hash) {
+            return Some((entry, Arc::from(text)));
+        }
+        let entry = Arc::new(FileEntry::parse(lang, &text, hash, false));
+        let mut state = write(&self.state);
+        if let Some(existing) = state.files.get(path).filter(|e| e.buffer.is_some()) {
+            let buffer = existing.buffer.clone()?;
+            return Some((existing.clone(), buffer));
+        }
+        state.files.insert(path.to_path_buf(), entry.clone());
+        Some((entry, Arc::from(text)))
+    }
+
+    /// The resolved imports of an indexed file, cached per file-set generation once the walk
+    /// has completed.
+    fn edges(&self, path: &Path, entry: &FileEntry) -> Arc<Vec<Edge>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let cache = self.walked.load(Ordering::SeqCst);
+        if cache {
+            let cached = entry.resolved.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((g, edges)) = cached.as_ref() {
+                if *g == generation {
+                    return edges.clone();
+                }
+            }
+        }
+        let edges = Arc::new(resolve::resolve(self, entry.lang, path, &entry.imports));
+        if cache {
+            *entry.resolved.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((generation, edges.clone()));
+        }
+        edges
+    }
+
+    /// The repository context for the file at `path` whose (unsaved) text is `text`: the
+    /// workspace files it imports, directly and transitively up to `max_depth`, that fit in
+    /// `budget_tokens` as counted by `count_tokens`; whole where they fit, else as outlines.
+    /// In dependency order (each file after the files it imports); the current file is not
+    /// included.
+    ///
+    /// The result depends on the imports of `text`, on which imported names `text` uses
+    /// (only when not everything fits) and on the imported files — not on the cursor — so it
+    /// stays byte-identical while the user types inside a function.
+    pub fn context_for(
+        &self,
+        path: &Path,
+        text: &str,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) -> Vec<ContextBlock> {
+        let span = tracing::debug_span!("context_for", path = %path.display(), files = tracing::field::Empty, blocks = tracing::field::Empty);
+        let _enter = span.enter();
+        let config = self.config();
+        if config.budget_tokens == 0 || config.max_depth == 0 {
+            return Vec::new();
+        }
+        let Some(current) = Current::analyze(self, path, text) else {
+            return Vec::new();
+        };
+        let nodes = graph::build(
+            &current.path,
+            &current.edges,
+            config.max_depth,
+            config.max_files,
+            &mut |p| {
+                let entry = self.entry(p)?;
+                Some(self.edges(p, &entry))
+            },
+        );
+        let order = graph::order(&nodes);
+        let texts: Vec<Option<(Arc<FileEntry>, Arc<str>)>> =
+            nodes.iter().map(|n| self.text(&n.path)).collect();
+
+        // Relevance: names the current file imports and uses.
+        let direct: HashMap<&Path, &Edge> = current
+            .edges
+            .iter()
+            .map(|e| (e.target.as_path(), e))
+            .collect();
+        let used_remote: BTreeSet<&str> = current
+            .edges
+            .iter()
+            .flat_map(|e| e.names.iter())
+            .filter(|b| current.used.contains(b.local()))
+            .map(|b| b.name.as_str())
+            .collect();
+        let mut ranked: Vec<(bool, usize, String, usize)> = Vec::new();
+        let mut candidates = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let rel = self.roots.relative(&node.path);
+            let (used, text_ref): (bool, &str) = match &texts[i] {
+                Some((entry, text)) => {
+                    let details = entry.details(text);
+                    let edge_used = direct.get(node.path.as_path()).is_some_and(|edge| {
+                        edge.locals().any(|l| current.used.contains(l))
+                            || edge.glob && current.used.iter().any(|u| details.defines(u))
+                    });
+                    let defines_used = used_remote.iter().any(|n| details.defines(n));
+                    (edge_used || defines_used, text)
+                }
+                None => (false, ""),
+            };
+            ranked.push((!used, node.depth, rel.clone(), i));
+            let entry = texts[i].as_ref().map(|(e, _)| e.clone());
+            candidates.push(Candidate {
+                path: rel,
+                text: text_ref,
+                outline: Box::new(move || match entry {
+                    Some(entry) => entry
+                        .details
+                        .get()
+                        .map(|d| d.outline.clone())
+                        .unwrap_or_default(),
+                    None => String::new(),
+                }),
+            });
+        }
+        ranked.sort();
+        let by_relevance: Vec<usize> = ranked.iter().map(|r| r.3).collect();
+        let blocks = render::fill(
+            candidates,
+            &by_relevance,
+            &order,
+            config.budget_tokens,
+            count_tokens,
+        );
+        span.record("files", nodes.len());
+        span.record("blocks", blocks.len());
+        blocks
+    }
+
+    /// For "explain this function": the top-level definitions that `snippet` (a part of the
+    /// file at `path` whose text is `text`) uses and that the file imports from the workspace,
+    /// whole where they fit in `budget` tokens, else as outlines; one block per file, files by
+    /// path, definitions in file order. Re-exports (`from .a import X` in a package,
+    /// `pub use`) are followed to the defining file.
+    pub fn definitions_for(
+        &self,
+        path: &Path,
+        text: &str,
+        snippet: &str,
+        count_tokens: &dyn Fn(&str) -> usize,
+        budget: usize,
+    ) -> Vec<ContextBlock> {
+        let _span = tracing::debug_span!("definitions_for", path = %path.display()).entered();
+        let Some(current) = Current::analyze(self, path, text) else {
+            return Vec::new();
+        };
+        let words = imports::words(snippet);
+        // (file, remote name) pairs to look up.
+        let mut wanted: Vec<(PathBuf, String)> = Vec::new();
+        for edge in current.edges.iter() {
+            for binding in &edge.names {
+                if words.contains(binding.local()) {
+                    wanted.push((edge.target.clone(), binding.name.clone()));
+                }
+            }
+            let whole_module = edge.glob || edge.modules.iter().any(|m| words.contains(m.as_str()));
+            if whole_module {
+                if let Some((entry, text)) = self.text(&edge.target) {
+                    for def in &entry.details(&text).defs {
+                        for name in def.names.iter().filter(|n| words.contains(n.as_str())) {
+                            wanted.push((edge.target.clone(), name.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        // Follow re-exports to the file that defines each name.
+        let mut found: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
+        for (file, name) in wanted {
+            if let Some(defining) = self.defining_file(&file, &name, MAX_REEXPORT_HOPS) {
+                found.entry(defining).or_default().insert(name);
+            }
+        }
+        let mut remaining = budget;
+        let mut blocks = Vec::new();
+        let mut files: Vec<(String, PathBuf, BTreeSet<String>)> = found
+            .into_iter()
+            .map(|(p, names)| (self.roots.relative(&p), p, names))
+            .collect();
+        files.sort();
+        for (rel, file, names) in files {
+            let Some((entry, text)) = self.text(&file) else {
+                continue;
+            };
+            let details = entry.details(&text);
+            let mut parts = Vec::new();
+            for def in details
+                .defs
+                .iter()
+                .filter(|d| d.names.iter().any(|n| names.contains(n)))
+            {
+                let whole = text.get(def.range.clone()).unwrap_or("");
+                for candidate in [whole, def.outline.as_str()] {
+                    let cost = count_tokens(&render::block_text(&rel, candidate));
+                    if !candidate.trim().is_empty() && cost <= remaining {
+                        remaining -= cost;
+                        parts.push(candidate.trim_end().to_string());
+                        break;
+                    }
+                }
+            }
+            if !parts.is_empty() {
+                let mut text = parts.join("\n\n");
+                text.push('\n');
+                blocks.push(ContextBlock { path: rel, text });
+            }
+        }
+        blocks
+    }
+
+    /// The file that defines `name`, starting at `file` and following its imports of that name.
+    fn defining_file(&self, file: &Path, name: &str, hops: usize) -> Option<PathBuf> {
+        let (entry, text) = self.text(file)?;
+        if entry.details(&text).defines(name) {
+            return Some(file.to_path_buf());
+        }
+        if hops == 0 {
+            return None;
+        }
+        let edges = self.edges(file, &entry);
+        edges
+            .iter()
+            .filter(|e| e.names.iter().any(|b| b.local() == name))
+            .find_map(|e| {
+                let remote = e.names.iter().find(|b| b.local() == name)?;
+                self.defining_file(&e.target, &remote.name, hops - 1)
+            })
+    }
+}
+
+/// The file being edited: its canonical path, resolved imports and used identifiers.
+struct Current {
+    path: PathBuf,
+    edges: Vec<Edge>,
+    used: BTreeSet<String>,
+}
+
+impl Current {
+    fn analyze(index: &Index, path: &Path, text: &str) -> Option<Current> {
+        let lang = language_for_path(path)?;
+        let Some(real) = index.roots.confine_new(path) else {
+            tracing::debug!("outside the workspace roots");
+            return None;
+        };
+        let tree = lang.parse(text)?;
+        let found = imports::extract(lang, &tree, text);
+        let edges = resolve::resolve(index, lang, &real, &found.imports);
+        let used = imports::used_identifiers(&tree, text, &found.statements);
+        Some(Current {
+            path: real,
+            edges,
+            used,
+        })
+    }
+}
+
+impl Probe for Index {
+    fn roots(&self) -> &Roots {
+        &self.roots
+    }
+
+    fn file(&self, candidate: &Path) -> Option<PathBuf> {
+        let path = normalize(candidate);
+        let walked = self.walked.load(Ordering::SeqCst);
+        {
+            let state = read(&self.state);
+            if state.files.contains_key(&path) {
+                return Some(path);
+            }
+            if walked && !state.through_link(&path) {
+                return None;
+            }
+        }
+        let real = self.roots.confine(&path)?;
+        language_for_path(&real)?;
+        if walked {
+            read(&self.state).files.contains_key(&real).then_some(real)
+        } else {
+            (real.is_file() && !self.ignored(&real)).then_some(real)
+        }
+    }
+
+    fn manifest(&self, dir: &Path) -> Option<Arc<Manifest>> {
+        if let Some(known) = read(&self.state).manifests.get(dir) {
+            return known.clone();
+        }
+        if self.walked.load(Ordering::SeqCst) {
+            return None;
+        }
+        let manifest = self
+            .roots
+            .confine(&dir.join("Cargo.toml"))
+            .and_then(|path| read_source(&path, self.config().max_file_bytes).ok())
+            .map(|text| Arc::new(Manifest::parse(&text)));
+        write(&self.state)
+            .manifests
+            .insert(dir.to_path_buf(), manifest.clone());
+        manifest
+    }
+
+    fn subdirs(&self, dir: &Path) -> Vec<PathBuf> {
+        if self.walked.load(Ordering::SeqCst) {
+            return self
+                .manifests_under(dir)
+                .into_iter()
+                .filter_map(|(d, _)| (d.parent() == Some(dir)).then_some(d))
+                .collect();
+        }
+        let Some(real) = self.roots.confine(dir) else {
+            return Vec::new();
+        };
+        let Ok(entries) = fs::read_dir(&real) else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
+    fn manifests_under(&self, dir: &Path) -> Vec<(PathBuf, Arc<Manifest>)> {
+        read(&self.state)
+            .manifests
+            .range(dir.to_path_buf()..)
+            .take_while(|(d, _)| d.starts_with(dir))
+            .filter_map(|(d, m)| Some((d.clone(), m.clone()?)))
+            .collect()
+    }
+}

@@ -1,0 +1,119 @@
+//! The languages this crate understands, their tree-sitter grammars and the query files from
+//! `grammars/<lang>/*.scm`, embedded at build time.
+//!
+//! Parsing goes through one parser per language per thread, so any thread may parse without
+//! locking. This module does not interpret query captures; `imports` and `outline` do.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use tree_sitter::{Parser, Query, Tree};
+
+/// A language whose imports and definitions this crate can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Language {
+    /// Python (`.py`, `.pyi`).
+    Python,
+    /// Rust (`.rs`).
+    Rust,
+}
+
+/// The language of a file, from its extension; `None` for anything this crate does not read.
+pub fn language_for_path(path: &Path) -> Option<Language> {
+    match path.extension()?.to_str()? {
+        "py" | "pyi" => Some(Language::Python),
+        "rs" => Some(Language::Rust),
+        _ => None,
+    }
+}
+
+/// Which query file of a language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueryKind {
+    Imports,
+    Outline,
+}
+
+impl Language {
+    /// Every supported language.
+    pub const ALL: [Language; 2] = [Language::Python, Language::Rust];
+
+    /// The folder name of the language under `grammars/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Python => "python",
+            Language::Rust => "rust",
+        }
+    }
+
+    pub(crate) fn grammar(self) -> tree_sitter::Language {
+        match self {
+            Language::Python => tree_sitter_python::LANGUAGE.into(),
+            Language::Rust => tree_sitter_rust::LANGUAGE.into(),
+        }
+    }
+
+    /// The text of one of the language's query files.
+    pub(crate) fn query_source(self, kind: QueryKind) -> &'static str {
+        match (self, kind) {
+            (Language::Python, QueryKind::Imports) => {
+                include_str!("../../grammars/python/imports.scm")
+            }
+            (Language::Python, QueryKind::Outline) => {
+                include_str!("../../grammars/python/outline.scm")
+            }
+            (Language::Rust, QueryKind::Imports) => include_str!("../../grammars/rust/imports.scm"),
+            (Language::Rust, QueryKind::Outline) => include_str!("../../grammars/rust/outline.scm"),
+        }
+    }
+
+    /// The compiled query, or `None` (logged once) if it does not compile — a test guarantees
+    /// it does, but a broken query must not take the server down.
+    pub(crate) fn query(self, kind: QueryKind) -> Option<&'static Query> {
+        static QUERIES: [[OnceLock<Option<Query>>; 2]; 2] = [
+            [OnceLock::new(), OnceLock::new()],
+            [OnceLock::new(), OnceLock::new()],
+        ];
+        let lang_slot = match self {
+            Language::Python => 0,
+            Language::Rust => 1,
+        };
+        let kind_slot = match kind {
+            QueryKind::Imports => 0,
+            QueryKind::Outline => 1,
+        };
+        QUERIES[lang_slot][kind_slot]
+            .get_or_init(|| match Query::new(&self.grammar(), self.query_source(kind)) {
+                Ok(query) => Some(query),
+                Err(err) => {
+                    tracing::error!(language = self.name(), ?kind, %err, "query does not compile");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Parses `text`; `None` only if tree-sitter gives up (it recovers from syntax errors).
+    pub(crate) fn parse(self, text: &str) -> Option<Tree> {
+        thread_local! {
+            static PARSERS: RefCell<Vec<(Language, Parser)>> = const { RefCell::new(Vec::new()) };
+        }
+        PARSERS.with(|parsers| {
+            let mut parsers = parsers.borrow_mut();
+            let index = match parsers.iter().position(|(lang, _)| *lang == self) {
+                Some(index) => index,
+                None => {
+                    let mut parser = Parser::new();
+                    if let Err(err) = parser.set_language(&self.grammar()) {
+                        tracing::error!(language = self.name(), %err, "grammar does not load");
+                        return None;
+                    }
+                    parsers.push((self, parser));
+                    parsers.len() - 1
+                }
+            };
+            parsers[index].1.parse(text, None)
+        })
+    }
+}
