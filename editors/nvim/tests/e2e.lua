@@ -34,7 +34,8 @@ local function finish(ok, why)
   end
   dump[#dump + 1] = '--- status ' .. vim.inspect(lsp.status, { newline = ' ', indent = '' })
   dump[#dump + 1] = '--- events\n' .. table.concat(lsp.events, '\n')
-  local f = out_dir .. '/nvim-e2e.txt'
+  local v = vim.version()
+  local f = ('%s/nvim-e2e-%d.%d.%d.txt'):format(out_dir, v.major, v.minor, v.patch)
   vim.fn.writefile(vim.list_extend(vim.deepcopy(report), dump), f)
   if not ok then io.stdout:write(table.concat(dump, '\n') .. '\n') end
   log('report: ' .. f)

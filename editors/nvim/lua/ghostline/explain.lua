@@ -2,6 +2,7 @@
 --- command (from :GhostlineExplain or from the server's code action) with a work-done
 --- token and shows the Markdown in a floating window that fills in as the text streams
 --- (`$/progress` reports and `ghostline/explainProgress`). The text is the server's.
+local uv = vim.uv or vim.loop
 local lsp = require('ghostline.lsp')
 
 local api = vim.api
@@ -130,7 +131,7 @@ function M.run(args, bufnr)
     return
   end
   seq = seq + 1
-  local token = ('ghostline-explain-%d-%d'):format(vim.loop.now(), seq)
+  local token = ('ghostline-explain-%d-%d'):format(uv.now(), seq)
   local first = type(args) == 'table' and args[1] or {}
   local line = (first.position and first.position.line) or (first.range and first.range.start.line) or 0
   local title = ('Explain: %s:%d'):format(vim.fn.fnamemodify(api.nvim_buf_get_name(bufnr), ':t'), line + 1)

@@ -4,6 +4,7 @@
 --- line. Clears on cursor moves, mode changes and buffer changes. Where the running Neovim
 --- has `vim.lsp.inline_completion` (0.12+) and `native` allows it, it hands the buffer to
 --- that instead and only maps the keys. No prompt logic: the text is the server's.
+local uv = vim.uv or vim.loop
 local text = require('ghostline.text')
 local lsp = require('ghostline.lsp')
 
@@ -187,7 +188,7 @@ end
 --- Debounced automatic request.
 function M.schedule()
   if not enabled or not automatic() then return end
-  timer = timer or vim.loop.new_timer()
+  timer = timer or uv.new_timer()
   timer:stop()
   timer:start(opts.debounce_ms, 0, vim.schedule_wrap(function()
     M.request(AUTOMATIC)

@@ -1,5 +1,6 @@
 --- :checkhealth ghostline — the server binary, the model, and the server's state.
 --- Works with both health APIs (0.7/0.8 `report_*`, 0.9+ `start/ok/warn/error/info`).
+local uv = vim.uv or vim.loop
 local M = {}
 
 local function api()
@@ -70,7 +71,7 @@ function M.check()
     local env = os.getenv('GHOSTLINE_MODEL')
     if env and env ~= '' then model, from = env, '$GHOSTLINE_MODEL' else model, from = default_model(), 'the server default' end
   end
-  local st = vim.loop.fs_stat(model)
+  local st = uv.fs_stat(model)
   if st and st.type == 'file' then
     h.ok(('model (%s): %s (%.0f MB)'):format(from, model, st.size / 1e6))
   else
@@ -99,7 +100,7 @@ function M.check()
   if #lsp.events > 0 then
     h.info('recent events:\n' .. table.concat(lsp.events, '\n'))
   end
-  h.info('server log: ' .. (vim.lsp.get_log_path and vim.lsp.get_log_path() or '?') .. ' (stderr of the server; raise with vim.lsp.set_log_level("info"))')
+  h.info('server log: ' .. lsp.log_path() .. ' (stderr of the server; raise with vim.lsp.set_log_level("info"))')
 end
 
 return M

@@ -93,7 +93,7 @@ local function commands()
     M.explain(a.range > 0 and { a.line1, a.line2 } or nil)
   end, { range = true, desc = 'ghostline: explain the function at the cursor (or the selected lines)' })
   cmd('GhostlineLog', function()
-    vim.cmd('tabnew ' .. vim.fn.fnameescape(vim.lsp.get_log_path()))
+    vim.cmd('tabnew ' .. vim.fn.fnameescape(lsp.log_path()))
   end, { desc = 'ghostline: open the LSP log (the server\'s stderr is logged there)' })
 end
 

@@ -3,6 +3,7 @@
 --- :checkhealth, pushes settings, and restarts it with backoff when it crashes.
 --- Works on Neovim 0.7 (`vim.lsp.start_client` + `buf_attach_client`) and newer
 --- (`vim.lsp.start`). It shows no suggestions itself: see ghostline.ghost.
+local uv = vim.uv or vim.loop
 local config = require('ghostline.config')
 
 local M = {}
@@ -18,7 +19,7 @@ local roots = {} -- root_dir -> { client_id = n, bufs = { [bufnr] = true }, cras
 local status_listeners = {}
 
 local function now_ms()
-  return vim.loop.now()
+  return uv.now()
 end
 
 function M.events_add(msg)
@@ -60,14 +61,14 @@ function M.resolve_cmd(o)
 end
 
 local function exists(p)
-  return vim.loop.fs_stat(p) ~= nil
+  return uv.fs_stat(p) ~= nil
 end
 
 --- The workspace root of a file: the nearest folder upwards holding a root marker, else the
 --- current directory.
 function M.root_dir(fname, markers)
   markers = markers or (opts and opts.root_markers) or config.defaults.root_markers
-  local dir = fname ~= '' and vim.fn.fnamemodify(fname, ':p:h') or vim.loop.cwd()
+  local dir = fname ~= '' and vim.fn.fnamemodify(fname, ':p:h') or uv.cwd()
   while dir and dir ~= '' do
     for _, m in ipairs(markers) do
       if exists(dir .. '/' .. m) then return dir end
@@ -76,7 +77,7 @@ function M.root_dir(fname, markers)
     if parent == dir then break end
     dir = parent
   end
-  return vim.loop.cwd()
+  return uv.cwd()
 end
 
 function M.server_settings()
@@ -324,6 +325,12 @@ function M.push_settings()
     c.config.settings = { ghostline = settings }
     M.call(c, 'notify', 'workspace/didChangeConfiguration', { settings = { ghostline = settings } })
   end
+end
+
+--- The LSP log file (Neovim writes the server's stderr there).
+function M.log_path()
+  if vim.lsp.log and vim.lsp.log.get_filename then return vim.lsp.log.get_filename() end
+  return vim.lsp.get_log_path()
 end
 
 function M.setup(o)
