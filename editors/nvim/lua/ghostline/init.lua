@@ -87,6 +87,7 @@ local function commands()
     local s = lsp.status
     print(M.statusline() .. (s.message and (' — ' .. s.message) or ''))
   end, {})
+  cmd('GhostlineSuggest', function() M.suggest() end, { desc = 'ghostline: ask for a suggestion now (Insert mode)' })
   cmd('GhostlineRestart', function() lsp.restart() end, {})
   cmd('GhostlineStop', function() lsp.stop() end, {})
   cmd('GhostlineExplain', function(a)
