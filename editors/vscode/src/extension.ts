@@ -140,8 +140,16 @@ export class Ghostline implements vscode.Disposable {
   }
 
   private setStatus(m: StatusModel): void {
+    const was = this.status.state;
     this.status = m;
     this.renderStatus();
+    // Typing done while the model was loading got empty answers: ask again once it is ready.
+    if (m.state === 'ready' && (was === 'loading' || was === 'starting') && this.enabled() && config().get('trigger') !== 'manual') {
+      const ed = vscode.window.activeTextEditor;
+      if (ed && vscode.languages.match(documentSelector(this.languages()) as vscode.DocumentFilter[], ed.document) > 0) {
+        void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+      }
+    }
   }
 
   private renderStatus(): void {

@@ -375,6 +375,18 @@ end
 function M.setup(o)
   opts = o
   enabled = o.enabled ~= false
+  -- Typing done while the model was loading got empty answers: ask again once it is ready.
+  local prev = lsp.status.state
+  lsp.on_status(function(st)
+    local was = prev
+    prev = st.state
+    if st.state == 'ready' and (was == 'loading' or was == 'starting') then
+      vim.schedule(function()
+        local buf = api.nvim_get_current_buf()
+        if mode():sub(1, 1) == 'i' and lsp.get_client(buf) and not M.is_native(buf) then M.schedule() end
+      end)
+    end
+  end)
   -- Default look: like a comment, unless the colour scheme or the user defines the group.
   vim.cmd(('highlight default link %s Comment'):format(o.hl_group))
 end
