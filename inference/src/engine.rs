@@ -305,6 +305,8 @@ struct Worker<'m> {
     fim: Seq,
     chat: Seq,
     stop_tokens: HashSet<LlamaToken>,
+    /// Text of every token (special tokens render empty), for token healing.
+    pieces: Vec<Vec<u8>>,
     can_shift: bool,
     n_ctx: usize,
 }
@@ -324,6 +326,13 @@ impl<'m> Worker<'m> {
             .filter_map(|m| single_special_token(model, m))
             .collect();
         let can_shift = matches!(model.rope_type(), Some(RopeType::Norm | RopeType::NeoX));
+        let pieces = (0..model.n_vocab())
+            .map(|t| {
+                model
+                    .vocab()
+                    .token_to_piece(LlamaToken::new(t), false, None)
+            })
+            .collect();
         let n_ctx = ctx.n_ctx() as usize;
         let batch_cap = config.batch_size.clamp(1, 512) as usize;
         Worker {
@@ -337,6 +346,7 @@ impl<'m> Worker<'m> {
             fim: Seq::default(),
             chat: Seq::default(),
             stop_tokens,
+            pieces,
             can_shift,
             n_ctx,
         }
@@ -463,7 +473,22 @@ impl<'m> Worker<'m> {
         received: Instant,
     ) -> Result<Completion, EngineError> {
         let max_tokens = req.max_tokens.unwrap_or(self.config.max_tokens);
-        let prompt = self.fim_prompt(req, max_tokens)?;
+        // Token healing: the prefix's last token is taken out of the prompt and the first
+        // generated tokens must reproduce its text, so a cursor inside a token (`ret|`) does
+        // not force the model to continue from an unnatural token boundary.
+        let healed = if req.token_healing {
+            self.healable_tail(&req.prefix)
+        } else {
+            String::new()
+        };
+        let prompt = if healed.is_empty() {
+            self.fim_prompt(req, max_tokens)?
+        } else {
+            let mut trimmed = req.clone();
+            trimmed.prefix.truncate(req.prefix.len() - healed.len());
+            self.fim_prompt(&trimmed, max_tokens)?
+        };
+        let mut need: Vec<u8> = healed.as_bytes().to_vec();
         let mut stats = Stats {
             prompt_tokens: prompt.len(),
             ..Stats::default()
@@ -505,7 +530,11 @@ impl<'m> Worker<'m> {
                 stop = StopReason::Deadline;
                 break;
             }
-            let token = self.greedy(logits_at);
+            let token = if need.is_empty() {
+                self.greedy(logits_at)
+            } else {
+                self.greedy_with_prefix(logits_at, &need)
+            };
             if stats.generated_tokens == 0 {
                 stats.first_token_ms = ms(received);
             }
@@ -514,11 +543,18 @@ impl<'m> Worker<'m> {
                 stop = StopReason::EndOfText;
                 break;
             }
+            if !need.is_empty() {
+                let piece = &self.pieces[token.0 as usize];
+                let covered = piece.len().min(need.len());
+                need.drain(..covered);
+            }
             self.append_piece(token, &mut pending_bytes, &mut text);
-            if let Some((cut, why)) = checker.check(&text) {
-                text.truncate(cut);
-                stop = why;
-                break;
+            if text.len() >= healed.len() {
+                if let Some((cut, why)) = checker.check(&text[healed.len()..]) {
+                    text.truncate(healed.len() + cut);
+                    stop = why;
+                    break;
+                }
             }
             if stats.generated_tokens == max_tokens {
                 break;
@@ -529,6 +565,11 @@ impl<'m> Worker<'m> {
             }
             logits_at = self.decode_one(SEQ_FIM, token).map_err(EngineError::from)?;
         }
+        let text = match text.strip_prefix(healed.as_str()) {
+            Some(visible) => visible.to_owned(),
+            // Stopped before the healed text was reproduced: nothing to insert.
+            None => String::new(),
+        };
         stats.total_ms = ms(received);
         tracing::debug!(
             prompt = stats.prompt_tokens,
@@ -639,6 +680,41 @@ impl<'m> Worker<'m> {
     fn is_stop_token(&self, token: LlamaToken) -> bool {
         let vocab = self.model.vocab();
         vocab.is_eog(token) || vocab.is_control(token) || self.stop_tokens.contains(&token)
+    }
+
+    /// The text of the last token of `prefix`, when healing it makes sense.
+    fn healable_tail(&self, prefix: &str) -> String {
+        let tokens = self.model.vocab().tokenize(prefix.as_bytes(), false, false);
+        let Some(&last) = tokens.last() else {
+            return String::new();
+        };
+        let piece = &self.pieces[last.0 as usize];
+        match std::str::from_utf8(piece) {
+            Ok(p) if !p.is_empty() && prefix.ends_with(p) && !p.contains('\n') => p.to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// The most likely token whose text agrees with `need` (starts with it, or is a start of
+    /// it), so that generation reproduces the healed text before going on.
+    fn greedy_with_prefix(&self, logits_at: i32, need: &[u8]) -> LlamaToken {
+        let logits = self.ctx.get_logits_ith(logits_at);
+        let mut best = None;
+        let mut best_logit = f32::NEG_INFINITY;
+        for (i, &l) in logits.iter().enumerate() {
+            if l <= best_logit {
+                continue;
+            }
+            let p = &self.pieces[i];
+            if !p.is_empty() && (p.starts_with(need) || need.starts_with(p)) {
+                best_logit = l;
+                best = Some(i);
+            }
+        }
+        match best {
+            Some(i) => LlamaToken::new(i as i32),
+            None => self.greedy(logits_at),
+        }
     }
 
     fn greedy(&self, logits_at: i32) -> LlamaToken {

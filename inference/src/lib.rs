@@ -204,6 +204,9 @@ pub struct FimRequest {
     pub order: Option<FimOrder>,
     /// Give up (returning the text so far) at this instant.
     pub deadline: Option<Instant>,
+    /// Take the prefix's last token out of the prompt and make the completion start with its
+    /// text (for a cursor in the middle of a word). The returned text never includes it.
+    pub token_healing: bool,
 }
 
 /// Where the time and the tokens of one request went.

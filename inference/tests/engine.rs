@@ -311,3 +311,18 @@ fn load_errors_name_the_path_and_the_reason() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn token_healing_completes_the_word_under_the_cursor() {
+    let engine = common::engine(common::default_model());
+    let prefix = format!("{FIB_PREFIX}return fibonacci(n - 1) + fibo");
+    let mut req = fim(&prefix, FIB_SUFFIX);
+    req.token_healing = true;
+    req.stop = vec!["\n".into()];
+    let c = engine.complete(req, CancelToken::new()).unwrap();
+    assert!(
+        c.text.starts_with("nacci(n - 2)") || c.text.starts_with("nacci(n-2)"),
+        "{:?}",
+        c.text
+    );
+}

@@ -61,7 +61,10 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| die(&format!("{arg} needs a value")));
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| die(&format!("{arg} needs a value")))
+        };
         match arg.as_str() {
             "--models" | "--model" => a.models = value().split(',').map(str::to_owned).collect(),
             "--sizes" => {
@@ -140,7 +143,10 @@ fn parent(args: &Args) {
     for name in &args.models {
         let path = model_path(name);
         if !path.exists() {
-            println!("\n{name}: {} is missing (make model MODEL={name}); skipped", path.display());
+            println!(
+                "\n{name}: {} is missing (make model MODEL={name}); skipped",
+                path.display()
+            );
             continue;
         }
         println!("\nmodel {name}: {}", path.display());
@@ -148,7 +154,13 @@ fn parent(args: &Args) {
         cmd.arg("--child")
             .arg(&path)
             .arg("--sizes")
-            .arg(args.sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","))
+            .arg(
+                args.sizes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .arg("--threads")
             .arg(args.threads.to_string());
         if let Some(src) = &args.source {
@@ -188,7 +200,11 @@ fn make_case(engine: &Engine, text: &str, target: usize, salt: usize) -> Case {
     }
     let prefix = format!("{header}{}", &text[..cut]);
     let rest = &text[cut..];
-    let typed: String = rest.chars().next().map(String::from).unwrap_or_else(|| "x".into());
+    let typed: String = rest
+        .chars()
+        .next()
+        .map(String::from)
+        .unwrap_or_else(|| "x".into());
     let after = &rest[typed.len()..];
     let mut suffix_end = 0;
     for line in after.split_inclusive('\n') {
@@ -249,9 +265,13 @@ fn child(args: &Args, model: &Path) {
 
     let mut rows = Vec::new();
     for case in &cases {
-        let cold = engine.complete(request(&case.prefix, &case.suffix), CancelToken::new()).unwrap();
+        let cold = engine
+            .complete(request(&case.prefix, &case.suffix), CancelToken::new())
+            .unwrap();
         let edited = format!("{}{}", case.prefix, case.typed);
-        let shift = engine.complete(request(&edited, &case.suffix), CancelToken::new()).unwrap();
+        let shift = engine
+            .complete(request(&edited, &case.suffix), CancelToken::new())
+            .unwrap();
         rows.push(Row {
             prompt: cold.stats.prompt_tokens,
             cold_ms: cold.stats.first_token_ms,
@@ -270,9 +290,13 @@ fn child(args: &Args, model: &Path) {
     exact_config.reuse_shift = false;
     let exact = Engine::start(exact_config).unwrap_or_else(|e| die(&e.to_string()));
     for (case, row) in cases.iter().zip(&mut rows) {
-        exact.complete(request(&case.prefix, &case.suffix), CancelToken::new()).unwrap();
+        exact
+            .complete(request(&case.prefix, &case.suffix), CancelToken::new())
+            .unwrap();
         let edited = format!("{}{}", case.prefix, case.typed);
-        let e = exact.complete(request(&edited, &case.suffix), CancelToken::new()).unwrap();
+        let e = exact
+            .complete(request(&edited, &case.suffix), CancelToken::new())
+            .unwrap();
         row.exact_ms = e.stats.first_token_ms;
         row.exact_eval = e.stats.evaluated_tokens;
     }
@@ -320,7 +344,13 @@ fn child(args: &Args, model: &Path) {
 
     println!(
         "  {:>6} | {:>9} | {:>21} | {:>21} | {:>9} | {:>9} | {:>11}",
-        "prompt", "cold ms", "edit ms, shift (eval)", "edit ms, exact (eval)", "cold/edit", "pipe t/s", "vs bare t/s"
+        "prompt",
+        "cold ms",
+        "edit ms, shift (eval)",
+        "edit ms, exact (eval)",
+        "cold/edit",
+        "pipe t/s",
+        "vs bare t/s"
     );
     for (row, bare) in rows.iter().zip(&bare_tps) {
         println!(
@@ -416,7 +446,11 @@ fn shift_quality(args: &Args) {
     if tasks.is_empty() {
         die(&format!("no tasks in {}", bench.display()));
     }
-    let name = args.models.first().cloned().unwrap_or_else(|| "1.5b".into());
+    let name = args
+        .models
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "1.5b".into());
     let model = model_path(&name);
     let mut config = EngineConfig::new(&model);
     config.threads = args.threads;
@@ -426,7 +460,11 @@ fn shift_quality(args: &Args) {
     config.reuse_shift = true;
     let warm = Engine::start(config).unwrap_or_else(|e| die(&e.to_string()));
 
-    let selected: Vec<&Task> = tasks.iter().step_by(args.stride.max(1)).take(args.limit).collect();
+    let selected: Vec<&Task> = tasks
+        .iter()
+        .step_by(args.stride.max(1))
+        .take(args.limit)
+        .collect();
     println!(
         "shift quality: {} of {} single-line tasks (every {}th), model {name}, raw engine output cut at the first line",
         selected.len(),
@@ -471,10 +509,18 @@ fn shift_quality(args: &Args) {
         pass_shift += pw as usize;
         same += (first_line(&c.text) == first_line(&w.text)) as usize;
         if pc != pw {
-            eprintln!("  {}: exact {pc}, shifted {pw}: {:?} vs {:?}", t.id, c.text, w.text);
+            eprintln!(
+                "  {}: exact {pc}, shifted {pw}: {:?} vs {:?}",
+                t.id, c.text, w.text
+            );
         }
         if (i + 1) % 10 == 0 {
-            eprintln!("  {}/{} done, {:.0} s", i + 1, selected.len(), started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {}/{} done, {:.0} s",
+                i + 1,
+                selected.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     let n = selected.len() as f64;
