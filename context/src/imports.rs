@@ -169,23 +169,42 @@ fn recover(lang: Language, src: &str, out: &mut Imports) {
     }
 }
 
+/// Runs the query on each statement that may be an import. The tree is searched only through
+/// statement containers (see [`Language::import_search`]), never through expressions, which
+/// are most of a tree; the query decides what the candidates import.
 fn run_query(lang: Language, tree: &Tree, src: &str, out: &mut Imports) {
     let Some(query) = lang.query(QueryKind::Imports) else {
         return;
     };
+    let (containers, candidates) = lang.import_search();
     let names = query.capture_names();
     let mut cursor = QueryCursor::new();
-    let mut matches = cursor.matches(query, tree.root_node(), src.as_bytes());
-    while let Some(m) = matches.next() {
-        let capture = |wanted: &str| {
-            m.captures
-                .iter()
-                .find(|c| names[c.index as usize] == wanted)
-                .map(|c| c.node)
-        };
-        match lang {
-            Language::Python => python_match(&capture, src, out),
-            Language::Rust => rust_match(&capture, src, out),
+    let mut walk = tree.walk();
+    let mut stack = vec![tree.root_node()];
+    while let Some(node) = stack.pop() {
+        let kind = node.kind();
+        let container = containers.contains(&kind);
+        // An inline `mod m { .. }` is searched as a container, not matched as a whole.
+        if candidates.contains(&kind) && !(container && node.child_by_field_name("body").is_some())
+        {
+            let mut matches = cursor.matches(query, node, src.as_bytes());
+            while let Some(m) = matches.next() {
+                let capture = |wanted: &str| {
+                    m.captures
+                        .iter()
+                        .find(|c| names[c.index as usize] == wanted)
+                        .map(|c| c.node)
+                };
+                match lang {
+                    Language::Python => python_match(&capture, src, out),
+                    Language::Rust => rust_match(&capture, src, out),
+                }
+            }
+        }
+        if container {
+            let start = stack.len();
+            stack.extend(node.named_children(&mut walk));
+            stack[start..].reverse();
         }
     }
 }

@@ -217,6 +217,13 @@ impl Index {
         read(&self.state).files.len()
     }
 
+    /// The source files the index knows (indexed, read on demand or open in the editor), sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = read(&self.state).files.keys().cloned().collect();
+        files.sort();
+        files
+    }
+
     /// Whether the index knows no source file.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

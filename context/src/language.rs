@@ -94,6 +94,57 @@ impl Language {
             .as_ref()
     }
 
+    /// Where imports are searched: the node kinds that hold statements (searched through) and
+    /// the kinds that may be imports (handed to `imports.scm`). Only a pruning of the search —
+    /// the query decides what an import is — so that expressions are never visited.
+    pub(crate) fn import_search(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Language::Python => (
+                &[
+                    "module",
+                    "block",
+                    "if_statement",
+                    "elif_clause",
+                    "else_clause",
+                    "try_statement",
+                    "except_clause",
+                    "except_group_clause",
+                    "finally_clause",
+                    "with_statement",
+                    "for_statement",
+                    "while_statement",
+                    "function_definition",
+                    "class_definition",
+                    "decorated_definition",
+                    "match_statement",
+                    "case_clause",
+                    "ERROR",
+                ],
+                &["import_statement", "import_from_statement"],
+            ),
+            Language::Rust => (
+                &[
+                    "source_file",
+                    "mod_item",
+                    "declaration_list",
+                    "function_item",
+                    "impl_item",
+                    "trait_item",
+                    "block",
+                    "expression_statement",
+                    "if_expression",
+                    "else_clause",
+                    "loop_expression",
+                    "while_expression",
+                    "for_expression",
+                    "unsafe_block",
+                    "ERROR",
+                ],
+                &["use_declaration", "mod_item"],
+            ),
+        }
+    }
+
     /// Parses `text`; `None` only if tree-sitter gives up (it recovers from syntax errors).
     pub(crate) fn parse(self, text: &str) -> Option<Tree> {
         thread_local! {

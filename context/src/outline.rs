@@ -7,7 +7,8 @@
 //! The query says which nodes play which role; this module only walks the tree. It never
 //! rewrites kept text (indentation and comments inside kept items are the file's own).
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use tree_sitter::{Node, QueryCursor, StreamingIterator, Tree};
@@ -65,56 +66,69 @@ fn text<'s>(node: Node, src: &'s str) -> &'s str {
     src.get(node.byte_range()).unwrap_or("")
 }
 
-fn roles<'t>(lang: Language, tree: &'t Tree, src: &str) -> Roles<'t> {
-    let mut out = Roles {
-        roles: HashMap::new(),
-        bodies: HashMap::new(),
-        names: HashMap::new(),
-    };
-    let Some(query) = lang.query(QueryKind::Outline) else {
-        return out;
-    };
-    let capture_names = query.capture_names();
-    let mut cursor = QueryCursor::new();
-    let mut matches = cursor.matches(query, tree.root_node(), src.as_bytes());
-    while let Some(m) = matches.next() {
-        let mut primary = None;
-        let mut body = None;
-        let mut name = None;
-        for capture in m.captures {
-            let role = match capture_names[capture.index as usize] {
-                "item" => Role::Item,
-                "function" => Role::Function,
-                "container" => Role::Container,
-                "decorated" => Role::Decorated,
-                "leading" => Role::Leading,
-                "exclude" => Role::Exclude,
-                "doc" => Role::Doc,
-                "function.body" | "container.body" => {
-                    body = Some(capture.node);
-                    continue;
-                }
-                "name" => {
-                    name = Some(capture.node);
-                    continue;
-                }
-                _ => continue,
-            };
-            primary = Some((capture.node, role));
-        }
-        let Some((node, role)) = primary else {
-            continue;
-        };
-        let slot = out.roles.entry(node.id()).or_insert(role);
-        *slot = (*slot).min(role);
-        if let Some(body) = body {
-            out.bodies.insert(node.id(), body);
-        }
-        if let Some(name) = name {
-            out.names.insert(node.id(), def_name(text(name, src)));
+impl<'t> Roles<'t> {
+    fn new() -> Roles<'t> {
+        Roles {
+            roles: HashMap::new(),
+            bodies: HashMap::new(),
+            names: HashMap::new(),
         }
     }
-    out
+
+    /// Adds the roles from the outline query's matches that start at `node` or, with
+    /// `max_start_depth` `None`, anywhere below it.
+    fn add(
+        &mut self,
+        lang: Language,
+        node: Node<'t>,
+        src: &str,
+        max_start_depth: Option<u32>,
+        cursor: &mut QueryCursor,
+    ) {
+        let Some(query) = lang.query(QueryKind::Outline) else {
+            return;
+        };
+        let capture_names = query.capture_names();
+        cursor.set_max_start_depth(max_start_depth);
+        let mut matches = cursor.matches(query, node, src.as_bytes());
+        while let Some(m) = matches.next() {
+            let mut primary = None;
+            let mut body = None;
+            let mut name = None;
+            for capture in m.captures {
+                let role = match capture_names[capture.index as usize] {
+                    "item" => Role::Item,
+                    "function" => Role::Function,
+                    "container" => Role::Container,
+                    "decorated" => Role::Decorated,
+                    "leading" => Role::Leading,
+                    "exclude" => Role::Exclude,
+                    "doc" => Role::Doc,
+                    "function.body" | "container.body" => {
+                        body = Some(capture.node);
+                        continue;
+                    }
+                    "name" => {
+                        name = Some(capture.node);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                primary = Some((capture.node, role));
+            }
+            let Some((node, role)) = primary else {
+                continue;
+            };
+            let slot = self.roles.entry(node.id()).or_insert(role);
+            *slot = (*slot).min(role);
+            if let Some(body) = body {
+                self.bodies.insert(node.id(), body);
+            }
+            if let Some(name) = name {
+                self.names.insert(node.id(), def_name(text(name, src)));
+            }
+        }
+    }
 }
 
 /// `Foo<T>` → `Foo`, `crate::a::Foo` → `Foo`, `r#type` → `type`.
@@ -146,15 +160,45 @@ fn spans_lines(src: &str, from: usize, to: usize) -> bool {
     src.get(from..to).is_some_and(|s| s.contains('\n'))
 }
 
+/// Walks the outline. The query runs rooted at each node the walk visits (patterns starting
+/// there only), so function bodies and expressions are never searched.
 struct Outliner<'t, 's> {
     lang: Language,
     src: &'s str,
-    roles: Roles<'t>,
+    roles: RefCell<Roles<'t>>,
+    queried: RefCell<HashSet<usize>>,
+    cursor: RefCell<QueryCursor>,
 }
 
 impl<'t> Outliner<'t, '_> {
-    fn role(&self, node: Node) -> Option<Role> {
-        self.roles.roles.get(&node.id()).copied()
+    fn new<'s>(lang: Language, src: &'s str) -> Outliner<'t, 's> {
+        Outliner {
+            lang,
+            src,
+            roles: RefCell::new(Roles::new()),
+            queried: RefCell::new(HashSet::new()),
+            cursor: RefCell::new(QueryCursor::new()),
+        }
+    }
+
+    /// Runs the patterns that start at `node`, once.
+    fn query(&self, node: Node<'t>) {
+        if self.queried.borrow_mut().insert(node.id()) {
+            let mut cursor = self.cursor.borrow_mut();
+            self.roles
+                .borrow_mut()
+                .add(self.lang, node, self.src, Some(0), &mut cursor);
+        }
+    }
+
+    fn role(&self, node: Node<'t>) -> Option<Role> {
+        self.query(node);
+        self.roles.borrow().roles.get(&node.id()).copied()
+    }
+
+    fn body(&self, node: Node<'t>) -> Option<Node<'t>> {
+        self.query(node);
+        self.roles.borrow().bodies.get(&node.id()).copied()
     }
 
     /// Outlines the children of `parent`; at the top level, also records definitions.
@@ -165,6 +209,7 @@ impl<'t> Outliner<'t, '_> {
         out: &mut String,
         mut defs: Option<&mut Vec<Def>>,
     ) {
+        self.query(parent);
         let mut pending: Vec<Node> = Vec::new();
         let mut excluded = false;
         let mut last_multiline = false;
@@ -221,8 +266,8 @@ impl<'t> Outliner<'t, '_> {
     }
 
     /// The names a top-level node defines.
-    fn names(&self, node: Node) -> Vec<String> {
-        if let Some(name) = self.roles.names.get(&node.id()) {
+    fn names(&self, node: Node<'t>) -> Vec<String> {
+        if let Some(name) = self.roles.borrow().names.get(&node.id()) {
             return vec![name.clone()];
         }
         if let Some(def) = node.child_by_field_name("definition") {
@@ -294,7 +339,7 @@ impl<'t> Outliner<'t, '_> {
     }
 
     fn function(&self, node: Node<'t>, out: &mut String) {
-        let Some(&body) = self.roles.bodies.get(&node.id()) else {
+        let Some(body) = self.body(node) else {
             return self.whole(node, out);
         };
         self.header(node, body, out);
@@ -322,7 +367,7 @@ impl<'t> Outliner<'t, '_> {
     }
 
     fn container(&self, node: Node<'t>, depth: usize, out: &mut String) {
-        let Some(&body) = self.roles.bodies.get(&node.id()) else {
+        let Some(body) = self.body(node) else {
             return self.whole(node, out);
         };
         self.header(node, body, out);
@@ -356,11 +401,7 @@ impl<'t> Outliner<'t, '_> {
 
 /// The outline and top-level definitions of `tree` (the parse of `src`).
 pub(crate) fn details(lang: Language, tree: &Tree, src: &str) -> Details {
-    let outliner = Outliner {
-        lang,
-        src,
-        roles: roles(lang, tree, src),
-    };
+    let outliner = Outliner::new(lang, src);
     let mut details = Details::default();
     outliner.block(
         tree.root_node(),
@@ -382,7 +423,8 @@ pub(crate) fn enclosing_function(
     if offset > src.len() {
         return None;
     }
-    let roles = roles(lang, tree, src);
+    let mut roles = Roles::new();
+    roles.add(lang, tree.root_node(), src, None, &mut QueryCursor::new());
     let mut best: Option<Node> = None;
     let mut cursor = tree.walk();
     // Walk down from the root along the nodes that contain `offset`.

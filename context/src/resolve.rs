@@ -177,6 +177,27 @@ fn py_search_roots(probe: &dyn Probe, dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Where an absolute module path may live: `(folder, rest of the path)` for each source root,
+/// plus the root itself when the root is a package named like the path's first segment (a
+/// workspace opened at `mypkg/`, where `import mypkg.x` means `./x.py`).
+fn py_absolute<'m>(
+    probe: &dyn Probe,
+    search: &[PathBuf],
+    module: &'m [String],
+) -> Vec<(PathBuf, &'m [String])> {
+    let mut out: Vec<(PathBuf, &[String])> =
+        search.iter().map(|base| (base.clone(), module)).collect();
+    if let Some(first) = module.first() {
+        for root in probe.roots().paths() {
+            let named = root.file_name().is_some_and(|name| name == first.as_str());
+            if named && probe.file(&root.join("__init__.py")).is_some() {
+                out.push((root.clone(), &module[1..]));
+            }
+        }
+    }
+    out
+}
+
 fn python(probe: &dyn Probe, file: &Path, imports: &[RawImport], edges: &mut Edges) {
     let Some(dir) = file.parent() else { return };
     let mut search: Option<Vec<PathBuf>> = None;
@@ -185,10 +206,10 @@ fn python(probe: &dyn Probe, file: &Path, imports: &[RawImport], edges: &mut Edg
             RawImport::PyModule { module, alias } => {
                 let search = search.get_or_insert_with(|| py_search_roots(probe, dir));
                 let local = alias.as_deref().unwrap_or(&module[0]);
-                if let Some(target) = search
-                    .iter()
-                    .find_map(|root| py_module(probe, root, module))
-                {
+                let found = py_absolute(probe, search, module)
+                    .into_iter()
+                    .find_map(|(base, rest)| py_module(probe, &base, rest));
+                if let Some(target) = found {
                     edges.module(target, local);
                 }
             }
@@ -204,16 +225,15 @@ fn python(probe: &dyn Probe, file: &Path, imports: &[RawImport], edges: &mut Edg
                         base = base.and_then(Path::parent);
                     }
                     match base {
-                        Some(base) => vec![base.to_path_buf()],
+                        Some(base) => vec![(base.to_path_buf(), module.as_slice())],
                         None => continue,
                     }
                 } else {
-                    search
-                        .get_or_insert_with(|| py_search_roots(probe, dir))
-                        .clone()
+                    let search = search.get_or_insert_with(|| py_search_roots(probe, dir));
+                    py_absolute(probe, search, module)
                 };
-                for base in &bases {
-                    if py_from(probe, base, module, names, *glob, edges) {
+                for (base, rest) in &bases {
+                    if py_from(probe, base, rest, names, *glob, edges) {
                         break;
                     }
                 }

@@ -212,6 +212,28 @@ $0
     );
 }
 
+/// The fixture's root folder is `ws`; opened at a package, `import ws.x` means `./x.py`.
+#[test]
+fn python_workspace_opened_at_a_package() {
+    check(
+        r#"
+//- /__init__.py
+//- /util.py
+//- /sub/mod.py
+//- /sub/user.py
+from ws.util import helper
+from ws import util
+import ws.sub.mod
+from ws.missing import nothing
+$0
+"#,
+        expect![[r#"
+            sub/mod.py  modules: ws
+            util.py  names: helper  modules: util
+        "#]],
+    );
+}
+
 #[test]
 fn python_imports_that_leave_the_workspace_are_dropped() {
     check(
