@@ -1,1 +1,95 @@
-fn main() {}
+//! `ghostline`: the language server (`ghostline` or `ghostline serve`) and a one-shot
+//! completion command (`ghostline complete FILE:LINE:COL`).
+//!
+//! Only protocol messages go to stdout; logs go to stderr or `--log-file`.
+
+mod cli;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// A language server that completes code with a local model.
+#[derive(Debug, Parser)]
+#[command(name = "ghostline", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+struct ServeArgs {
+    /// GGUF model (default: $GHOSTLINE_MODEL, else the cached default model). The client's
+    /// `model` setting overrides it.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct Common {
+    /// Write logs to this file instead of stderr.
+    #[arg(long, value_name = "PATH", global = true)]
+    log_file: Option<PathBuf>,
+    /// Log level or filter (error, warn, info, debug, trace; or a tracing filter such as
+    /// `ghostline_lsp=debug`). Default: $GHOSTLINE_LOG, else info.
+    #[arg(long, value_name = "LEVEL", global = true)]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the language server on stdin/stdout (the default).
+    Serve(ServeArgs),
+    /// Complete at a position of a file and print the completion.
+    Complete(cli::CompleteArgs),
+}
+
+fn init_logging(common: &Common) -> anyhow::Result<()> {
+    let filter = common
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("GHOSTLINE_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let filter = EnvFilter::try_new(&filter)
+        .map_err(|e| anyhow::anyhow!("invalid log level {filter:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    match &common.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", path.display()))?;
+            builder.with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.common)?;
+    match cli.command {
+        Some(Command::Complete(args)) => cli::complete(args),
+        command => {
+            let model = match command {
+                Some(Command::Serve(args)) => args.model.or(cli.serve.model),
+                _ => cli.serve.model,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(ghostline_lsp::serve(ghostline_lsp::Options {
+                model,
+            }));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Inline completion and its `textDocument/completion` fallback: snapshot → window → shaping
+//! plan → cache → engine → shaping → LSP answer.
+//!
+//! Every request is answered exactly once: with the suggestion, with an empty result (model not
+//! ready, automatic trigger at an unhelpful place, superseded by a newer request for the same
+//! document, stopped by an edit) or with an error (document not open, line out of range). The
+//! generation of a superseded or cancelled request stops through its `CancelToken`. This module
+//! does not decide how text is cut (see [`crate::shaping`]) or how prompts look (the engine).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ghostline_inference::{CancelToken, EngineError, FimRequest, StopReason};
+use ropey::Rope;
+use tokio::sync::oneshot;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+
+use crate::config::Trigger;
+use crate::position::{self, Encoding};
+use crate::protocol::State;
+use crate::server::{invalid_params, lock, InFlight, Inner};
+use crate::shaping::{self, Cursor, Lang};
+
+/// Characters of prefix sent at most.
+const PREFIX_CHARS: usize = 24_000;
+/// Characters of suffix sent at most (cut at a line break).
+const SUFFIX_CHARS: usize = 4_000;
+/// The prefix starts at a line that is a multiple of this, so that it stays put while typing.
+const PREFIX_LINE_STEP: usize = 64;
+
+/// The text sent to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Text before the cursor, from a stable start.
+    pub prefix: String,
+    /// Text after the cursor, up to a line break.
+    pub suffix: String,
+}
+
+/// The prefix (chars `..start`, then `head`) and suffix (chars `end..`) around a cursor.
+pub fn window(rope: &Rope, start: usize, end: usize, head: &str) -> Window {
+    let len = rope.len_chars();
+    let start = start.min(len);
+    let end = end.clamp(start, len);
+    let from = if start <= PREFIX_CHARS {
+        0
+    } else {
+        let cursor_line = rope.char_to_line(start);
+        let line = rope
+            .char_to_line(start - PREFIX_CHARS)
+            .div_ceil(PREFIX_LINE_STEP)
+            * PREFIX_LINE_STEP;
+        let from = rope.line_to_char(line.min(cursor_line));
+        if start - from > PREFIX_CHARS * 2 {
+            // One enormous line: cut by characters, in steps.
+            let step = 4096;
+            (start - PREFIX_CHARS).div_ceil(step) * step
+        } else {
+            from
+        }
+    };
+    let mut prefix = rope.slice(from..start).to_string();
+    prefix.push_str(head);
+    let mut to = (end + SUFFIX_CHARS).min(len);
+    if to < len {
+        let slice = rope.slice(end..to);
+        if let Some(nl) = (0..slice.len_chars()).rev().find(|&i| slice.char(i) == '\n') {
+            to = end + nl + 1;
+        }
+    }
+    Window {
+        prefix,
+        suffix: rope.slice(end..to).to_string(),
+    }
+}
+
+/// A suggestion ready to be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// Text to insert.
+    pub text: String,
+    /// Range it replaces (the cursor, or the selected completion item's range).
+    pub range: Range,
+    /// The document's language id.
+    pub language_id: String,
+}
+
+/// Stops a request's generation and forgets it when its handler ends or is dropped
+/// (`$/cancelRequest` drops the handler's future).
+struct FlightGuard {
+    inner: Arc<Inner>,
+    uri: Uri,
+    id: u64,
+    cancel: CancelToken,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        self.inner.unregister_inflight(&self.uri, self.id);
+    }
+}
+
+/// Which kind of request asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The user asked (invoked inline completion, completion request).
+    Invoked,
+    /// As-you-type.
+    Automatic,
+}
+
+/// The suggestion at `pos` of `uri`, or `None`.
+pub async fn suggest(
+    inner: &Arc<Inner>,
+    uri: &Uri,
+    pos: Position,
+    kind: Kind,
+    selected: Option<&SelectedCompletionInfo>,
+) -> Result<Option<Answer>> {
+    let span = tracing::Span::current();
+    let enc = inner.encoding();
+    let config = inner.config();
+    // Snapshot: nothing below sees later edits.
+    let (rope, language_id, crlf) = {
+        let docs = lock(&inner.docs);
+        let doc = docs
+            .get(uri)
+            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        (doc.rope.clone(), doc.language_id.clone(), doc.uses_crlf())
+    };
+    let cursor = position::to_char(&rope, pos, enc).map_err(|e| invalid_params(e.to_string()))?;
+    let (start, end, head) = match selected {
+        Some(s) => {
+            let r = position::to_char_range(&rope, s.range, enc);
+            (r.start.min(cursor), r.end.max(cursor), s.text.clone())
+        }
+        None => (cursor, cursor, String::new()),
+    };
+    let loc = inner.workspace.locate(uri);
+    let lang = Lang::detect(&language_id, &loc.rel);
+    let win = window(&rope, start, end, &head);
+    let cur = Cursor::new(&win.prefix, &win.suffix, lang);
+    if kind == Kind::Automatic && (config.trigger == Trigger::Manual || shaping::skip_automatic(&cur)) {
+        span.record("outcome", "skipped");
+        return Ok(None);
+    }
+    let plan = shaping::plan(&cur, config.max_tokens);
+    let range = Range::new(
+        position::to_position(&rope, start, enc),
+        position::to_position(&rope, end, enc),
+    );
+    let finish = |text: &str| -> Option<Answer> {
+        if text.is_empty() {
+            return None;
+        }
+        let mut text = format!("{head}{text}");
+        if crlf {
+            text = text.replace('\n', "\r\n");
+        }
+        Some(Answer {
+            text,
+            range,
+            language_id: language_id.clone(),
+        })
+    };
+
+    let hit = lock(&inner.cache).get(&win.prefix, &win.suffix);
+    if let Some(hit) = hit {
+        span.record("outcome", "cached");
+        return Ok(finish(hit.text()));
+    }
+    let Some(engine) = inner.engine.ready() else {
+        span.record("outcome", "not ready");
+        return Ok(None);
+    };
+    if engine.info().fim.is_none() {
+        span.record("outcome", "no fim");
+        return Ok(None);
+    }
+
+    let id = inner.next_id();
+    let cancel = CancelToken::new();
+    let (superseded_tx, mut superseded) = oneshot::channel();
+    inner.register_inflight(
+        uri,
+        InFlight {
+            id,
+            cancel: cancel.clone(),
+            superseded: superseded_tx,
+        },
+    );
+    let _guard = FlightGuard {
+        inner: inner.clone(),
+        uri: uri.clone(),
+        id,
+        cancel: cancel.clone(),
+    };
+
+    let context = if config.repo_context_enabled && config.repo_context_budget_tokens > 0 {
+        let text = rope.to_string();
+        inner.workspace.context_for(&loc, &text, config.repo_context_budget_tokens, &|s| {
+            engine.count_tokens(s)
+        })
+    } else {
+        Vec::new()
+    };
+    let budget = match kind {
+        Kind::Invoked => config.invoked_time_budget_ms,
+        Kind::Automatic => config.time_budget_ms,
+    };
+    let request = FimRequest {
+        prefix: win.prefix.clone(),
+        suffix: win.suffix.clone(),
+        path: Some(loc.rel.clone()),
+        repo_name: loc.repo.clone(),
+        context,
+        max_tokens: Some(plan.max_tokens),
+        stop: plan.stop.clone(),
+        stop_at_suffix: true,
+        order: None,
+        deadline: Some(Instant::now() + Duration::from_millis(budget)),
+        // A cursor right after a word character: let the model re-choose the last token.
+        token_healing: win.prefix.chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'),
+    };
+    let (reply_tx, reply) = oneshot::channel();
+    engine.submit_fim(request, cancel.clone(), move |r| {
+        let _ = reply_tx.send(r);
+    });
+    inner.status(State::Generating, None, None).await;
+    let result = tokio::select! {
+        biased;
+        _ = &mut superseded => None,
+        r = reply => Some(r),
+    };
+    inner.unregister_inflight(uri, id);
+    if lock(&inner.inflight).is_empty() {
+        inner.status(State::Idle, None, None).await;
+    }
+    let completion = match result {
+        None => {
+            span.record("outcome", "superseded");
+            return Ok(None);
+        }
+        Some(Err(_)) | Some(Ok(Err(EngineError::Stopped))) => {
+            span.record("outcome", "engine stopped");
+            return Ok(None);
+        }
+        Some(Ok(Err(EngineError::Cancelled))) => {
+            span.record("outcome", "cancelled");
+            return Ok(None);
+        }
+        Some(Ok(Err(e))) => {
+            tracing::warn!("completion failed: {e}");
+            span.record("outcome", "failed");
+            return Ok(None);
+        }
+        Some(Ok(Ok(c))) => c,
+    };
+    let s = completion.stats;
+    span.record("prompt_tokens", s.prompt_tokens);
+    span.record("reused_tokens", s.reused_tokens);
+    span.record("shifted_tokens", s.shifted_tokens);
+    span.record("evaluated_tokens", s.evaluated_tokens);
+    span.record("generated_tokens", s.generated_tokens);
+    let shaped = shaping::shape(&cur, plan.mode, &completion.text);
+    tracing::debug!(raw = ?completion.text, shaped = ?shaped, stop = ?completion.stop, mode = ?plan.mode, "completion");
+    span.record("outcome", if shaped.is_some() { "suggested" } else { "empty" });
+    if completion.stop != StopReason::Deadline {
+        lock(&inner.cache).insert(&win.prefix, &win.suffix, shaped.as_deref().unwrap_or(""));
+    }
+    Ok(shaped.as_deref().and_then(finish))
+}
+
+/// `textDocument/inlineCompletion`.
+pub async fn inline_completion(inner: &Arc<Inner>, params: InlineCompletionParams) -> Result<InlineCompletionList> {
+    let tdp = params.text_document_position;
+    let kind = if params.context.trigger_kind == InlineCompletionTriggerKind::AUTOMATIC {
+        Kind::Automatic
+    } else {
+        Kind::Invoked
+    };
+    let answer = suggest(
+        inner,
+        &tdp.text_document.uri,
+        tdp.position,
+        kind,
+        params.context.selected_completion_info.as_ref(),
+    )
+    .await?;
+    Ok(InlineCompletionList {
+        items: answer
+            .into_iter()
+            .map(|a| InlineCompletionItem {
+                insert_text: a.text,
+                filter_text: None,
+                range: Some(a.range),
+                command: None,
+                insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+            })
+            .collect(),
+    })
+}
+
+/// `textDocument/completion`: the same suggestion as one completion item.
+pub async fn completion(inner: &Arc<Inner>, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+    let tdp = params.text_document_position;
+    let kind = match params.context.map(|c| c.trigger_kind) {
+        Some(CompletionTriggerKind::INVOKED) | None => Kind::Invoked,
+        Some(_) => Kind::Automatic,
+    };
+    let answer = suggest(inner, &tdp.text_document.uri, tdp.position, kind, None).await?;
+    let items = answer.into_iter().map(completion_item).collect();
+    Ok(Some(CompletionResponse::List(CompletionList {
+        is_incomplete: true,
+        items,
+    })))
+}
+
+fn completion_item(a: Answer) -> CompletionItem {
+    let first = a
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_owned();
+    let label: String = if first.chars().count() > 80 {
+        first.chars().take(79).chain(['…']).collect()
+    } else {
+        first
+    };
+    CompletionItem {
+        label,
+        kind: Some(CompletionItemKind::TEXT),
+        detail: Some("ghostline".into()),
+        documentation: Some(Documentation::MarkupContent(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value: format!("```{}\n{}\n```", a.language_id, a.text.replace("\r\n", "\n")),
+        })),
+        preselect: Some(true),
+        sort_text: Some("0".into()),
+        insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+        text_edit: Some(CompletionTextEdit::Edit(TextEdit {
+            range: a.range,
+            new_text: a.text,
+        })),
+        ..Default::default()
+    }
+}
+
+/// The encoding-aware conversion used in tests of this module.
+#[allow(dead_code)]
+fn to_lsp(rope: &Rope, offset: usize, enc: Encoding) -> Position {
+    position::to_position(rope, offset, enc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_documents_are_sent_whole() {
+        let rope = Rope::from_str("def f():\n    return 1\n\nprint(f())\n");
+        let w = window(&rope, 13, 13, "");
+        assert_eq!(w.prefix, "def f():\n    ");
+        assert_eq!(w.suffix, "return 1\n\nprint(f())\n");
+        let w = window(&rope, 13, 15, "ret");
+        assert_eq!(w.prefix, "def f():\n    ret");
+        assert_eq!(w.suffix, "turn 1\n\nprint(f())\n");
+    }
+
+    #[test]
+    fn large_documents_start_at_a_stable_line_and_cut_the_suffix_at_a_line() {
+        let text: String = (0..3000).map(|i| format!("line_{i:05} = {i}\n")).collect();
+        let rope = Rope::from_str(&text);
+        let cursor = rope.line_to_char(2000) + 4;
+        let w = window(&rope, cursor, cursor, "");
+        assert!(w.prefix.len() <= PREFIX_CHARS, "{}", w.prefix.len());
+        let first_line: usize = w.prefix[5..10].parse().unwrap();
+        assert_eq!(first_line % PREFIX_LINE_STEP, 0);
+        // One more character typed: the same start.
+        let w2 = window(&rope, cursor + 1, cursor + 1, "");
+        assert_eq!(&w2.prefix[..20], &w.prefix[..20]);
+        assert!(w.suffix.len() <= SUFFIX_CHARS && w.suffix.ends_with('\n'));
+    }
+
+    #[test]
+    fn one_enormous_line() {
+        let text = "x".repeat(100_000);
+        let rope = Rope::from_str(&text);
+        let w = window(&rope, 90_000, 90_000, "");
+        assert!(w.prefix.len() <= PREFIX_CHARS && w.prefix.len() > PREFIX_CHARS - 4096);
+        assert_eq!(w.suffix.len(), SUFFIX_CHARS);
+    }
+}

@@ -1,0 +1,284 @@
+//! The server's settings, read from `initializationOptions`, `workspace/didChangeConfiguration`
+//! and `workspace/configuration` (section `ghostline`).
+//!
+//! Every client sends the same camelCase object (`{"model": …, "repoContext": {"enabled":
+//! false}}`; dotted keys such as `"repoContext.enabled"` are accepted too). Applying an object
+//! changes only the keys it contains. Invalid values are reported and leave the previous value;
+//! unknown keys are reported so that the caller can log them. This module does not send
+//! messages or reload anything: [`Update`] says what happened.
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+/// When completions are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// On every keystroke the client asks for (automatic) and on demand (invoked).
+    Automatic,
+    /// Only when the user asks (invoked inline completion, completion requests).
+    Manual,
+}
+
+/// All settings, with their defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// GGUF file; the command line's `--model`, `GHOSTLINE_MODEL` or the cache path when `None`.
+    pub model: Option<PathBuf>,
+    /// Engine threads; all cores up to 8 when `None`.
+    pub threads: Option<usize>,
+    /// Context window in tokens.
+    pub context_size: u32,
+    /// Token cap of a multi-line completion.
+    pub max_tokens: usize,
+    /// Time budget of an automatic completion, in milliseconds.
+    pub time_budget_ms: u64,
+    /// Time budget of an invoked completion, in milliseconds.
+    pub invoked_time_budget_ms: u64,
+    /// Whether completions see other files of the repository.
+    pub repo_context_enabled: bool,
+    /// Token budget of the repository context.
+    pub repo_context_budget_tokens: usize,
+    /// FIM template or preset overriding the model's own.
+    pub fim_template: Option<String>,
+    /// When completions are offered.
+    pub trigger: Trigger,
+    /// Token cap of an explanation.
+    pub explain_max_tokens: usize,
+    /// Time budget of an explanation, in milliseconds.
+    pub explain_time_budget_ms: u64,
+    /// Hidden (benchmarks): reuse the KV cache between requests.
+    pub engine_reuse: bool,
+    /// Hidden (benchmarks): shift reused KV entries after an edit.
+    pub engine_reuse_shift: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            model: None,
+            threads: None,
+            context_size: 4096,
+            max_tokens: 128,
+            time_budget_ms: 1500,
+            invoked_time_budget_ms: 5000,
+            repo_context_enabled: true,
+            repo_context_budget_tokens: 1024,
+            fim_template: None,
+            trigger: Trigger::Automatic,
+            explain_max_tokens: 384,
+            explain_time_budget_ms: 60_000,
+            engine_reuse: true,
+            engine_reuse_shift: true,
+        }
+    }
+}
+
+/// What applying a settings object did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Update {
+    /// One message per invalid value (the previous value was kept).
+    pub invalid: Vec<String>,
+    /// Keys that mean nothing to ghostline.
+    pub unknown: Vec<String>,
+    /// A setting of the engine (model, threads, contextSize, fimTemplate, engine.*) changed.
+    pub engine_changed: bool,
+    /// Anything changed.
+    pub changed: bool,
+}
+
+impl Config {
+    /// Applies a settings object. `null` changes nothing; a value that is not an object is
+    /// reported as invalid.
+    pub fn apply(&mut self, settings: &Value) -> Update {
+        let mut update = Update::default();
+        let before = self.clone();
+        match settings {
+            Value::Null => {}
+            Value::Object(map) => self.apply_object(map, "", &mut update),
+            other => update
+                .invalid
+                .push(format!("ghostline settings must be an object, not {other}")),
+        }
+        update.changed = *self != before;
+        update.engine_changed = self.model != before.model
+            || self.threads != before.threads
+            || self.context_size != before.context_size
+            || self.fim_template != before.fim_template
+            || self.engine_reuse != before.engine_reuse
+            || self.engine_reuse_shift != before.engine_reuse_shift;
+        update
+    }
+
+    fn apply_object(&mut self, map: &Map<String, Value>, parent: &str, update: &mut Update) {
+        for (key, value) in map {
+            let full = if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            };
+            if let Err(why) = self.apply_key(&full, value, update) {
+                update
+                    .invalid
+                    .push(format!("ghostline: invalid setting {full} = {value}: {why}; keeping the previous value"));
+            }
+        }
+    }
+
+    fn apply_key(&mut self, key: &str, v: &Value, update: &mut Update) -> Result<(), String> {
+        match key {
+            "model" => self.model = opt_string(v)?.map(PathBuf::from),
+            "threads" => self.threads = opt_int(v, 1, 256)?.map(|n| n as usize),
+            "contextSize" => self.context_size = int(v, 256, 131_072)? as u32,
+            "maxTokens" => self.max_tokens = int(v, 1, 4096)? as usize,
+            "timeBudgetMs" => self.time_budget_ms = int(v, 10, 600_000)?,
+            "invokedTimeBudgetMs" => self.invoked_time_budget_ms = int(v, 10, 600_000)?,
+            "repoContext.enabled" => self.repo_context_enabled = boolean(v)?,
+            "repoContext.budgetTokens" => self.repo_context_budget_tokens = int(v, 0, 65_536)? as usize,
+            "fimTemplate" => self.fim_template = opt_string(v)?,
+            "trigger" => {
+                self.trigger = match v.as_str() {
+                    Some("automatic") => Trigger::Automatic,
+                    Some("manual") => Trigger::Manual,
+                    _ => return Err("expected \"automatic\" or \"manual\"".into()),
+                }
+            }
+            "explainMaxTokens" => self.explain_max_tokens = int(v, 1, 8192)? as usize,
+            "explainTimeBudgetMs" => self.explain_time_budget_ms = int(v, 100, 3_600_000)?,
+            "engine.reuse" => self.engine_reuse = boolean(v)?,
+            "engine.reuseShift" => self.engine_reuse_shift = boolean(v)?,
+            "repoContext" | "engine" => match v {
+                Value::Object(map) => self.apply_object(map, key, update),
+                Value::Null => {}
+                _ => return Err("expected an object".into()),
+            },
+            _ => update.unknown.push(key.to_owned()),
+        }
+        Ok(())
+    }
+}
+
+fn opt_string(v: &Value) -> Result<Option<String>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err("expected a string".into()),
+    }
+}
+
+fn int(v: &Value, min: u64, max: u64) -> Result<u64, String> {
+    let n = v
+        .as_u64()
+        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .ok_or_else(|| format!("expected an integer from {min} to {max}"))?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("expected an integer from {min} to {max}"))
+    }
+}
+
+fn opt_int(v: &Value, min: u64, max: u64) -> Result<Option<u64>, String> {
+    match v {
+        Value::Null => Ok(None),
+        _ => int(v, min, max).map(Some),
+    }
+}
+
+fn boolean(v: &Value) -> Result<bool, String> {
+    v.as_bool().ok_or_else(|| "expected true or false".into())
+}
+
+/// The `ghostline` object inside a `didChangeConfiguration` payload: `settings.ghostline` when
+/// present, else the settings themselves.
+pub fn section(settings: &Value) -> &Value {
+    settings.get("ghostline").unwrap_or(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults() {
+        let c = Config::default();
+        assert_eq!(c.max_tokens, 128);
+        assert!(c.repo_context_enabled);
+        assert_eq!(c.repo_context_budget_tokens, 1024);
+        assert_eq!(c.trigger, Trigger::Automatic);
+    }
+
+    #[test]
+    fn nested_and_dotted_keys() {
+        let mut c = Config::default();
+        let u = c.apply(&json!({
+            "model": "/m.gguf", "threads": 2, "contextSize": 2048, "maxTokens": 64,
+            "timeBudgetMs": 900, "repoContext": {"enabled": false, "budgetTokens": 256},
+            "fimTemplate": "qwen", "trigger": "manual"
+        }));
+        assert_eq!(u.invalid, Vec::<String>::new());
+        assert!(u.engine_changed && u.changed);
+        assert_eq!(c.model, Some(PathBuf::from("/m.gguf")));
+        assert_eq!(c.threads, Some(2));
+        assert_eq!(c.context_size, 2048);
+        assert_eq!(c.max_tokens, 64);
+        assert_eq!(c.time_budget_ms, 900);
+        assert!(!c.repo_context_enabled);
+        assert_eq!(c.repo_context_budget_tokens, 256);
+        assert_eq!(c.fim_template.as_deref(), Some("qwen"));
+        assert_eq!(c.trigger, Trigger::Manual);
+
+        let u = c.apply(&json!({"repoContext.enabled": true}));
+        assert!(c.repo_context_enabled);
+        assert!(u.changed && !u.engine_changed);
+    }
+
+    #[test]
+    fn invalid_values_keep_the_previous_value() {
+        let mut c = Config::default();
+        let u = c.apply(&json!({"threads": 0, "maxTokens": "many", "trigger": "sometimes", "timeBudgetMs": 700}));
+        assert_eq!(u.invalid.len(), 3, "{:?}", u.invalid);
+        assert!(u.invalid[0].contains("maxTokens") || u.invalid.iter().any(|m| m.contains("maxTokens")));
+        assert_eq!(c.threads, None);
+        assert_eq!(c.max_tokens, 128);
+        assert_eq!(c.trigger, Trigger::Automatic);
+        assert_eq!(c.time_budget_ms, 700);
+        assert!(!u.engine_changed);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let mut c = Config::default();
+        let u = c.apply(&json!({"colour": "blue", "repoContext": {"depth": 3}}));
+        assert_eq!(u.unknown, vec!["colour".to_string(), "repoContext.depth".to_string()]);
+        assert!(!u.changed);
+    }
+
+    #[test]
+    fn null_and_empty_model_mean_the_default() {
+        let mut c = Config::default();
+        c.apply(&json!({"model": "/a.gguf"}));
+        let u = c.apply(&json!({"model": ""}));
+        assert_eq!(c.model, None);
+        assert!(u.engine_changed);
+        assert_eq!(c.apply(&Value::Null), Update::default());
+        assert_eq!(c.apply(&json!(3)).invalid.len(), 1);
+    }
+
+    #[test]
+    fn hidden_engine_options() {
+        let mut c = Config::default();
+        let u = c.apply(&json!({"engine": {"reuse": false}}));
+        assert!(!c.engine_reuse && u.engine_changed);
+    }
+
+    #[test]
+    fn section_unwraps_ghostline() {
+        let v = json!({"ghostline": {"maxTokens": 3}});
+        assert_eq!(section(&v), &json!({"maxTokens": 3}));
+        let v = json!({"maxTokens": 3});
+        assert_eq!(section(&v), &v);
+    }
+}

@@ -1,0 +1,278 @@
+//! "Explain this function": the code action that offers it, and the `ghostline.explainFunction`
+//! command that writes the explanation with the model's chat template, streaming it through
+//! `$/progress` and `ghostline/explainProgress`, returning the Markdown and showing it with
+//! `window/showMessage` for clients that ignore command results.
+//!
+//! The engine serves completions first while an explanation runs. This module does not find
+//! functions itself (see [`crate::functions`]) and does not know the chat template.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ghostline_inference::{CancelToken, ChatRequest, ContextBlock, EngineError};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::*;
+
+use crate::functions;
+use crate::position;
+use crate::protocol::{self, ExplainArgs, ExplainProgressNotification, ExplainProgressParams, State};
+use crate::server::{invalid_params, lock, request_failed, Inner, WorkProgress};
+use crate::shaping::Lang;
+use crate::workspace::Location;
+
+/// Most characters of source put in the prompt.
+const MAX_SOURCE_CHARS: usize = 6_000;
+/// Token budget of imported definitions in the prompt.
+const DEFINITIONS_BUDGET_TOKENS: usize = 768;
+
+/// The kind of the code action.
+pub fn code_action_kind() -> CodeActionKind {
+    CodeActionKind::new("ghostline.explain")
+}
+
+/// What is explained.
+struct Target {
+    name: Option<String>,
+    code: String,
+    byte_range: std::ops::Range<usize>,
+    start_line: usize,
+    language_id: String,
+    loc: Location,
+    text: String,
+}
+
+/// Finds the function (or the selection) for `position`/`range` in `uri`.
+fn target(inner: &Inner, uri: &Uri, position: Option<Position>, range: Option<Range>) -> Result<Option<Target>> {
+    let enc = inner.encoding();
+    let (rope, language_id) = {
+        let docs = lock(&inner.docs);
+        let doc = docs
+            .get(uri)
+            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        (doc.rope.clone(), doc.language_id.clone())
+    };
+    let chars = match (range, position) {
+        (Some(r), _) => {
+            position::to_char(&rope, r.start, enc).map_err(|e| invalid_params(e.to_string()))?;
+            position::to_char_range(&rope, r, enc)
+        }
+        (None, Some(p)) => {
+            let c = position::to_char(&rope, p, enc).map_err(|e| invalid_params(e.to_string()))?;
+            c..c
+        }
+        (None, None) => return Err(invalid_params("expected a position or a range")),
+    };
+    let loc = inner.workspace.locate(uri);
+    let lang = Lang::detect(&language_id, &loc.rel);
+    let text = rope.to_string();
+    let start = rope.char_to_byte(chars.start);
+    let end = rope.char_to_byte(chars.end);
+    let found = functions::enclosing_function(&loc.rel, &text, start, lang).filter(|f| f.range.end >= end);
+    let (name, byte_range) = match found {
+        Some(f) => (f.name, f.range),
+        None if end > start => (None, start..end),
+        None => return Ok(None),
+    };
+    let start_line = rope.char_to_line(rope.byte_to_char(byte_range.start));
+    Ok(Some(Target {
+        name,
+        code: text[byte_range.clone()].to_owned(),
+        byte_range,
+        start_line,
+        language_id,
+        loc,
+        text,
+    }))
+}
+
+/// `textDocument/codeAction`: "Explain this function" when the cursor or selection is in one
+/// (other languages: when there is a selection).
+pub fn code_action(inner: &Inner, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+    let kind = code_action_kind();
+    if let Some(only) = &params.context.only {
+        let wanted = only.iter().any(|k| {
+            let k = k.as_str();
+            kind.as_str() == k || kind.as_str().starts_with(&format!("{k}."))
+        });
+        if !wanted {
+            return Ok(None);
+        }
+    }
+    let uri = params.text_document.uri;
+    let r = params.range;
+    let empty = r.start == r.end;
+    let Some(t) = target(inner, &uri, Some(r.start), (!empty).then_some(r))? else {
+        return Ok(None);
+    };
+    let title = match &t.name {
+        Some(name) => format!("Explain this function ({name})"),
+        None => "Explain the selected code".to_owned(),
+    };
+    let args = ExplainArgs {
+        uri,
+        position: empty.then_some(r.start),
+        range: (!empty).then_some(r),
+    };
+    let command = Command {
+        title: title.clone(),
+        command: protocol::EXPLAIN_COMMAND.into(),
+        arguments: Some(vec![serde_json::to_value(args).unwrap_or(Value::Null)]),
+    };
+    Ok(Some(vec![CodeActionOrCommand::CodeAction(CodeAction {
+        title,
+        kind: Some(kind),
+        command: Some(command),
+        ..Default::default()
+    })]))
+}
+
+/// The chat messages for a target.
+fn messages(t: &Target, definitions: &[ContextBlock]) -> Vec<(String, String)> {
+    let mut code = t.code.clone();
+    if code.len() > MAX_SOURCE_CHARS {
+        let mut cut = MAX_SOURCE_CHARS;
+        while !code.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        code.truncate(cut);
+        code.push_str("\n… (truncated)");
+    }
+    let what = match &t.name {
+        Some(name) => format!("the function `{name}`"),
+        None => "this code".to_owned(),
+    };
+    let mut user = format!(
+        "Explain {what} from `{}` (line {}). Say what it does, its inputs and its result, and \
+         anything non-obvious (edge cases, errors, complexity). Be concise: one short paragraph, \
+         then a few bullet points.\n\n```{}\n{}\n```\n",
+        t.loc.rel,
+        t.start_line + 1,
+        t.language_id,
+        code.trim_end()
+    );
+    if !definitions.is_empty() {
+        user.push_str("\nDefinitions it uses from other files of the repository:\n");
+        for d in definitions {
+            user.push_str(&format!("\n`{}`:\n```\n{}\n```\n", d.path, d.text.trim_end()));
+        }
+    }
+    vec![
+        (
+            "system".to_owned(),
+            "You are ghostline, a senior engineer who explains code clearly and briefly. Answer in Markdown.".to_owned(),
+        ),
+        ("user".to_owned(), user),
+    ]
+}
+
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// `workspace/executeCommand` `ghostline.explainFunction`.
+pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressToken>) -> Result<Value> {
+    let arg = args
+        .first()
+        .cloned()
+        .ok_or_else(|| invalid_params("expected [{uri, position}] or [{uri, range}]"))?;
+    let args: ExplainArgs = serde_json::from_value(arg)
+        .map_err(|e| invalid_params(format!("expected [{{uri, position}}] or [{{uri, range}}]: {e}")))?;
+    let Some(t) = target(inner, &args.uri, args.position, args.range)? else {
+        return Err(invalid_params(
+            "no function at the cursor; put the cursor inside a function or select the code to explain",
+        ));
+    };
+    let Some(engine) = inner.engine.ready() else {
+        return Err(request_failed(format!("ghostline: {}", inner.engine.describe())));
+    };
+    let config = inner.config();
+    let definitions = inner.workspace.definitions_for(
+        &t.loc,
+        &t.text,
+        t.byte_range.clone(),
+        DEFINITIONS_BUDGET_TOKENS,
+        &|s| engine.count_tokens(s),
+    );
+    let header = match &t.name {
+        Some(name) => format!("### `{name}`\n\n"),
+        None => format!("### `{}`, line {}\n\n", t.loc.rel, t.start_line + 1),
+    };
+    let title = format!("ghostline: explaining {}", t.name.as_deref().unwrap_or("the selection"));
+    let progress = WorkProgress::begin(inner, token.clone(), &title, None).await;
+
+    let cancel = CancelToken::new();
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let (piece_tx, mut pieces) = mpsc::unbounded_channel::<String>();
+    let (reply_tx, mut reply) = oneshot::channel();
+    engine.submit_chat(
+        ChatRequest {
+            messages: messages(&t, &definitions),
+            max_tokens: config.explain_max_tokens,
+            deadline: Some(Instant::now() + Duration::from_millis(config.explain_time_budget_ms)),
+        },
+        cancel,
+        move |piece: &str| {
+            let _ = piece_tx.send(piece.to_owned());
+        },
+        move |r| {
+            let _ = reply_tx.send(r);
+        },
+    );
+    inner.status(State::Generating, Some(title.clone()), None).await;
+    let token_value = token.as_ref().and_then(|t| serde_json::to_value(t).ok());
+    let mut text = String::new();
+    let mut streaming = true;
+    let result = loop {
+        tokio::select! {
+            piece = pieces.recv(), if streaming => {
+                let Some(piece) = piece else {
+                    streaming = false;
+                    continue;
+                };
+                text.push_str(&piece);
+                while let Ok(more) = pieces.try_recv() {
+                    text.push_str(&more);
+                }
+                let so_far = format!("{header}{text}");
+                progress.report(Some(so_far.clone()), None).await;
+                inner
+                    .client
+                    .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
+                        token: token_value.clone(),
+                        uri: args.uri.clone(),
+                        text: so_far,
+                        done: false,
+                    })
+                    .await;
+            }
+            r = &mut reply => break r.ok(),
+        }
+    };
+    let outcome = match result {
+        Some(Ok(out)) => Ok(format!("{header}{}", out.text.trim())),
+        Some(Err(EngineError::Cancelled)) => Err(Error::request_cancelled()),
+        Some(Err(e)) => Err(request_failed(format!("ghostline: the explanation failed: {e}"))),
+        None => Err(request_failed("ghostline: the engine stopped")),
+    };
+    let final_text = outcome.as_ref().map(String::clone).unwrap_or_else(|_| format!("{header}{text}"));
+    progress.end(Some("done".into())).await;
+    inner
+        .client
+        .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
+            token: token_value,
+            uri: args.uri.clone(),
+            text: final_text,
+            done: true,
+        })
+        .await;
+    inner.status(State::Idle, None, None).await;
+    let markdown = outcome?;
+    inner.client.show_message(MessageType::INFO, &markdown).await;
+    Ok(Value::String(markdown))
+}

@@ -1,0 +1,88 @@
+//! ghostline's additions to LSP: custom notifications, command names and their parameters.
+//!
+//! Editor clients (editors/) rely on these names and shapes; change them together.
+
+use serde::{Deserialize, Serialize};
+use tower_lsp_server::ls_types::notification::Notification;
+use tower_lsp_server::ls_types::{Position, Range, Uri};
+
+/// The command that explains a function: arguments `[{uri, position}]` or `[{uri, range}]`;
+/// the result is Markdown.
+pub const EXPLAIN_COMMAND: &str = "ghostline.explainFunction";
+/// Test-only command: argument `uri` or `{uri}`; the result is `{version, text}` of the document
+/// as the server holds it.
+pub const DEBUG_DOCUMENT_COMMAND: &str = "ghostline.debugDocument";
+
+/// The server's state, for status bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The model is loading.
+    Loading,
+    /// The model is loaded and nothing runs.
+    Ready,
+    /// A completion or explanation runs.
+    Generating,
+    /// The work finished.
+    Idle,
+    /// The model could not be loaded (the message says why).
+    Error,
+    /// Suggestions are off.
+    Disabled,
+}
+
+/// Params of `ghostline/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusParams {
+    /// The state.
+    pub state: State,
+    /// Details (model name, error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Load progress, 0 to 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<u32>,
+}
+
+/// `ghostline/status`.
+pub enum StatusNotification {}
+
+impl Notification for StatusNotification {
+    type Params = StatusParams;
+    const METHOD: &'static str = "ghostline/status";
+}
+
+/// Params of `ghostline/explainProgress`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainProgressParams {
+    /// The progress token of the request, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<serde_json::Value>,
+    /// The document being explained.
+    pub uri: Uri,
+    /// All the Markdown written so far.
+    pub text: String,
+    /// Whether the explanation is finished.
+    pub done: bool,
+}
+
+/// `ghostline/explainProgress`.
+pub enum ExplainProgressNotification {}
+
+impl Notification for ExplainProgressNotification {
+    type Params = ExplainProgressParams;
+    const METHOD: &'static str = "ghostline/explainProgress";
+}
+
+/// The argument of [`EXPLAIN_COMMAND`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainArgs {
+    /// The document.
+    pub uri: Uri,
+    /// The cursor (the function around it is explained).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+    /// A selection (the function around it, or the selection itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<Range>,
+}

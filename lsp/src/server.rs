@@ -1,0 +1,687 @@
+//! The language server: shared state ([`Inner`]) and the LSP handlers ([`Backend`]).
+//!
+//! Handlers are short: params → snapshot of the state (taken before the first `.await`, so that
+//! notifications that arrive meanwhile cannot interleave with it) → a call into a module
+//! ([`crate::complete`], [`crate::explain`]) → conversion back. Locks are `std` mutexes held for
+//! a few statements and never across an `.await`. Model work runs on the engine thread; the
+//! model itself loads on a blocking thread after `initialized`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ghostline_inference::{CancelToken, Engine, EngineConfig};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::ls_types::notification::Progress;
+use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer};
+
+use crate::cache::CompletionCache;
+use crate::config::{self, Config};
+use crate::document::Document;
+use crate::position::{self, Encoding};
+use crate::protocol::{self, State, StatusNotification, StatusParams};
+use crate::workspace::Workspace;
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--model`: the model when the settings name none.
+    pub model: Option<PathBuf>,
+}
+
+/// What the client can do, from `initialize`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCaps {
+    /// `window.workDoneProgress`.
+    pub work_done_progress: bool,
+    /// `workspace.configuration`.
+    pub configuration: bool,
+}
+
+/// The engine's lifecycle.
+pub enum EngineState {
+    /// Not loaded yet (before `initialized`).
+    Starting,
+    /// Loading.
+    Loading,
+    /// Loaded.
+    Ready(Arc<Engine>),
+    /// Could not be loaded; the message says why.
+    Failed(String),
+}
+
+/// The engine and a generation number that tells a superseded load from the current one.
+pub struct EngineSlot {
+    state: Mutex<EngineState>,
+    generation: AtomicU64,
+}
+
+impl EngineSlot {
+    fn new() -> Self {
+        EngineSlot {
+            state: Mutex::new(EngineState::Starting),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The engine when it is loaded.
+    pub fn ready(&self) -> Option<Arc<Engine>> {
+        match &*lock(&self.state) {
+            EngineState::Ready(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// A short description of the state, for messages.
+    pub fn describe(&self) -> String {
+        match &*lock(&self.state) {
+            EngineState::Starting => "the model has not started loading yet".into(),
+            EngineState::Loading => "the model is still loading".into(),
+            EngineState::Ready(e) => format!("{} is loaded", e.info().name),
+            EngineState::Failed(m) => format!("the model could not be loaded: {m}"),
+        }
+    }
+
+    /// Starts a new load: drops the current engine (requests that hold it finish first).
+    fn begin(&self) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let old = std::mem::replace(&mut *lock(&self.state), EngineState::Loading);
+        drop(old);
+        generation
+    }
+
+    /// Stores the result of load `generation` unless a newer load started; returns whether it
+    /// was stored.
+    fn finish(&self, generation: u64, state: EngineState) -> bool {
+        let mut guard = lock(&self.state);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return false;
+        }
+        *guard = state;
+        true
+    }
+}
+
+/// A completion being generated for a document; a newer one (or an edit) stops it.
+pub struct InFlight {
+    /// Identifies the request.
+    pub id: u64,
+    /// Stops its generation.
+    pub cancel: CancelToken,
+    /// Tells the request to answer with an empty result now.
+    pub superseded: oneshot::Sender<()>,
+}
+
+impl InFlight {
+    fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.superseded.send(());
+    }
+}
+
+/// The server's state, shared with background tasks.
+pub struct Inner {
+    /// Talks to the client.
+    pub client: Client,
+    /// Command-line options.
+    pub options: Options,
+    /// Open documents.
+    pub docs: Mutex<HashMap<Uri, Document>>,
+    /// Current settings.
+    pub config: Mutex<Arc<Config>>,
+    /// Negotiated position encoding.
+    pub encoding: Mutex<Encoding>,
+    /// Client capabilities.
+    pub caps: Mutex<ClientCaps>,
+    /// The model.
+    pub engine: EngineSlot,
+    /// Completions running, per document.
+    pub inflight: Mutex<HashMap<Uri, InFlight>>,
+    /// Recent suggestions.
+    pub cache: Mutex<CompletionCache>,
+    /// Workspace folders and the repository index.
+    pub workspace: Workspace,
+    /// Messages from `initializationOptions`, shown after `initialized`.
+    pending_messages: Mutex<Vec<(MessageType, String)>>,
+    seq: AtomicU64,
+}
+
+/// Locks a mutex, ignoring poisoning (a panic elsewhere must not take the server down).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An `InvalidParams` error.
+pub fn invalid_params(message: impl Into<String>) -> Error {
+    Error::invalid_params(message.into())
+}
+
+/// A `RequestFailed` (-32803) error.
+pub fn request_failed(message: impl Into<String>) -> Error {
+    Error {
+        code: ErrorCode::ServerError(-32803),
+        message: message.into().into(),
+        data: None,
+    }
+}
+
+/// How long the server waits for the client to answer one of its requests.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Inner {
+    /// Current settings.
+    pub fn config(&self) -> Arc<Config> {
+        lock(&self.config).clone()
+    }
+
+    /// Negotiated position encoding.
+    pub fn encoding(&self) -> Encoding {
+        *lock(&self.encoding)
+    }
+
+    /// A fresh request number.
+    pub fn next_id(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Sends `ghostline/status`.
+    pub async fn status(&self, state: State, message: Option<String>, percentage: Option<u32>) {
+        self.client
+            .send_notification::<StatusNotification>(StatusParams {
+                state,
+                message,
+                percentage,
+            })
+            .await;
+    }
+
+    /// Registers a completion for `uri`, stopping the one it supersedes.
+    pub fn register_inflight(&self, uri: &Uri, flight: InFlight) {
+        let old = lock(&self.inflight).insert(uri.clone(), flight);
+        if let Some(old) = old {
+            tracing::debug!(uri = uri.as_str(), "superseding completion {}", old.id);
+            old.stop();
+        }
+    }
+
+    /// Forgets completion `id` of `uri` (it finished or was dropped).
+    pub fn unregister_inflight(&self, uri: &Uri, id: u64) {
+        let mut map = lock(&self.inflight);
+        if map.get(uri).is_some_and(|f| f.id == id) {
+            map.remove(uri);
+        }
+    }
+
+    /// Stops the completion running for `uri`, if any.
+    pub fn stop_inflight(&self, uri: &Uri) {
+        let old = lock(&self.inflight).remove(uri);
+        if let Some(old) = old {
+            old.stop();
+        }
+    }
+
+    /// The engine settings implied by the current settings and the command line.
+    pub fn engine_config(&self) -> EngineConfig {
+        let c = self.config();
+        let path = c
+            .model
+            .clone()
+            .or_else(|| self.options.model.clone())
+            .unwrap_or_else(ghostline_inference::default_model_path);
+        let mut e = EngineConfig::new(expand_home(path));
+        if let Some(t) = c.threads {
+            e.threads = t;
+        }
+        e.context_size = c.context_size;
+        e.max_tokens = c.max_tokens;
+        e.fim_template = c.fim_template.clone();
+        e.reuse = c.engine_reuse;
+        e.reuse_shift = c.engine_reuse_shift;
+        e
+    }
+
+    /// Applies a settings object; reports invalid values, logs unknown keys, reloads the model
+    /// when an engine setting changed (and `reload` is set).
+    pub async fn apply_settings(self: &Arc<Self>, settings: &Value, reload: bool) {
+        let update = {
+            let mut guard = lock(&self.config);
+            let mut next = (**guard).clone();
+            let update = next.apply(settings);
+            *guard = Arc::new(next);
+            update
+        };
+        for key in &update.unknown {
+            tracing::warn!("unknown setting ghostline.{key} ignored");
+        }
+        for message in &update.invalid {
+            tracing::warn!("{message}");
+            self.client.show_message(MessageType::WARNING, message).await;
+        }
+        if update.changed {
+            tracing::info!("settings changed: {:?}", self.config());
+            lock(&self.cache).clear();
+        }
+        if update.engine_changed && reload {
+            let inner = self.clone();
+            tokio::spawn(async move { inner.load_model().await });
+        }
+    }
+
+    /// Pulls `workspace/configuration` for section `ghostline`, when the client supports it.
+    async fn pull_settings(&self) -> Option<Value> {
+        if !lock(&self.caps).configuration {
+            return None;
+        }
+        let items = vec![ConfigurationItem {
+            scope_uri: None,
+            section: Some("ghostline".into()),
+        }];
+        match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, self.client.configuration(items)).await {
+            Ok(Ok(mut values)) if !values.is_empty() => Some(values.swap_remove(0)),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!("workspace/configuration failed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("workspace/configuration: no answer from the client");
+                None
+            }
+        }
+    }
+
+    /// Loads (or reloads) the model in the background, with work-done progress and status.
+    pub async fn load_model(self: Arc<Self>) {
+        let generation = self.engine.begin();
+        let config = self.engine_config();
+        let path = config.model_path.clone();
+        tracing::info!(path = %path.display(), threads = config.threads, "loading model");
+        self.status(State::Loading, Some(format!("loading {}", path.display())), Some(0))
+            .await;
+        let progress = WorkProgress::begin(
+            &self,
+            None,
+            "ghostline: loading model",
+            Some(file_name(&path)),
+        )
+        .await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
+        let mut load = tokio::task::spawn_blocking(move || {
+            Engine::start_with_progress(
+                config,
+                Box::new(move |p| {
+                    let _ = tx.send(p);
+                }),
+            )
+        });
+        let result = loop {
+            tokio::select! {
+                biased;
+                res = &mut load => break res,
+                Some(p) = rx.recv() => {
+                    let pct = (p.clamp(0.0, 1.0) * 100.0) as u32;
+                    progress.report(None, Some(pct)).await;
+                    self.status(State::Loading, None, Some(pct)).await;
+                }
+            }
+        };
+        let result = match result {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(join) => Err(format!("the model loader crashed: {join}")),
+        };
+        match result {
+            Ok(engine) => {
+                let info = engine.info().clone();
+                if !self.engine.finish(generation, EngineState::Ready(Arc::new(engine))) {
+                    progress.end(Some("superseded by a newer load".into())).await;
+                    return;
+                }
+                lock(&self.cache).clear();
+                tracing::info!(name = %info.name, fim = info.fim.is_some(), "model ready");
+                progress.end(Some(format!("{} loaded", info.name))).await;
+                if info.fim.is_none() {
+                    let msg = format!(
+                        "ghostline: model {} ({}) has no fill-in-the-middle tokens; completions are off. Set ghostline.fimTemplate to use it.",
+                        info.name,
+                        info.path.display()
+                    );
+                    self.client.show_message(MessageType::WARNING, msg).await;
+                }
+                self.status(State::Ready, Some(info.name.clone()), Some(100)).await;
+            }
+            Err(reason) => {
+                if !self.engine.finish(generation, EngineState::Failed(reason.clone())) {
+                    progress.end(None).await;
+                    return;
+                }
+                tracing::error!("model load failed: {reason}");
+                progress.end(Some("failed".into())).await;
+                let msg = format!("ghostline: could not load the model {}: {reason}", path.display());
+                self.client.show_message(MessageType::ERROR, &msg).await;
+                self.status(State::Error, Some(msg), None).await;
+            }
+        }
+    }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn expand_home(path: PathBuf) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    path
+}
+
+/// Work-done progress (`$/progress`) under a token the client gave or one the server created;
+/// does nothing when there is neither.
+pub struct WorkProgress {
+    client: Client,
+    token: Option<ProgressToken>,
+}
+
+impl WorkProgress {
+    /// Begins progress. `given` is the request's `workDoneToken`; without one, a token is
+    /// created through `window/workDoneProgress/create` when the client supports it.
+    pub async fn begin(inner: &Inner, given: Option<ProgressToken>, title: &str, message: Option<String>) -> Self {
+        let token = match given {
+            Some(t) => Some(t),
+            None if lock(&inner.caps).work_done_progress => {
+                let token = ProgressToken::String(format!("ghostline/{}", inner.next_id()));
+                let create = inner
+                    .client
+                    .send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                        token: token.clone(),
+                    });
+                match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, create).await {
+                    Ok(Ok(())) => Some(token),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let p = WorkProgress {
+            client: inner.client.clone(),
+            token,
+        };
+        p.send(WorkDoneProgress::Begin(WorkDoneProgressBegin {
+            title: title.into(),
+            cancellable: Some(false),
+            message,
+            percentage: Some(0),
+        }))
+        .await;
+        p
+    }
+
+    async fn send(&self, value: WorkDoneProgress) {
+        if let Some(token) = &self.token {
+            self.client
+                .send_notification::<Progress>(ProgressParams {
+                    token: token.clone(),
+                    value: ProgressParamsValue::WorkDone(value),
+                })
+                .await;
+        }
+    }
+
+    /// Reports progress.
+    pub async fn report(&self, message: Option<String>, percentage: Option<u32>) {
+        self.send(WorkDoneProgress::Report(WorkDoneProgressReport {
+            cancellable: Some(false),
+            message,
+            percentage,
+        }))
+        .await;
+    }
+
+    /// Ends progress.
+    pub async fn end(&self, message: Option<String>) {
+        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message })).await;
+    }
+}
+
+/// The language server as tower-lsp-server sees it.
+pub struct Backend {
+    /// Shared state.
+    pub inner: Arc<Inner>,
+}
+
+impl Backend {
+    /// A server talking to `client`.
+    pub fn new(client: Client, options: Options) -> Self {
+        Backend {
+            inner: Arc::new(Inner {
+                client,
+                options,
+                docs: Mutex::new(HashMap::new()),
+                config: Mutex::new(Arc::new(Config::default())),
+                encoding: Mutex::new(Encoding::default()),
+                caps: Mutex::new(ClientCaps::default()),
+                engine: EngineSlot::new(),
+                inflight: Mutex::new(HashMap::new()),
+                cache: Mutex::new(CompletionCache::new()),
+                workspace: Workspace::default(),
+                pending_messages: Mutex::new(Vec::new()),
+                seq: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// `textDocument/inlineCompletion`.
+    pub async fn inline_completion(&self, params: InlineCompletionParams) -> Result<InlineCompletionList> {
+        crate::complete::inline_completion(&self.inner, params).await
+    }
+
+    fn debug_document(&self, args: &[Value]) -> Result<Option<Value>> {
+        let uri = args
+            .first()
+            .and_then(|a| a.as_str().or_else(|| a.get("uri").and_then(Value::as_str)))
+            .ok_or_else(|| invalid_params("expected [uri] or [{uri}]"))?;
+        let uri: Uri = uri.parse().map_err(|_| invalid_params(format!("not a URI: {uri}")))?;
+        let docs = lock(&self.inner.docs);
+        let doc = docs
+            .get(&uri)
+            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        Ok(Some(serde_json::json!({
+            "uri": uri.as_str(),
+            "version": doc.version,
+            "languageId": doc.language_id,
+            "text": doc.rope.to_string(),
+        })))
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let inner = &self.inner;
+        let general = params.capabilities.general.as_ref();
+        let encoding = Encoding::negotiate(general.and_then(|g| g.position_encodings.as_deref()));
+        *lock(&inner.encoding) = encoding;
+        *lock(&inner.caps) = ClientCaps {
+            work_done_progress: params
+                .capabilities
+                .window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false),
+            configuration: params
+                .capabilities
+                .workspace
+                .as_ref()
+                .and_then(|w| w.configuration)
+                .unwrap_or(false),
+        };
+        inner.workspace.set_roots(&params);
+        if let Some(options) = &params.initialization_options {
+            let mut config = Config::default();
+            let update = config.apply(config::section(options));
+            for key in update.unknown {
+                tracing::warn!("unknown setting ghostline.{key} ignored");
+            }
+            lock(&inner.pending_messages).extend(update.invalid.into_iter().map(|m| (MessageType::WARNING, m)));
+            *lock(&inner.config) = Arc::new(config);
+        }
+        tracing::info!(
+            client = params.client_info.as_ref().map(|c| c.name.as_str()).unwrap_or("?"),
+            ?encoding,
+            "initialize"
+        );
+        Ok(InitializeResult {
+            server_info: Some(ServerInfo {
+                name: "ghostline".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            capabilities: ServerCapabilities {
+                position_encoding: Some(encoding.kind()),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..Default::default()
+                })),
+                inline_completion_provider: Some(OneOf::Left(true)),
+                completion_provider: Some(CompletionOptions {
+                    resolve_provider: Some(false),
+                    ..Default::default()
+                }),
+                code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+                    code_action_kinds: Some(vec![crate::explain::code_action_kind()]),
+                    ..Default::default()
+                })),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec![
+                        protocol::EXPLAIN_COMMAND.into(),
+                        protocol::DEBUG_DOCUMENT_COMMAND.into(),
+                    ],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let messages = std::mem::take(&mut *lock(&inner.pending_messages));
+            for (typ, m) in messages {
+                inner.client.show_message(typ, m).await;
+            }
+            if let Some(settings) = inner.pull_settings().await {
+                inner.apply_settings(config::section(&settings), false).await;
+            }
+            inner.workspace.start_indexing(inner.clone());
+            inner.load_model().await;
+        });
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        let flights: Vec<InFlight> = lock(&self.inner.inflight).drain().map(|(_, f)| f).collect();
+        for f in flights {
+            f.stop();
+        }
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let d = params.text_document;
+        self.inner.workspace.document_changed(&d.uri, &d.text);
+        lock(&self.inner.docs).insert(d.uri, Document::new(&d.text, d.version, &d.language_id));
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.uri;
+        let enc = self.inner.encoding();
+        {
+            let mut docs = lock(&self.inner.docs);
+            match docs.get_mut(&uri) {
+                Some(doc) => doc.apply(params.text_document.version, &params.content_changes, enc),
+                None => {
+                    tracing::warn!(uri = uri.as_str(), "didChange for a document that is not open");
+                    return;
+                }
+            }
+        }
+        // Work for the previous version is now useless.
+        self.inner.stop_inflight(&uri);
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        let text = params.text.or_else(|| {
+            lock(&self.inner.docs)
+                .get(&params.text_document.uri)
+                .map(|d| d.rope.to_string())
+        });
+        if let Some(text) = text {
+            self.inner.workspace.document_changed(&params.text_document.uri, &text);
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let uri = params.text_document.uri;
+        lock(&self.inner.docs).remove(&uri);
+        self.inner.stop_inflight(&uri);
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let settings = params.settings;
+        let empty = settings.is_null() || settings.as_object().is_some_and(|o| o.is_empty());
+        if empty {
+            if let Some(pulled) = self.inner.pull_settings().await {
+                self.inner.apply_settings(config::section(&pulled), true).await;
+            }
+        } else {
+            self.inner.apply_settings(config::section(&settings), true).await;
+        }
+    }
+
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        for change in params.changes {
+            self.inner.workspace.file_changed(&change.uri, change.typ == FileChangeType::DELETED);
+        }
+    }
+
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        self.inner.workspace.folders_changed(&params.event);
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        crate::complete::completion(&self.inner, params).await
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        crate::explain::code_action(&self.inner, params)
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
+        match params.command.as_str() {
+            protocol::EXPLAIN_COMMAND => {
+                let token = params.work_done_progress_params.work_done_token;
+                crate::explain::execute(&self.inner, &params.arguments, token)
+                    .await
+                    .map(Some)
+            }
+            protocol::DEBUG_DOCUMENT_COMMAND => self.debug_document(&params.arguments),
+            other => Err(invalid_params(format!("unknown command {other}"))),
+        }
+    }
+}
+
+/// Converts a char offset of `rope` to a position in the client's encoding.
+pub fn to_lsp(rope: &ropey::Rope, offset: usize, enc: Encoding) -> Position {
+    position::to_position(rope, offset, enc)
+}

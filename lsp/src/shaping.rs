@@ -1,0 +1,585 @@
+//! Shaping a completion: what to ask the model for at a cursor, and how to cut what it wrote
+//! so that the suggestion fits the place where it will be inserted.
+//!
+//! - [`skip_automatic`]: positions where an automatic suggestion is unlikely to help (in the
+//!   middle of an identifier, before more than a few characters that are not closing brackets).
+//! - [`plan`]: a single line when there is text right of the cursor (or the line just needs to be
+//!   finished), a block when the cursor line is blank or ends with a block opener.
+//! - [`shape`]: cuts a block at the end of its indentation (Python) or where its brackets close
+//!   something opened before the cursor (brace languages); trims what duplicates the text right
+//!   of the cursor or the next line; drops blank suggestions, suggestions that are only closing
+//!   brackets, and repeats of the line above; caps the number of lines.
+//!
+//! Pure functions on strings: no rope, no LSP types, no model.
+
+/// Most lines a suggestion may have.
+pub const MAX_LINES: usize = 12;
+/// Token cap of a single-line suggestion.
+pub const LINE_MAX_TOKENS: usize = 48;
+
+/// How the language delimits blocks and strings, as far as shaping cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Blocks by indentation, `#` comments, `'` and `"` strings.
+    Python,
+    /// Braces, `//` comments, `'` for characters and lifetimes.
+    Rust,
+    /// Braces, `//` comments, `'` and `"` strings (C, C++, Java, JavaScript, Go, …).
+    CLike,
+    /// Anything else: brackets and `"` strings only.
+    Other,
+}
+
+impl Lang {
+    /// From the client's language id, else from the file extension.
+    pub fn detect(language_id: &str, path: &str) -> Lang {
+        let ext = path.rsplit('.').next().unwrap_or("");
+        match (language_id, ext) {
+            ("python", _) | (_, "py" | "pyi" | "pyw") => Lang::Python,
+            ("rust", _) | (_, "rs") => Lang::Rust,
+            (
+                "c" | "cpp" | "csharp" | "java" | "javascript" | "javascriptreact" | "typescript"
+                | "typescriptreact" | "go" | "kotlin" | "scala" | "swift" | "php" | "dart" | "zig",
+                _,
+            )
+            | (
+                _,
+                "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "cs" | "java" | "js" | "jsx" | "mjs" | "ts"
+                | "tsx" | "go" | "kt" | "scala" | "swift" | "php" | "dart" | "zig",
+            ) => Lang::CLike,
+            _ => Lang::Other,
+        }
+    }
+
+    fn block_openers(self) -> &'static [char] {
+        match self {
+            Lang::Python => &[':', '(', '[', '{'],
+            _ => &['{', '(', '['],
+        }
+    }
+}
+
+/// What surrounds the cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor<'a> {
+    /// The cursor line, left of the cursor.
+    pub before: &'a str,
+    /// The cursor line, right of the cursor (without the line break).
+    pub after: &'a str,
+    /// The nearest non-blank line above the cursor line.
+    pub above: Option<&'a str>,
+    /// The nearest non-blank line below the cursor line.
+    pub below: Option<&'a str>,
+    /// The document's language.
+    pub lang: Lang,
+}
+
+impl<'a> Cursor<'a> {
+    /// The cursor between `prefix` and `suffix` (any line breaks: `\n` or `\r\n`).
+    pub fn new(prefix: &'a str, suffix: &'a str, lang: Lang) -> Self {
+        let (rest, before) = match prefix.rfind('\n') {
+            Some(i) => (&prefix[..i], &prefix[i + 1..]),
+            None => ("", prefix),
+        };
+        let (after, below) = match suffix.find('\n') {
+            Some(i) => (&suffix[..i], &suffix[i + 1..]),
+            None => (suffix, ""),
+        };
+        Cursor {
+            before,
+            after: after.strip_suffix('\r').unwrap_or(after),
+            above: rest
+                .rsplit('\n')
+                .map(|l| l.trim_end_matches('\r'))
+                .find(|l| !l.trim().is_empty()),
+            below: below
+                .split('\n')
+                .map(|l| l.trim_end_matches('\r'))
+                .find(|l| !l.trim().is_empty()),
+            lang,
+        }
+    }
+}
+
+/// What kind of suggestion to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Finish the cursor line only.
+    Line,
+    /// One block of lines, starting at the cursor.
+    Block,
+}
+
+/// Parameters of the model request for a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Line or block.
+    pub mode: Mode,
+    /// Stop strings for the engine.
+    pub stop: Vec<String>,
+    /// Token cap.
+    pub max_tokens: usize,
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+fn is_closer(c: char) -> bool {
+    matches!(c, ')' | ']' | '}')
+}
+
+/// Characters that may follow the cursor without stopping an automatic suggestion.
+fn is_trailing_punctuation(c: char) -> bool {
+    is_closer(c) || matches!(c, '"' | '\'' | '`' | ';' | ':' | ',' | '>') || c.is_whitespace()
+}
+
+/// Whether an automatic (as-you-type) request at this cursor should get no suggestion.
+pub fn skip_automatic(c: &Cursor<'_>) -> bool {
+    let prev = c.before.chars().next_back();
+    let next = c.after.chars().next();
+    if prev.is_some_and(is_ident) && next.is_some_and(is_ident) {
+        return true;
+    }
+    c.after.chars().filter(|&ch| !is_trailing_punctuation(ch)).count() > 3
+}
+
+/// Line or block, stop strings and token cap for a cursor.
+pub fn plan(c: &Cursor<'_>, max_tokens: usize) -> Plan {
+    let line = Plan {
+        mode: Mode::Line,
+        stop: vec!["\n".into()],
+        max_tokens: max_tokens.min(LINE_MAX_TOKENS),
+    };
+    if !c.after.trim().is_empty() {
+        return line;
+    }
+    let before = c.before.trim_end();
+    let opens = before
+        .chars()
+        .next_back()
+        .is_some_and(|ch| c.lang.block_openers().contains(&ch));
+    if before.is_empty() || opens {
+        Plan {
+            mode: Mode::Block,
+            stop: vec!["\n\n".into()],
+            max_tokens,
+        }
+    } else {
+        line
+    }
+}
+
+/// Scans code for brackets, skipping strings and comments, carrying state across lines.
+struct Brackets {
+    lang: Lang,
+    depth: i32,
+    quote: Option<char>,
+    escape: bool,
+}
+
+impl Brackets {
+    fn new(lang: Lang) -> Self {
+        Brackets {
+            lang,
+            depth: 0,
+            quote: None,
+            escape: false,
+        }
+    }
+
+    /// Feeds one line (without its break); returns the byte offset of a closing bracket that
+    /// takes the depth below zero, if any.
+    fn feed_line(&mut self, line: &str) -> Option<usize> {
+        let bytes = line.as_bytes();
+        let mut iter = line.char_indices().peekable();
+        while let Some((i, ch)) = iter.next() {
+            if let Some(q) = self.quote {
+                if self.escape {
+                    self.escape = false;
+                } else if ch == '\\' {
+                    self.escape = true;
+                } else if ch == q {
+                    self.quote = None;
+                }
+                continue;
+            }
+            match ch {
+                '#' if self.lang == Lang::Python => break,
+                '/' if self.lang != Lang::Python && self.lang != Lang::Other && bytes.get(i + 1) == Some(&b'/') => break,
+                '"' => self.quote = Some('"'),
+                '\'' if matches!(self.lang, Lang::Python | Lang::CLike) => self.quote = Some('\''),
+                '\'' if self.lang == Lang::Rust => {
+                    // A character literal ('x', '\n'); otherwise a lifetime.
+                    let rest = &line[i + 1..];
+                    let mut cs = rest.chars();
+                    match (cs.next(), cs.next()) {
+                        (Some('\\'), _) => self.quote = Some('\''),
+                        (Some(_), Some('\'')) => self.quote = Some('\''),
+                        _ => {}
+                    }
+                }
+                '(' | '[' | '{' => self.depth += 1,
+                ')' | ']' | '}' => {
+                    self.depth -= 1;
+                    if self.depth < 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Unterminated ' or " strings end with the line (triple quotes excepted, roughly).
+        if self.quote == Some('\'') && self.lang != Lang::Python {
+            self.quote = None;
+        }
+        self.escape = false;
+        None
+    }
+}
+
+fn indent(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| c.is_whitespace())
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+/// Net count of opening minus closing brackets.
+fn balance(s: &str) -> i32 {
+    s.chars()
+        .map(|c| match c {
+            '(' | '[' | '{' => 1,
+            ')' | ']' | '}' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Removes the end of a single-line `text` that repeats the start of the text right of the
+/// cursor, when that leaves the line's brackets better balanced.
+fn trim_rest_overlap(c: &Cursor<'_>, text: &str) -> String {
+    let rest = c.after.trim();
+    if rest.is_empty() {
+        return text.to_owned();
+    }
+    let full_balance = |t: &str| balance(c.before) + balance(t) + balance(c.after);
+    for (k, _) in rest
+        .char_indices()
+        .skip(1)
+        .chain(std::iter::once((rest.len(), ' ')))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        let overlap = &rest[..k];
+        if let Some(stripped) = text.strip_suffix(overlap) {
+            let has_brackets = overlap.chars().any(|ch| "()[]{}".contains(ch));
+            if !has_brackets || full_balance(stripped).abs() < full_balance(text).abs() {
+                return stripped.trim_end().to_owned();
+            }
+        }
+    }
+    text.to_owned()
+}
+
+/// Cuts the model's raw output to a suggestion for `mode`; `None` when nothing useful is left.
+pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
+    let raw = raw.replace("\r\n", "\n");
+    let text = match mode {
+        Mode::Line => {
+            let line = raw.split('\n').next().unwrap_or("");
+            let line = if c.after.trim().is_empty() {
+                line.trim_end()
+            } else {
+                line
+            };
+            trim_rest_overlap(c, line)
+        }
+        Mode::Block => shape_block(c, &raw),
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.chars().all(|ch| is_closer(ch) || matches!(ch, ';' | ',') || ch.is_whitespace()) {
+        return None;
+    }
+    // The first line as it will read in the document.
+    let first_line = text.split('\n').find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first_full = if text.starts_with(first_line) {
+        format!("{}{}", c.before, first_line)
+    } else {
+        first_line.to_owned()
+    };
+    if let Some(above) = c.above {
+        if first_full.trim() == above.trim() {
+            return None;
+        }
+    }
+    Some(text)
+}
+
+fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
+    let lines: Vec<&str> = raw.split('\n').collect();
+    let mut brackets = Brackets::new(c.lang);
+    // Python: lines less indented than this end the block.
+    let mut min_indent: Option<usize> = if c.before.trim().is_empty() {
+        let first = format!("{}{}", c.before, lines[0]);
+        (!first.trim().is_empty()).then(|| indent(&first))
+    } else {
+        Some(indent(c.before) + 1)
+    };
+    let below = c.below.map(str::trim).filter(|l| !l.is_empty());
+    let below_closes = below.and_then(|l| l.chars().next()).is_some_and(is_closer);
+    let mut out: Vec<String> = Vec::new();
+    let mut has_content = false;
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.trim_end();
+        if out.len() >= MAX_LINES {
+            break;
+        }
+        if i > 0 {
+            if line.trim().is_empty() {
+                if has_content {
+                    break;
+                }
+                out.push(String::new());
+                continue;
+            }
+            // The completion reached the text that follows the cursor (a closing bracket of
+            // its own block does not count).
+            if brackets.depth == 0 && below == Some(line.trim()) {
+                break;
+            }
+            let starts_with_closer = line.trim_start().chars().next().is_some_and(is_closer);
+            if c.lang == Lang::Python && !starts_with_closer && brackets.depth == 0 {
+                match min_indent {
+                    None => min_indent = Some(indent(line)),
+                    Some(min) if indent(line) < min => break,
+                    Some(_) => {}
+                }
+            }
+        }
+        match brackets.feed_line(line) {
+            None => {
+                has_content |= !line.trim().is_empty();
+                out.push(line.to_owned());
+            }
+            Some(at) => {
+                // A bracket closes something opened before the cursor: the block ends here. The
+                // bracket itself is kept only when the document does not close it already.
+                let end = if below_closes { at } else { at + 1 };
+                let kept = line[..end].trim_end();
+                if !kept.trim().is_empty() || (i == 0 && !kept.is_empty()) {
+                    out.push(kept.to_owned());
+                }
+                break;
+            }
+        }
+    }
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expect_test::{expect, Expect};
+
+    /// Each case: language, fixture with `$0` for the cursor, the model's raw output. The
+    /// snapshot shows the decision (skip for automatic triggers, mode) and the shaped result.
+    fn check(cases: &[(Lang, &str, &str)], expect: Expect) {
+        let mut out = String::new();
+        for (lang, fixture, raw) in cases {
+            let (prefix, suffix) = fixture.split_once("$0").expect("fixture has $0");
+            let cursor = Cursor::new(prefix, suffix, *lang);
+            let plan = plan(&cursor, 128);
+            let shaped = shape(&cursor, plan.mode, raw);
+            out.push_str(&format!(
+                "{:?} {:?}{} max={} stop={:?}\n  raw:    {:?}\n  shaped: {:?}\n",
+                lang,
+                fixture.lines().find(|l| l.contains("$0")).unwrap_or(""),
+                if skip_automatic(&cursor) { " [skip automatic]" } else { "" },
+                plan.max_tokens,
+                plan.stop,
+                raw,
+                shaped,
+            ));
+        }
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn python_blocks() {
+        check(
+            &[
+                (
+                    Lang::Python,
+                    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    $0",
+                    "return fibonacci(n - 1) + fibonacci(n - 2)\n\n\ndef main():\n    print(fibonacci(10))\n",
+                ),
+                (
+                    Lang::Python,
+                    "def f(xs):\n    total = 0\n    $0\n    return total\n",
+                    "for x in xs:\n        total += x\n    return total\n",
+                ),
+                (
+                    Lang::Python,
+                    "class A:\n    def f(self):\n        $0\n\nx = 1\n",
+                    "return 1\n\n    def g(self):\n        return 2",
+                ),
+                (Lang::Python, "def f(self):\n    $0", "pass\nx = 1"),
+                (Lang::Python, "def area(r):$0\n", "\n    return 3.14 * r * r\n\nprint(area(2))"),
+                (Lang::Python, "xs = [$0\n", "\n    1,\n    2,\n]\n"),
+                (Lang::Python, "x = 1\n$0", "x = 1\ny = 2"),
+                (Lang::Python, "if x:\n    a()\n$0", "   \n\n"),
+                (Lang::Python, "for i in range(3):\n    $0", "s = '# not a comment ('\n    t = i  # (\n    u = 2"),
+                (
+                    Lang::Python,
+                    "def g():\n    $0",
+                    "a = 1\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    f = 6\n    g = 7\n    h = 8\n    i = 9\n    j = 10\n    k = 11\n    l = 12\n    m = 13\n    n = 14",
+                ),
+            ],
+            expect![[r#"
+                Python "    $0" max=128 stop=["\n\n"]
+                  raw:    "return fibonacci(n - 1) + fibonacci(n - 2)\n\n\ndef main():\n    print(fibonacci(10))\n"
+                  shaped: Some("return fibonacci(n - 1) + fibonacci(n - 2)")
+                Python "    $0" max=128 stop=["\n\n"]
+                  raw:    "for x in xs:\n        total += x\n    return total\n"
+                  shaped: Some("for x in xs:\n        total += x")
+                Python "        $0" max=128 stop=["\n\n"]
+                  raw:    "return 1\n\n    def g(self):\n        return 2"
+                  shaped: Some("return 1")
+                Python "    $0" max=128 stop=["\n\n"]
+                  raw:    "pass\nx = 1"
+                  shaped: Some("pass")
+                Python "def area(r):$0" max=128 stop=["\n\n"]
+                  raw:    "\n    return 3.14 * r * r\n\nprint(area(2))"
+                  shaped: Some("\n    return 3.14 * r * r")
+                Python "xs = [$0" max=128 stop=["\n\n"]
+                  raw:    "\n    1,\n    2,\n]\n"
+                  shaped: Some("\n    1,\n    2,\n]")
+                Python "$0" max=128 stop=["\n\n"]
+                  raw:    "x = 1\ny = 2"
+                  shaped: None
+                Python "$0" max=128 stop=["\n\n"]
+                  raw:    "   \n\n"
+                  shaped: None
+                Python "    $0" max=128 stop=["\n\n"]
+                  raw:    "s = '# not a comment ('\n    t = i  # (\n    u = 2"
+                  shaped: Some("s = '# not a comment ('\n    t = i  # (\n    u = 2")
+                Python "    $0" max=128 stop=["\n\n"]
+                  raw:    "a = 1\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    f = 6\n    g = 7\n    h = 8\n    i = 9\n    j = 10\n    k = 11\n    l = 12\n    m = 13\n    n = 14"
+                  shaped: Some("a = 1\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    f = 6\n    g = 7\n    h = 8\n    i = 9\n    j = 10\n    k = 11\n    l = 12")
+            "#]],
+        );
+    }
+
+    #[test]
+    fn brace_blocks() {
+        check(
+            &[
+                (Lang::Rust, "fn f(x: u32) -> u32 {\n    $0\n}\n", "let y = x * 2;\n    y + 1\n}\n\nfn g() {}"),
+                (Lang::Rust, "fn f(x: u32) -> u32 {$0", "\n    x + 1\n}\n\nfn g() {}"),
+                (Lang::Rust, "fn f() {\n    $0\n}\n", "}"),
+                (Lang::Rust, "fn f<'a>(s: &'a str) {\n    $0\n}\n", "let c = '}';\n    let t: &'a str = s; // }\n    println!(\"{}\", t);\n}"),
+                (Lang::CLike, "int main() {\n    $0\n    return 0;\n}\n", "printf(\"hi\\n\");\n    return 0;\n}"),
+                (Lang::CLike, "if (x) {\n    $0\n}\n", "if (y) {\n        z();\n    }\n    w();\n}"),
+            ],
+            expect![[r#"
+                Rust "    $0" max=128 stop=["\n\n"]
+                  raw:    "let y = x * 2;\n    y + 1\n}\n\nfn g() {}"
+                  shaped: Some("let y = x * 2;\n    y + 1")
+                Rust "fn f(x: u32) -> u32 {$0" max=128 stop=["\n\n"]
+                  raw:    "\n    x + 1\n}\n\nfn g() {}"
+                  shaped: Some("\n    x + 1\n}")
+                Rust "    $0" max=128 stop=["\n\n"]
+                  raw:    "}"
+                  shaped: None
+                Rust "    $0" max=128 stop=["\n\n"]
+                  raw:    "let c = '}';\n    let t: &'a str = s; // }\n    println!(\"{}\", t);\n}"
+                  shaped: Some("let c = '}';\n    let t: &'a str = s; // }\n    println!(\"{}\", t);")
+                CLike "    $0" max=128 stop=["\n\n"]
+                  raw:    "printf(\"hi\\n\");\n    return 0;\n}"
+                  shaped: Some("printf(\"hi\\n\");")
+                CLike "    $0" max=128 stop=["\n\n"]
+                  raw:    "if (y) {\n        z();\n    }\n    w();\n}"
+                  shaped: Some("if (y) {\n        z();\n    }\n    w();")
+            "#]],
+        );
+    }
+
+    #[test]
+    fn single_lines() {
+        check(
+            &[
+                (Lang::Python, "print($0)\n", "fibonacci(10))\nprint(2)"),
+                (Lang::Python, "print($0)\n", "foo()"),
+                (Lang::Python, "def add($0):\n    return a + b\n", "a, b):\n"),
+                (Lang::Python, "def add($0):\n    return a + b\n", "a, b)"),
+                (Lang::Python, "x = $0\n", "compute(1, 2)  \n"),
+                (Lang::Python, "    return fib$0\n", "onacci(n - 1)\n"),
+                (Lang::Python, "value = some_fu$0nction(1)\n", "x"),
+                (Lang::Python, "x = $0 + other + more\n", "1"),
+                (Lang::Rust, "let v = vec![$0];\n", "1, 2, 3];"),
+                (Lang::Rust, "let v = foo($0);\n", ")"),
+                (Lang::Python, "total = 0\ntotal = $0\n", "0"),
+                (Lang::Python, "s = \"caf$0\"\n", "é 😀\""),
+            ],
+            expect![[r#"
+                Python "print($0)" max=48 stop=["\n"]
+                  raw:    "fibonacci(10))\nprint(2)"
+                  shaped: Some("fibonacci(10)")
+                Python "print($0)" max=48 stop=["\n"]
+                  raw:    "foo()"
+                  shaped: Some("foo()")
+                Python "def add($0):" max=48 stop=["\n"]
+                  raw:    "a, b):\n"
+                  shaped: Some("a, b")
+                Python "def add($0):" max=48 stop=["\n"]
+                  raw:    "a, b)"
+                  shaped: Some("a, b")
+                Python "x = $0" max=48 stop=["\n"]
+                  raw:    "compute(1, 2)  \n"
+                  shaped: Some("compute(1, 2)")
+                Python "    return fib$0" max=48 stop=["\n"]
+                  raw:    "onacci(n - 1)\n"
+                  shaped: Some("onacci(n - 1)")
+                Python "value = some_fu$0nction(1)" [skip automatic] max=48 stop=["\n"]
+                  raw:    "x"
+                  shaped: Some("x")
+                Python "x = $0 + other + more" [skip automatic] max=48 stop=["\n"]
+                  raw:    "1"
+                  shaped: Some("1")
+                Rust "let v = vec![$0];" max=48 stop=["\n"]
+                  raw:    "1, 2, 3];"
+                  shaped: Some("1, 2, 3")
+                Rust "let v = foo($0);" max=48 stop=["\n"]
+                  raw:    ")"
+                  shaped: None
+                Python "total = $0" max=48 stop=["\n"]
+                  raw:    "0"
+                  shaped: None
+                Python "s = \"caf$0\"" max=48 stop=["\n"]
+                  raw:    "é 😀\""
+                  shaped: Some("é 😀")
+            "#]],
+        );
+    }
+
+    #[test]
+    fn crlf_documents() {
+        let cursor = Cursor::new("def f():\r\n    x = 1\r\n    ", "\r\n", Lang::Python);
+        assert_eq!(cursor.above, Some("    x = 1"));
+        assert_eq!(cursor.after, "");
+        assert_eq!(shape(&cursor, Mode::Block, "y = 2\r\n    return x\r\n").as_deref(), Some("y = 2\n    return x"));
+    }
+
+    #[test]
+    fn language_detection() {
+        assert_eq!(Lang::detect("python", "a.txt"), Lang::Python);
+        assert_eq!(Lang::detect("", "src/main.rs"), Lang::Rust);
+        assert_eq!(Lang::detect("typescript", ""), Lang::CLike);
+        assert_eq!(Lang::detect("markdown", "README.md"), Lang::Other);
+    }
+}
