@@ -2,7 +2,7 @@
 //! repository context of every one of its files.
 //!
 //! `cargo run --release -p ghostline-context --example bench-index -- PATH [--budget N]
-//! [--depth N] [--max-files N]`
+//! [--depth N] [--max-files N] [--index-only]`
 //!
 //! Prints the indexing time and rate, a second (unchanged) walk, and `context_for` latency
 //! p50/p95/p99/max over every indexed file, with a byte-based token counter (`len / 4 + 1`)
@@ -17,6 +17,7 @@ use ghostline_context::{ContextConfig, Index};
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut root = None;
+    let mut index_only = false;
     let mut config = ContextConfig::default();
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> usize {
@@ -29,11 +30,14 @@ fn main() {
             "--budget" => config.budget_tokens = number("--budget"),
             "--depth" => config.max_depth = number("--depth"),
             "--max-files" => config.max_files = number("--max-files"),
+            "--index-only" => index_only = true,
             _ => root = Some(PathBuf::from(arg)),
         }
     }
     let Some(root) = root else {
-        eprintln!("usage: bench-index PATH [--budget N] [--depth N] [--max-files N]");
+        eprintln!(
+            "usage: bench-index PATH [--budget N] [--depth N] [--max-files N] [--index-only]"
+        );
         std::process::exit(2);
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -67,6 +71,9 @@ fn main() {
         first.as_secs_f64() / second.as_secs_f64()
     );
     println!("memory       {}", peak_memory());
+    if index_only {
+        return;
+    }
 
     let count = |s: &str| s.len() / 4 + 1;
     let files = index.files();

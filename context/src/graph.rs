@@ -7,7 +7,7 @@
 //! ties broken by path. The current file is never a node (it is the FIM part of the prompt).
 //! This module neither reads files nor resolves imports; it gets edges from a callback.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,15 +32,19 @@ pub(crate) fn build(
     max_files: usize,
     edges_of: &mut dyn FnMut(&Path) -> Option<Arc<Vec<Edge>>>,
 ) -> Vec<Node> {
-    let mut depth_of: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    let mut targets: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
-    let mut level: BTreeSet<PathBuf> = direct
+    // Hash maps while searching, one sort at the end: paths compare slowly component by
+    // component, and wide imports (`from pkg import *` everywhere) reach thousands of them.
+    let mut depth_of: HashMap<PathBuf, usize> = HashMap::new();
+    let mut targets: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
+    let mut level: Vec<PathBuf> = direct
         .iter()
         .map(|e| e.target.clone())
         .filter(|t| t != current)
         .collect();
     let mut depth = 1;
     while depth <= max_depth && !level.is_empty() {
+        sort_paths(&mut level);
+        level.dedup();
         let mut added = Vec::new();
         for path in level {
             if depth_of.len() >= max_files {
@@ -51,7 +55,7 @@ pub(crate) fn build(
                 added.push(path);
             }
         }
-        let mut next = BTreeSet::new();
+        let mut next = HashSet::new();
         for path in added {
             let Some(edges) = edges_of(&path) else {
                 continue;
@@ -64,34 +68,49 @@ pub(crate) fn build(
             }
             targets.insert(path, deps);
         }
-        level = next;
+        level = next.into_iter().collect();
         depth += 1;
     }
-    let index: BTreeMap<&PathBuf, usize> =
-        depth_of.keys().enumerate().map(|(i, p)| (p, i)).collect();
-    depth_of
+    let mut paths: Vec<PathBuf> = depth_of.keys().cloned().collect();
+    sort_paths(&mut paths);
+    let index: HashMap<&Path, usize> = paths
         .iter()
-        .map(|(path, &depth)| {
+        .enumerate()
+        .map(|(i, p)| (p.as_path(), i))
+        .collect();
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
             let mut deps: Vec<usize> = targets
                 .get(path)
                 .into_iter()
                 .flatten()
-                .filter_map(|t| index.get(t).copied())
-                .filter(|&i| index.get(path) != Some(&i))
+                .filter_map(|t| index.get(t.as_path()).copied())
+                .filter(|&d| d != i)
                 .collect();
             deps.sort_unstable();
             deps.dedup();
             Node {
                 path: path.clone(),
-                depth,
+                depth: depth_of[path],
                 deps,
             }
         })
         .collect()
 }
 
-/// Node indices in dependency order (see the module comment). `nodes` must be sorted by path,
-/// as [`build`] returns them.
+/// Sorts by the bytes of the path (one deterministic order, cheaper than by components).
+pub(crate) fn sort_paths(paths: &mut [PathBuf]) {
+    paths.sort_unstable_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
+}
+
+/// Node indices in dependency order (see the module comment). `nodes` must be sorted by path
+/// bytes, as [`build`] returns them.
 pub(crate) fn order(nodes: &[Node]) -> Vec<usize> {
     let n = nodes.len();
     let mut pending: Vec<usize> = nodes.iter().map(|node| node.deps.len()).collect();

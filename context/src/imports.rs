@@ -5,7 +5,7 @@
 //! Works on trees with syntax errors (tree-sitter recovers, and whatever import nodes survive are
 //! read). Does not touch the file system.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::ops::Range;
 
 use tree_sitter::{Node, QueryCursor, StreamingIterator, Tree};
@@ -453,41 +453,25 @@ fn flatten_use(node: Node, src: &str, prefix: &[String], depth: usize, out: &mut
     }
 }
 
-/// Every identifier `tree` uses outside the byte ranges `skip` (the import statements).
-pub(crate) fn used_identifiers(tree: &Tree, src: &str, skip: &[Range<usize>]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut cursor = tree.walk();
-    'walk: loop {
-        let node = cursor.node();
-        let range = node.byte_range();
-        let skipped = skip
-            .iter()
-            .any(|s| s.start <= range.start && range.end <= s.end);
-        if !skipped {
-            if node.child_count() == 0 {
-                if node.kind().ends_with("identifier") {
-                    let name = text(node, src);
-                    out.insert(name.strip_prefix("r#").unwrap_or(name).to_string());
-                }
-            } else if cursor.goto_first_child() {
-                continue;
-            }
+/// The identifier-like words of `text` outside the byte ranges `skip` (the import
+/// statements).
+pub(crate) fn words_outside<'t>(text: &'t str, skip: &[Range<usize>]) -> HashSet<&'t str> {
+    let mut skip: Vec<&Range<usize>> = skip.iter().collect();
+    skip.sort_by_key(|r| r.start);
+    let mut out = HashSet::new();
+    let mut from = 0;
+    for range in skip {
+        if range.start > from {
+            out.extend(words(text.get(from..range.start).unwrap_or("")));
         }
-        loop {
-            if cursor.goto_next_sibling() {
-                continue 'walk;
-            }
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
+        from = from.max(range.end);
     }
+    out.extend(words(text.get(from..).unwrap_or("")));
     out
 }
 
 /// The identifier-like words of `text` (for snippets that need not parse).
-pub(crate) fn words(text: &str) -> BTreeSet<&str> {
+pub(crate) fn words(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty() && !w.starts_with(|c: char| c.is_ascii_digit()))
-        .collect()
 }

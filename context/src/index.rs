@@ -38,9 +38,13 @@ const MAX_REEXPORT_HOPS: usize = 3;
 struct FileEntry {
     lang: Language,
     hash: u64,
+    /// Bytes of the text the entry was parsed from.
+    len: usize,
     /// The editor's unsaved text, which overrides the disk.
     buffer: Option<Arc<str>>,
     imports: Vec<RawImport>,
+    /// Byte ranges of the import statements.
+    statements: Vec<std::ops::Range<usize>>,
     /// Outline and definitions; computed with the imports while indexing, else on demand.
     details: OnceLock<Arc<Details>>,
     /// Resolved imports, valid for the file-set generation they were computed in.
@@ -50,20 +54,22 @@ struct FileEntry {
 impl FileEntry {
     fn parse(lang: Language, text: &str, hash: u64, with_details: bool) -> FileEntry {
         let details = OnceLock::new();
-        let imports = match lang.parse(text) {
+        let found = match lang.parse(text) {
             Some(tree) => {
                 if with_details {
                     let _ = details.set(Arc::new(outline::details(lang, &tree, text)));
                 }
-                imports::extract(lang, &tree, text).imports
+                imports::extract(lang, &tree, text)
             }
-            None => Vec::new(),
+            None => imports::Imports::default(),
         };
         FileEntry {
             lang,
             hash,
+            len: text.len(),
             buffer: None,
-            imports,
+            imports: found.imports,
+            statements: found.statements,
             details,
             resolved: Mutex::new(None),
         }
@@ -468,8 +474,10 @@ impl Index {
             }
         };
         if meta.file_type().is_symlink() {
-            if let Some(link) = self.roots.confine_new(path) {
-                write(&self.state).links.insert(link);
+            // The link's own place (its folder resolved, not the link).
+            let parent = path.parent().and_then(|p| self.roots.confine(p));
+            if let (Some(parent), Some(name)) = (parent, path.file_name()) {
+                write(&self.state).links.insert(parent.join(name));
                 self.bump();
             }
         }
@@ -689,8 +697,6 @@ impl Index {
             },
         );
         let order = graph::order(&nodes);
-        let texts: Vec<Option<(Arc<FileEntry>, Arc<str>)>> =
-            nodes.iter().map(|n| self.text(&n.path)).collect();
 
         // Relevance: names the current file imports and uses.
         let direct: HashMap<&Path, &Edge> = current
@@ -709,30 +715,34 @@ impl Index {
         let mut candidates = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
             let rel = self.roots.relative(&node.path);
-            let (used, text_ref): (bool, &str) = match &texts[i] {
-                Some((entry, text)) => {
-                    let details = entry.details(text);
-                    let edge_used = direct.get(node.path.as_path()).is_some_and(|edge| {
-                        edge.locals().any(|l| current.used.contains(l))
-                            || edge.glob && current.used.iter().any(|u| details.defines(u))
-                    });
-                    let defines_used = used_remote.iter().any(|n| details.defines(n));
-                    (edge_used || defines_used, text)
-                }
-                None => (false, ""),
+            // Unreadable files keep their slot (indices follow `nodes`) but offer nothing.
+            let Some(mut source) = Source::new(self, &node.path) else {
+                candidates.push(Candidate {
+                    path: rel,
+                    len: 0,
+                    load: Box::new(|_| None),
+                });
+                continue;
             };
+            let details = source.details();
+            let edge_used = direct.get(node.path.as_path()).is_some_and(|edge| {
+                edge.locals().any(|l| current.used.contains(l))
+                    || edge.glob && current.used.iter().any(|u| details.defines(u))
+            });
+            let used = edge_used || used_remote.iter().any(|n| details.defines(n));
             ranked.push((!used, node.depth, rel.clone(), i));
-            let entry = texts[i].as_ref().map(|(e, _)| e.clone());
+            let len = source.entry.len;
+            let source = std::cell::RefCell::new(source);
             candidates.push(Candidate {
                 path: rel,
-                text: text_ref,
-                outline: Box::new(move || match entry {
-                    Some(entry) => entry
-                        .details
-                        .get()
-                        .map(|d| d.outline.clone())
-                        .unwrap_or_default(),
-                    None => String::new(),
+                len,
+                load: Box::new(move |outline| {
+                    let mut source = source.borrow_mut();
+                    if outline {
+                        Some(source.details().outline.clone())
+                    } else {
+                        source.text().map(|t| t.to_string())
+                    }
                 }),
             });
         }
@@ -767,7 +777,7 @@ impl Index {
         let Some(current) = Current::analyze(self, path, text) else {
             return Vec::new();
         };
-        let words = imports::words(snippet);
+        let words: HashSet<&str> = imports::words(snippet).collect();
         // (file, remote name) pairs to look up.
         let mut wanted: Vec<(PathBuf, String)> = Vec::new();
         for edge in current.edges.iter() {
@@ -813,7 +823,7 @@ impl Index {
                 .filter(|d| d.names.iter().any(|n| names.contains(n)))
             {
                 let whole = text.get(def.range.clone()).unwrap_or("");
-                for candidate in [whole, def.outline.as_str()] {
+                for candidate in [whole, details.def_outline(def)] {
                     let cost = count_tokens(&render::block_text(&rel, candidate));
                     if !candidate.trim().is_empty() && cost <= remaining {
                         remaining -= cost;
@@ -851,28 +861,84 @@ impl Index {
     }
 }
 
-/// The file being edited: its canonical path, resolved imports and used identifiers.
-struct Current {
+/// One file of a context, its text read only when needed.
+struct Source<'i> {
+    index: &'i Index,
     path: PathBuf,
-    edges: Vec<Edge>,
-    used: BTreeSet<String>,
+    entry: Arc<FileEntry>,
+    text: Option<Arc<str>>,
 }
 
-impl Current {
-    fn analyze(index: &Index, path: &Path, text: &str) -> Option<Current> {
+impl<'i> Source<'i> {
+    fn new(index: &'i Index, path: &Path) -> Option<Source<'i>> {
+        let entry = index.entry(path)?;
+        let text = entry.buffer.clone();
+        Some(Source {
+            index,
+            path: path.to_path_buf(),
+            entry,
+            text,
+        })
+    }
+
+    /// The current text (a re-read that changed the hash also replaces the entry).
+    fn text(&mut self) -> Option<Arc<str>> {
+        if self.text.is_none() {
+            let (entry, text) = self.index.text(&self.path)?;
+            self.entry = entry;
+            self.text = Some(text);
+        }
+        self.text.clone()
+    }
+
+    /// The outline and definitions, from the index when known, else from the text.
+    fn details(&mut self) -> Arc<Details> {
+        if let Some(details) = self.entry.details.get() {
+            return details.clone();
+        }
+        match self.text() {
+            Some(text) => self.entry.details(&text),
+            None => Arc::new(Details::default()),
+        }
+    }
+}
+
+/// The file being edited: its canonical path, resolved imports and the words it uses outside
+/// its import statements (a lexical scan: also words in comments and strings).
+struct Current<'t> {
+    path: PathBuf,
+    edges: Arc<Vec<Edge>>,
+    used: HashSet<&'t str>,
+}
+
+impl<'t> Current<'t> {
+    /// Reuses the index's parse when `text` is what the index holds for `path` (the editor
+    /// sent it with `update_file`), else parses it.
+    fn analyze(index: &Index, path: &Path, text: &'t str) -> Option<Current<'t>> {
         let lang = language_for_path(path)?;
         let Some(real) = index.roots.confine_new(path) else {
             tracing::debug!("outside the workspace roots");
             return None;
         };
-        let tree = lang.parse(text)?;
-        let found = imports::extract(lang, &tree, text);
-        let edges = resolve::resolve(index, lang, &real, &found.imports);
-        let used = imports::used_identifiers(&tree, text, &found.statements);
+        let hash = content_hash(text);
+        let known = read(&index.state)
+            .files
+            .get(&real)
+            .filter(|e| e.hash == hash)
+            .cloned();
+        let (edges, statements) = match known {
+            Some(entry) => (index.edges(&real, &entry), entry.statements.clone()),
+            None => {
+                let tree = lang.parse(text)?;
+                let found = imports::extract(lang, &tree, text);
+                let edges = resolve::resolve(index, lang, &real, &found.imports);
+                (Arc::new(edges), found.statements)
+            }
+        };
         Some(Current {
             path: real,
             edges,
-            used,
+            used: imports::words_outside(text, &statements),
         })
     }
 }
@@ -884,6 +950,9 @@ impl Probe for Index {
 
     fn file(&self, candidate: &Path) -> Option<PathBuf> {
         let path = normalize(candidate);
+        // Candidates are built on canonical folders: one that is not under a root by its
+        // name is not inside one at all, and is not even looked at on disk.
+        self.roots.root_of(&path)?;
         let walked = self.walked.load(Ordering::SeqCst);
         {
             let state = read(&self.state);

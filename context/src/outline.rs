@@ -25,8 +25,8 @@ pub(crate) struct Def {
     pub(crate) names: Vec<String>,
     /// Its bytes in the file, with the doc comments, attributes and decorators that lead it.
     pub(crate) range: Range<usize>,
-    /// Its outline.
-    pub(crate) outline: String,
+    /// Its outline: a range of [`Details::outline`].
+    pub(crate) outline: Range<usize>,
 }
 
 /// The outline of a file and its top-level definitions.
@@ -37,6 +37,11 @@ pub(crate) struct Details {
 }
 
 impl Details {
+    /// The outline of one definition.
+    pub(crate) fn def_outline(&self, def: &Def) -> &str {
+        self.outline.get(def.outline.clone()).unwrap_or("")
+    }
+
     /// Every name the file defines at the top level.
     pub(crate) fn defines(&self, name: &str) -> bool {
         self.defs.iter().any(|d| d.names.iter().any(|n| n == name))
@@ -251,6 +256,7 @@ impl<'t> Outliner<'t, '_> {
                 out.push('\n');
             }
             last_multiline = multiline;
+            let outline = out.len()..out.len() + item.len();
             out.push_str(&item);
             if let Some(defs) = defs.as_deref_mut() {
                 let names = self.names(child);
@@ -258,7 +264,7 @@ impl<'t> Outliner<'t, '_> {
                     defs.push(Def {
                         names,
                         range: start..child.end_byte(),
-                        outline: item,
+                        outline,
                     });
                 }
             }

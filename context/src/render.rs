@@ -11,18 +11,19 @@ use crate::ContextBlock;
 /// Once less than this many tokens are left, nothing else is tried.
 const MIN_USEFUL_TOKENS: usize = 8;
 
-/// A tokenizer never needs more than this many bytes per token on code; a text longer than
-/// `remaining * MAX_BYTES_PER_TOKEN` bytes is known not to fit without counting it.
-const MAX_BYTES_PER_TOKEN: usize = 32;
+/// Code tokenizes at 3–5 bytes a token; even runs of indentation stay well under this many. A
+/// text longer than `remaining * MAX_BYTES_PER_TOKEN` bytes is taken not to fit without
+/// counting (nor reading) it.
+const MAX_BYTES_PER_TOKEN: usize = 16;
 
 /// One file that may go into the context.
 pub(crate) struct Candidate<'a> {
     /// Workspace-relative path.
     pub(crate) path: String,
-    /// The whole text.
-    pub(crate) text: &'a str,
-    /// Produces the outline when the whole text does not fit.
-    pub(crate) outline: Box<dyn FnOnce() -> String + 'a>,
+    /// Bytes of the whole text (known without reading it).
+    pub(crate) len: usize,
+    /// Produces the whole text (`false`) or the outline (`true`), read only when tried.
+    pub(crate) load: Box<dyn FnMut(bool) -> Option<String> + 'a>,
 }
 
 /// Picks blocks for `candidates` under `budget` tokens. `by_relevance` and `by_dependency` are
@@ -42,25 +43,25 @@ pub(crate) fn fill(
         if remaining < MIN_USEFUL_TOKENS {
             break;
         }
-        let Some(candidate) = slots.get_mut(i).and_then(Option::take) else {
+        let Some(mut candidate) = slots.get_mut(i).and_then(Option::take) else {
             continue;
         };
-        if candidate.text.trim().is_empty() {
-            continue;
-        }
         let path = candidate.path;
-        if let Some(cost) = cost_within(&path, candidate.text, remaining, count_tokens) {
-            remaining -= cost;
-            chosen[i] = Some(ContextBlock {
-                path,
-                text: candidate.text.to_string(),
-            });
-            continue;
+        if !too_long(&path, candidate.len, remaining) {
+            if let Some(text) = (candidate.load)(false) {
+                if text.trim().is_empty() {
+                    continue;
+                }
+                if let Some(cost) = cost_within(&path, &text, remaining, count_tokens) {
+                    remaining -= cost;
+                    chosen[i] = Some(ContextBlock { path, text });
+                    continue;
+                }
+            }
         }
-        let outline = (candidate.outline)();
-        if outline.trim().is_empty() {
+        let Some(outline) = (candidate.load)(true).filter(|o| !o.trim().is_empty()) else {
             continue;
-        }
+        };
         if let Some(cost) = cost_within(&path, &outline, remaining, count_tokens) {
             remaining -= cost;
             chosen[i] = Some(ContextBlock {
@@ -82,11 +83,16 @@ fn cost_within(
     remaining: usize,
     count_tokens: &dyn Fn(&str) -> usize,
 ) -> Option<usize> {
-    if text.len() + path.len() > remaining.saturating_mul(MAX_BYTES_PER_TOKEN) {
+    if too_long(path, text.len(), remaining) {
         return None;
     }
     let cost = count_tokens(&block_text(path, text));
     (cost <= remaining).then_some(cost)
+}
+
+/// Whether a block of `len` bytes is sure not to fit in `remaining` tokens.
+fn too_long(path: &str, len: usize, remaining: usize) -> bool {
+    len + path.len() > remaining.saturating_mul(MAX_BYTES_PER_TOKEN)
 }
 
 /// The text whose tokens are counted for a block: its path line and its text.
