@@ -1,0 +1,260 @@
+//! The protocol mechanics, with the small model: start-up and progress, document sync,
+//! position encodings, exactly one response per request (superseded, cancelled, stopped by an
+//! edit), errors for bad requests, settings, the cache, a missing model, and the completion
+//! fallback for a client without inline completion.
+
+use std::time::{Duration, Instant};
+
+use ghostline_tests::{editor_capabilities, file_uri, model_lock, small_model, Server, Spawn, TIMEOUT};
+use serde_json::{json, Value};
+
+const FIB: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    \n\n\nprint(fibonacci(10))\n";
+
+fn options() -> Value {
+    json!({
+        "model": small_model(),
+        "repoContext": {"enabled": false},
+        "timeBudgetMs": 60000,
+        "invokedTimeBudgetMs": 60000,
+    })
+}
+
+fn change(uri: &str, version: i32, changes: Value) -> Value {
+    json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": changes})
+}
+
+fn edit(l1: u32, c1: u32, l2: u32, c2: u32, text: &str) -> Value {
+    json!({"range": {"start": {"line": l1, "character": c1}, "end": {"line": l2, "character": c2}}, "text": text})
+}
+
+fn utf16_len(s: &str) -> u32 {
+    s.encode_utf16().count() as u32
+}
+
+/// Waits a little so that a second (wrong) response would have arrived.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn editor_session_mechanics() {
+    let _lock = model_lock();
+    let mut s = Server::spawn(Spawn::default());
+
+    // --- start-up: initialize answers at once; the model loads afterwards with progress.
+    let t0 = Instant::now();
+    let init = s.initialize(editor_capabilities(), options());
+    assert!(t0.elapsed() < Duration::from_secs(2), "initialize took {:?}", t0.elapsed());
+    let caps = &init["capabilities"];
+    assert_eq!(caps["positionEncoding"], "utf-16");
+    assert_eq!(caps["textDocumentSync"]["change"], 2);
+    assert_eq!(caps["inlineCompletionProvider"], true);
+    assert!(caps["completionProvider"].is_object());
+    assert!(caps["codeActionProvider"].is_object());
+    let commands = caps["executeCommandProvider"]["commands"].as_array().unwrap();
+    assert!(commands.contains(&json!("ghostline.explainFunction")));
+    s.wait_status(0, "ready", TIMEOUT);
+    let create = s
+        .wait_message(0, "window/workDoneProgress/create", TIMEOUT, |_| true)
+        .expect("progress token created");
+    let token = create["params"]["token"].clone();
+    for kind in ["begin", "end"] {
+        assert!(
+            s.wait_message(0, "$/progress", TIMEOUT, |p| p["token"] == token && p["value"]["kind"] == kind).is_some(),
+            "no $/progress {kind}"
+        );
+    }
+    assert!(s.wait_message(0, "ghostline/status", TIMEOUT, |p| p["state"] == "loading").is_some());
+
+    // --- documents: incremental edits with non-ASCII text, in UTF-16 positions.
+    let doc = file_uri("/tmp/ghostline-tests/edits.py");
+    s.open(&doc, "python", "x = 1\ny = 2\n");
+    s.notify("textDocument/didChange", change(&doc, 2, json!([edit(0, 4, 0, 5, "\"é😀\""), edit(1, 0, 1, 1, "zz")])));
+    assert_eq!(s.document_text(&doc), "x = \"é😀\"\nzz = 2\n");
+    // After `x = "é😀` is 4 + 1 + 1 + 2 = 8 UTF-16 units.
+    let col = utf16_len("x = \"é😀");
+    s.notify("textDocument/didChange", change(&doc, 3, json!([edit(0, col, 0, col, "!")])));
+    assert_eq!(s.document_text(&doc), "x = \"é😀!\"\nzz = 2\n");
+    // Inside the surrogate pair rounds down; past the end of a line clamps; full replacement.
+    s.notify("textDocument/didChange", change(&doc, 4, json!([edit(0, 7, 0, 7, "|"), edit(1, 99, 1, 99, ";")])));
+    assert_eq!(s.document_text(&doc), "x = \"é|😀!\"\nzz = 2;\n");
+    s.notify("textDocument/didChange", change(&doc, 5, json!([{"text": "a = 1\r\nb = 2\r\n"}, edit(1, 0, 1, 1, "c")])));
+    assert_eq!(s.document_text(&doc), "a = 1\r\nc = 2\r\n");
+
+    // --- a completion on a line with é and an emoji: the range is where the client meant.
+    let line = "greeting = \"héllo 😀\" + ";
+    let uni = file_uri("/tmp/ghostline-tests/unicode.py");
+    s.open(&uni, "python", &format!("{line}\n"));
+    let end = utf16_len(line);
+    let items = s.inline(&uni, 0, end, true);
+    for item in &items {
+        assert_eq!(item["range"]["start"], json!({"line": 0, "character": end}), "{item}");
+        assert_eq!(item["range"]["end"], json!({"line": 0, "character": end}), "{item}");
+    }
+
+    // --- sensible code at the cursor, then the cache: the same request needs no model work,
+    // and typing the start of the suggestion gets the rest at once.
+    let fib = file_uri("/tmp/ghostline-tests/fib.py");
+    s.open(&fib, "python", FIB);
+    let items = s.inline(&fib, 4, 4, true);
+    assert_eq!(items.len(), 1, "{items:?}\n{}", s.stderr());
+    let suggestion = items[0]["insertText"].as_str().unwrap().to_owned();
+    assert!(suggestion.trim().len() > 3, "{suggestion:?}");
+    let again = s.inline(&fib, 4, 4, true);
+    assert_eq!(again, items);
+    let typed: String = suggestion.chars().take(3).collect();
+    s.notify("textDocument/didChange", change(&fib, 2, json!([edit(4, 4, 4, 4, &typed)])));
+    let rest = s.inline(&fib, 4, 4 + utf16_len(&typed), false);
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_eq!(format!("{typed}{}", rest[0]["insertText"].as_str().unwrap()), suggestion);
+    let cached = s.stderr().matches("outcome=\"cached\"").count();
+    assert!(cached >= 2, "expected two cache hits in the log\n{}", s.stderr());
+    s.notify("textDocument/didChange", change(&fib, 3, json!([edit(4, 4, 4, 4 + utf16_len(&typed), "")])));
+    assert_eq!(s.document_text(&fib), FIB);
+
+    // --- a newer request supersedes the older one: empty result at once, one response each.
+    let body = file_uri("/tmp/ghostline-tests/body.py");
+    s.open(&body, "python", "import math\n\n\ndef area_of_circle(radius):\n    \n");
+    let first = s.send_inline(&body, 4, 4, true);
+    let second = s.send_inline(&body, 4, 4, true);
+    let r1 = s.response(first, TIMEOUT).ok();
+    assert_eq!(r1["items"], json!([]), "the superseded request must get an empty result");
+    let _ = s.response(second, TIMEOUT).ok();
+    settle();
+    assert_eq!((s.response_count(first), s.response_count(second)), (1, 1));
+
+    // --- $/cancelRequest: RequestCancelled, exactly once.
+    let other = file_uri("/tmp/ghostline-tests/cancel.py");
+    s.open(&other, "python", "def parse_config(path):\n    \n");
+    let id = s.send_inline(&other, 1, 4, true);
+    s.notify("$/cancelRequest", json!({"id": id}));
+    let r = s.response(id, TIMEOUT);
+    assert_eq!(r.error_code(), Some(-32800), "{r:?}");
+    settle();
+    assert_eq!(s.response_count(id), 1);
+
+    // --- an edit while generating stops the work for the old version.
+    let id = s.send_inline(&other, 1, 4, true);
+    s.notify("textDocument/didChange", change(&other, 2, json!([edit(0, 0, 0, 0, "# config\n")])));
+    let r = s.response(id, TIMEOUT).ok();
+    assert_eq!(r["items"], json!([]));
+    settle();
+    assert_eq!(s.response_count(id), 1);
+
+    // --- bad requests get errors, and the server keeps working.
+    let inline = |uri: &str, line: u32, ch: u32| {
+        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": ch}, "context": {"triggerKind": 1}})
+    };
+    let r = s.request("textDocument/inlineCompletion", inline(&fib, 999, 0));
+    assert_eq!(r.error_code(), Some(-32602), "{r:?}");
+    let r = s.request("textDocument/inlineCompletion", inline("file:///not/open.py", 0, 0));
+    assert_eq!(r.error_code(), Some(-32602), "{r:?}");
+    let r = s.request("textDocument/inlineCompletion", json!({"textDocument": {"uri": fib}, "context": {"triggerKind": 1}}));
+    assert_eq!(r.error_code(), Some(-32602), "{r:?}");
+    let r = s.request("textDocument/inlineCompletion", json!({"textDocument": {"uri": fib}, "position": {"line": -1, "character": "x"}, "context": {"triggerKind": 1}}));
+    assert_eq!(r.error_code(), Some(-32602), "{r:?}");
+    let r = s.request("workspace/executeCommand", json!({"command": "ghostline.explainFunction", "arguments": [{"nope": 1}]}));
+    assert_eq!(r.error_code(), Some(-32602), "{r:?}");
+    let r = s.request("workspace/executeCommand", json!({"command": "ghostline.noSuchCommand"}));
+    assert!(r.error.is_some());
+    // A character past the end of the line is clamped to the end of the line.
+    let r = s.request("textDocument/inlineCompletion", inline(&fib, 4, 400)).ok();
+    for item in r["items"].as_array().unwrap() {
+        assert_eq!(item["range"]["start"], json!({"line": 4, "character": 4}));
+    }
+    // Still working.
+    assert_eq!(s.inline(&fib, 4, 4, true), items);
+
+    // --- settings: an invalid value is reported and ignored; `trigger: manual` turns off
+    // automatic suggestions only.
+    let from = s.message_count();
+    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"maxTokens": "lots", "trigger": "manual"}}}));
+    let warning = s
+        .wait_message(from, "window/showMessage", TIMEOUT, |p| p["type"] == 2)
+        .expect("a warning about maxTokens");
+    assert!(warning["params"]["message"].as_str().unwrap().contains("maxTokens"), "{warning}");
+    let t = Instant::now();
+    assert_eq!(s.inline(&body, 4, 4, false), Vec::<Value>::new());
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(s.inline(&fib, 4, 4, true).len(), 1);
+    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"trigger": "automatic"}}}));
+
+    // --- automatic triggers skip the middle of a word.
+    let mid = file_uri("/tmp/ghostline-tests/mid.py");
+    s.open(&mid, "python", "value = compute_total(items)\n");
+    assert_eq!(s.inline(&mid, 0, 12, false), Vec::<Value>::new());
+
+    assert!(s.protocol_errors().is_empty(), "{:?}", s.protocol_errors());
+    assert!(s.shutdown().success());
+}
+
+#[test]
+fn missing_model_reports_and_recovers() {
+    let _lock = model_lock();
+    let mut s = Server::spawn(Spawn::default());
+    let missing = "/nonexistent/ghostline/missing-model.gguf";
+    s.initialize(editor_capabilities(), json!({"model": missing, "timeBudgetMs": 60000, "invokedTimeBudgetMs": 60000}));
+    let error = s
+        .wait_message(0, "window/showMessage", TIMEOUT, |p| p["type"] == 1)
+        .expect("an error message");
+    let message = error["params"]["message"].as_str().unwrap();
+    assert!(message.contains(missing) && message.contains("does not exist"), "{message}");
+    s.wait_status(0, "error", TIMEOUT);
+
+    let fib = file_uri("/tmp/ghostline-tests/fib.py");
+    s.open(&fib, "python", FIB);
+    let t = Instant::now();
+    assert_eq!(s.inline(&fib, 4, 4, true), Vec::<Value>::new());
+    let r = s
+        .request("textDocument/completion", json!({"textDocument": {"uri": fib}, "position": {"line": 4, "character": 4}}))
+        .ok();
+    assert_eq!(r["items"], json!([]));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let r = s.request("workspace/executeCommand", json!({"command": "ghostline.explainFunction", "arguments": [{"uri": fib, "position": {"line": 3, "character": 8}}]}));
+    assert!(r.error.as_ref().is_some_and(|e| e["message"].as_str().unwrap().contains("could not be loaded")), "{r:?}");
+
+    // Fixing the setting reloads.
+    let from = s.message_count();
+    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"model": small_model()}}}));
+    s.wait_status(from, "ready", TIMEOUT);
+    assert_eq!(s.inline(&fib, 4, 4, true).len(), 1);
+    assert!(s.shutdown().success());
+}
+
+#[test]
+fn completion_fallback_for_a_utf8_client_without_inline_completion() {
+    let _lock = model_lock();
+    let mut s = Server::spawn(Spawn::default());
+    let caps = json!({
+        "general": {"positionEncodings": ["utf-8", "utf-16"]},
+        "textDocument": {"completion": {"completionItem": {"snippetSupport": false}}},
+    });
+    let init = s.initialize(caps, options());
+    assert_eq!(init["capabilities"]["positionEncoding"], "utf-8");
+    s.wait_status(0, "ready", TIMEOUT);
+
+    let uri = file_uri("/tmp/ghostline-tests/fallback.py");
+    let prefix = "# Grüße 😀\ndef fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    ";
+    s.open(&uri, "python", &format!("{prefix}\n\n\nprint(fibonacci(10))\n"));
+    // UTF-8 positions: an edit right after the emoji (byte 15 of line 0).
+    let col = "# Grüße 😀".len() as u32;
+    s.notify("textDocument/didChange", change(&uri, 2, json!([edit(0, col, 0, col, "!")])));
+    assert!(s.document_text(&uri).starts_with("# Grüße 😀!\n"));
+
+    let r = s
+        .request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 5, "character": 4}, "context": {"triggerKind": 1}}),
+        )
+        .ok();
+    let items = r["items"].as_array().expect("a completion list");
+    assert_eq!(items.len(), 1, "{r}");
+    let item = &items[0];
+    let new_text = item["textEdit"]["newText"].as_str().unwrap();
+    assert!(new_text.contains("fibonacci"), "{new_text:?}");
+    assert_eq!(item["textEdit"]["range"]["start"], json!({"line": 5, "character": 4}));
+    assert_eq!(item["label"].as_str().unwrap(), new_text.lines().next().unwrap().trim());
+    let doc = item["documentation"]["value"].as_str().unwrap();
+    assert!(item["documentation"]["kind"] == "markdown" && doc.starts_with("```python\n") && doc.contains(new_text), "{doc}");
+    assert!(s.shutdown().success());
+}
