@@ -177,6 +177,24 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_name_the_root_when_there_are_several() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["one/a", "two/b"] {
+            fs::create_dir_all(dir.path().join(name)).unwrap();
+        }
+        let one = fs::canonicalize(dir.path().join("one")).unwrap();
+        let single = Roots::new(vec![one.clone()]);
+        assert_eq!(single.relative(&one.join("a/x.py")), "a/x.py");
+        let both = Roots::new(vec![
+            one.clone(),
+            dir.path().join("two"),
+            dir.path().join("missing"),
+        ]);
+        assert_eq!(both.paths().len(), 2);
+        assert_eq!(both.relative(&one.join("a/x.py")), "one/a/x.py");
+    }
+
+    #[test]
     fn confine_refuses_relative_and_outside() {
         let dir = tempfile::tempdir().unwrap();
         let ws = dir.path().join("ws");

@@ -15,6 +15,9 @@ use tree_sitter::{Node, QueryCursor, StreamingIterator, Tree};
 
 use crate::language::{Language, QueryKind};
 
+/// Items kept whole are cut after this many bytes.
+const MAX_ITEM_BYTES: usize = 2048;
+
 /// Containers nested deeper than this are not outlined (pathological input).
 const MAX_DEPTH: usize = 32;
 
@@ -326,11 +329,27 @@ impl<'t> Outliner<'t, '_> {
         }
     }
 
-    /// A node as written, on its own line(s) with its indentation.
+    /// A node as written, on its own line(s) with its indentation; cut after
+    /// [`MAX_ITEM_BYTES`] at a line end, with a `...` line for the rest (a table of a
+    /// thousand constants says no more than its first lines).
     fn whole(&self, node: Node, out: &mut String) {
-        out.push_str(indent(self.src, node.start_byte()));
+        let indentation = indent(self.src, node.start_byte());
+        out.push_str(indentation);
         // Line comments end with their newline.
-        out.push_str(text(node, self.src).trim_end_matches(['\n', '\r']));
+        let kept = text(node, self.src).trim_end_matches(['\n', '\r']);
+        if kept.len() <= MAX_ITEM_BYTES {
+            out.push_str(kept);
+        } else {
+            let mut cut = MAX_ITEM_BYTES;
+            while !kept.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let head = &kept[..cut];
+            out.push_str(head.rfind('\n').map_or(head, |end| &head[..end]));
+            out.push('\n');
+            out.push_str(indentation);
+            out.push_str("    ...");
+        }
         out.push('\n');
     }
 

@@ -367,3 +367,69 @@ def total(shapes):
     "#]]
     .assert_eq(&show_blocks(&small));
 }
+
+#[test]
+fn unsaved_new_file_and_rust_definitions() {
+    let fixture = Fixture::new(
+        r#"
+//- /Cargo.toml
+[package]
+name = "app"
+//- /src/lib.rs
+pub mod shapes;
+//- /src/shapes.rs
+/// A circle.
+pub struct Circle {
+    pub r: f64,
+}
+
+impl Circle {
+    /// Its area.
+    pub fn area(&self) -> f64 {
+        3.14 * self.r * self.r
+    }
+}
+
+pub fn unused() {}
+"#,
+    );
+    let index = fixture.index(ContextConfig::default());
+    // A file that exists only in the editor.
+    let path = fixture.path("/src/new.rs");
+    let text = "use crate::shapes::Circle;\n\nfn total(c: &Circle) -> f64 {\n    c.area()\n}\n";
+    index.update_file(&path, text).unwrap();
+    expect![[r#"
+        --- src/shapes.rs
+        /// A circle.
+        pub struct Circle {
+            pub r: f64,
+        }
+
+        impl Circle {
+            /// Its area.
+            pub fn area(&self) -> f64 {
+                3.14 * self.r * self.r
+            }
+        }
+
+        pub fn unused() {}
+    "#]].assert_eq(&show_blocks(&index.context_for(&path, text, &count)));
+    let function = crate::enclosing_function(&path, text, text.find("c.area").unwrap()).unwrap();
+    let snippet = &text[function.range];
+    expect![[r#"
+        --- src/shapes.rs
+        /// A circle.
+        pub struct Circle {
+            pub r: f64,
+        }
+
+        impl Circle {
+            /// Its area.
+            pub fn area(&self) -> f64 {
+                3.14 * self.r * self.r
+            }
+        }
+    "#]].assert_eq(&show_blocks(
+        &index.definitions_for(&path, text, snippet, &count, 500),
+    ));
+}

@@ -244,6 +244,26 @@ pub mod child;
 }
 
 #[test]
+fn huge_items_are_cut() {
+    let table: String = (0..400).map(|i| format!("    {i},\n")).collect();
+    let src = format!("pub const TABLE: [u32; 400] = [\n{table}];\npub fn f() {{\n    g();\n}}\n");
+    let lang = language_for_path("lib.rs".as_ref()).unwrap();
+    let details = details(lang, &lang.parse(&src).unwrap(), &src);
+    assert!(details.outline.len() < 2200, "{}", details.outline.len());
+    assert!(details
+        .outline
+        .starts_with("pub const TABLE: [u32; 400] = [\n    0,\n    1,\n"));
+    assert!(
+        details
+            .outline
+            .ends_with("\n    ...\n\npub fn f() { ... }\n"),
+        "{}",
+        details.outline
+    );
+    assert_eq!(details.defs.len(), 2);
+}
+
+#[test]
 fn enclosing_function_python() {
     let src = r#"
 def outer(a):
