@@ -70,7 +70,11 @@ fn main() {
         second.as_secs_f64(),
         first.as_secs_f64() / second.as_secs_f64()
     );
-    println!("memory       {}", peak_memory());
+    println!(
+        "memory       {} resident, {} peak",
+        memory("VmRSS"),
+        memory("VmHWM")
+    );
     if index_only {
         return;
     }
@@ -137,13 +141,13 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Peak resident memory of this process (Linux), for orientation.
-fn peak_memory() -> String {
+/// A memory figure of this process from `/proc/self/status` (Linux), for orientation.
+fn memory(field: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM"))
+                .find(|l| l.starts_with(field))
                 .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
         })
         .unwrap_or_else(|| "unknown".to_string())

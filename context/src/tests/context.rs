@@ -413,7 +413,8 @@ pub fn unused() {}
         }
 
         pub fn unused() {}
-    "#]].assert_eq(&show_blocks(&index.context_for(&path, text, &count)));
+    "#]]
+    .assert_eq(&show_blocks(&index.context_for(&path, text, &count)));
     let function = crate::enclosing_function(&path, text, text.find("c.area").unwrap()).unwrap();
     let snippet = &text[function.range];
     expect![[r#"
@@ -429,7 +430,8 @@ pub fn unused() {}
                 3.14 * self.r * self.r
             }
         }
-    "#]].assert_eq(&show_blocks(
+    "#]]
+    .assert_eq(&show_blocks(
         &index.definitions_for(&path, text, snippet, &count, 500),
     ));
 }
