@@ -5,9 +5,11 @@
 //! All state sits behind locks, so one `Index` in an `Arc` serves queries while
 //! [`Index::index_all`] runs on another thread; files not indexed yet are read on demand.
 //! Until the first walk completes, imports resolve against the file system (confined to the
-//! roots, but without `.gitignore`); afterwards only files the walk accepted (or that were
-//! added since) count. File texts are not kept in memory, except editor buffers: they are
-//! read again when rendered, and a changed hash re-parses them. The index never writes.
+//! roots, hidden files and `.gitignore`/`.ignore` matches skipped as the walk would); after
+//! it, only files the walk accepted (or that were added since) count. File texts are not kept
+//! in memory, except editor buffers: they are read again when rendered, and a changed hash
+//! re-parses them. Resolved imports are cached per file until the set of files changes. The
+//! index never writes, and never prints.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
@@ -668,9 +670,11 @@ impl Index {
     /// In dependency order (each file after the files it imports); the current file is not
     /// included.
     ///
-    /// The result depends on the imports of `text`, on which imported names `text` uses
-    /// (only when not everything fits) and on the imported files — not on the cursor — so it
-    /// stays byte-identical while the user types inside a function.
+    /// The result depends on the imports of `text`, on which imported names occur in `text`
+    /// (a word scan outside the import statements, which only matters when not everything
+    /// fits) and on the imported files — not on the cursor — so it stays byte-identical while
+    /// the user types inside a function. When `text` is what [`Index::update_file`] last got
+    /// for `path`, its parse is reused.
     pub fn context_for(
         &self,
         path: &Path,

@@ -14,6 +14,27 @@
 //! Plain data in, plain data out: paths, byte offsets and strings. This crate knows nothing of
 //! LSP, async runtimes or models; it reads files only inside the workspace roots, never writes,
 //! and never prints (it logs with `tracing`).
+//!
+//! Invariants: every path read is canonicalized and inside a root (`confine`); the same inputs
+//! give byte-identical blocks; the current file is never one of its own blocks; blocks come
+//! dependencies first.
+//!
+//! ```no_run
+//! use std::{path::Path, sync::Arc};
+//! use ghostline_context::{ContextConfig, Index};
+//!
+//! let index = Arc::new(Index::new(vec!["/work/project".into()], ContextConfig::default()));
+//! let background = Arc::clone(&index);
+//! std::thread::spawn(move || background.index_all(&mut |done, total| { /* progress */ }));
+//!
+//! // Queries do not wait for the walk: files are read on demand meanwhile.
+//! let path = Path::new("/work/project/app/main.py");
+//! let text = "from app.util import helper\n\nhelper(";
+//! let _ = index.update_file(path, text);
+//! for block in index.context_for(path, text, &|s| s.len() / 4 + 1) {
+//!     println!("{}\n{}", block.path, block.text);
+//! }
+//! ```
 
 mod confine;
 mod graph;
