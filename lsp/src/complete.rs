@@ -198,11 +198,14 @@ pub async fn suggest(
         cancel: cancel.clone(),
     };
 
-    let context = if config.repo_context_enabled && config.repo_context_budget_tokens > 0 {
-        let text = rope.to_string();
-        inner.workspace.context_for(&loc, &text, config.repo_context_budget_tokens, &|s| {
-            engine.count_tokens(s)
+    let context = if config.repo_context_enabled && config.repo_context_budget_tokens > 0 && loc.abs.is_some() {
+        let (inner, loc, engine, rope) = (inner.clone(), loc.clone(), engine.clone(), rope.clone());
+        tokio::task::spawn_blocking(move || {
+            let text = rope.to_string();
+            inner.workspace.context_for(&loc, &text, &|s| engine.count_tokens(s))
         })
+        .await
+        .unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -306,6 +309,13 @@ pub async fn inline_completion(inner: &Arc<Inner>, params: InlineCompletionParam
 /// `textDocument/completion`: the same suggestion as one completion item.
 pub async fn completion(inner: &Arc<Inner>, params: CompletionParams) -> Result<Option<CompletionResponse>> {
     let tdp = params.text_document_position;
+    if lock(&inner.caps).inline_completion {
+        // The client shows the same suggestion as ghost text.
+        return Ok(Some(CompletionResponse::List(CompletionList {
+            is_incomplete: true,
+            items: Vec::new(),
+        })));
+    }
     let kind = match params.context.map(|c| c.trigger_kind) {
         Some(CompletionTriggerKind::INVOKED) | None => Kind::Invoked,
         Some(_) => Kind::Automatic,

@@ -36,7 +36,6 @@ pub fn code_action_kind() -> CodeActionKind {
 struct Target {
     name: Option<String>,
     code: String,
-    byte_range: std::ops::Range<usize>,
     start_line: usize,
     language_id: String,
     loc: Location,
@@ -79,7 +78,6 @@ fn target(inner: &Inner, uri: &Uri, position: Option<Position>, range: Option<Ra
     Ok(Some(Target {
         name,
         code: text[byte_range.clone()].to_owned(),
-        byte_range,
         start_line,
         language_id,
         loc,
@@ -192,13 +190,17 @@ pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressT
         return Err(request_failed(format!("ghostline: {}", inner.engine.describe())));
     };
     let config = inner.config();
-    let definitions = inner.workspace.definitions_for(
-        &t.loc,
-        &t.text,
-        t.byte_range.clone(),
-        DEFINITIONS_BUDGET_TOKENS,
-        &|s| engine.count_tokens(s),
-    );
+    let definitions = {
+        let (inner, engine) = (inner.clone(), engine.clone());
+        let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
+        tokio::task::spawn_blocking(move || {
+            inner
+                .workspace
+                .definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| engine.count_tokens(s))
+        })
+        .await
+        .unwrap_or_default()
+    };
     let header = match &t.name {
         Some(name) => format!("### `{name}`\n\n"),
         None => format!("### `{}`, line {}\n\n", t.loc.rel, t.start_line + 1),

@@ -18,10 +18,31 @@ pub struct Function {
 
 /// The function around byte `offset` of `text` (path is workspace-relative or absolute).
 pub fn enclosing_function(path: &str, text: &str, offset: usize, lang: Lang) -> Option<Function> {
-    // INTEGRATION POINT (ghostline-context): use `ghostline_context::enclosing_function` for
-    // Python and Rust once the crate exports it; the textual fallback stays for the rest.
-    let _ = path;
     let offset = floor_char_boundary(text, offset.min(text.len()));
+    // Tree-sitter for the languages the context crate parses (the path picks the grammar; a
+    // document without a telling extension gets one from its language id).
+    let parse_as = match lang {
+        Lang::Python => Some("x.py"),
+        Lang::Rust => Some("x.rs"),
+        _ => None,
+    };
+    let parse_path = std::path::Path::new(path);
+    let parse_path = if ghostline_context::language_for_path(parse_path).is_some() {
+        Some(parse_path)
+    } else {
+        parse_as.map(std::path::Path::new)
+    };
+    if let Some(p) = parse_path {
+        if let Some(f) = ghostline_context::enclosing_function(p, text, offset) {
+            return Some(Function {
+                name: Some(f.name),
+                range: f.range,
+            });
+        }
+        if matches!(lang, Lang::Python | Lang::Rust) {
+            return None;
+        }
+    }
     match lang {
         Lang::Python => python_function(text, offset),
         Lang::Rust | Lang::CLike => brace_function(text, offset, lang),
@@ -224,7 +245,7 @@ mod tests {
     fn find(lang: Lang, fixture: &str) -> Option<(Option<String>, String)> {
         let offset = fixture.find("$0").unwrap();
         let text = fixture.replace("$0", "");
-        enclosing_function("f", &text, offset, lang).map(|f| (f.name, text[f.range].to_string()))
+        enclosing_function("f", &text, offset, lang).map(|f| (f.name, text[f.range].trim_end().to_string()))
     }
 
     #[test]
@@ -232,11 +253,11 @@ mod tests {
         let src = "import os\n\n@cache\ndef fib(n):\n    if n < 2:\n        return $0n\n    return fib(n - 1)\n\nx = 1\n";
         let (name, body) = find(Lang::Python, src).unwrap();
         assert_eq!(name.as_deref(), Some("fib"));
-        assert_eq!(body, "@cache\ndef fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1)\n");
+        assert_eq!(body, "@cache\ndef fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1)");
         assert_eq!(find(Lang::Python, "x = 1$0\ndef f():\n    pass\n"), None);
         assert_eq!(find(Lang::Python, "def f():\n    pass\nx = $01\n"), None);
         let nested = "class A:\n    def m(self):\n        $0return 1\n    def n(self):\n        pass\n";
-        assert_eq!(find(Lang::Python, nested).unwrap().1, "    def m(self):\n        return 1\n");
+        assert_eq!(find(Lang::Python, nested).unwrap().1, "def m(self):\n        return 1");
         let on_def = "def $0g():\n    return 2\n";
         assert_eq!(find(Lang::Python, on_def).unwrap().0.as_deref(), Some("g"));
     }

@@ -42,6 +42,11 @@ pub struct ClientCaps {
     pub work_done_progress: bool,
     /// `workspace.configuration`.
     pub configuration: bool,
+    /// `workspace.didChangeWatchedFiles.dynamicRegistration`.
+    pub watch_files: bool,
+    /// `textDocument.inlineCompletion`: the client shows ghost text, so `textDocument/completion`
+    /// (the fallback) stays empty to avoid showing the same suggestion twice.
+    pub inline_completion: bool,
 }
 
 /// The engine's lifecycle.
@@ -266,10 +271,37 @@ impl Inner {
         if update.changed {
             tracing::info!("settings changed: {:?}", self.config());
             lock(&self.cache).clear();
+            self.workspace.set_budget(self.config().repo_context_budget_tokens);
         }
         if update.engine_changed && reload {
             let inner = self.clone();
             tokio::spawn(async move { inner.load_model().await });
+        }
+    }
+
+    /// Asks the client to report changes of source files and manifests on disk.
+    async fn watch_files(&self) {
+        if !lock(&self.caps).watch_files {
+            return;
+        }
+        let watchers: Vec<FileSystemWatcher> = ["**/*.py", "**/*.pyi", "**/*.rs", "**/Cargo.toml", "**/.gitignore"]
+            .into_iter()
+            .map(|glob| FileSystemWatcher {
+                glob_pattern: GlobPattern::String(glob.into()),
+                kind: None,
+            })
+            .collect();
+        let options = DidChangeWatchedFilesRegistrationOptions { watchers };
+        let registration = Registration {
+            id: "ghostline-watch".into(),
+            method: "workspace/didChangeWatchedFiles".into(),
+            register_options: serde_json::to_value(options).ok(),
+        };
+        let register = self.client.register_capability(vec![registration]);
+        match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, register).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("file watching not registered: {e}"),
+            Err(_) => tracing::warn!("file watching not registered: no answer"),
         }
     }
 
@@ -523,8 +555,19 @@ impl LanguageServer for Backend {
                 .as_ref()
                 .and_then(|w| w.configuration)
                 .unwrap_or(false),
+            watch_files: params
+                .capabilities
+                .workspace
+                .as_ref()
+                .and_then(|w| w.did_change_watched_files.as_ref())
+                .and_then(|w| w.dynamic_registration)
+                .unwrap_or(false),
+            inline_completion: params
+                .capabilities
+                .text_document
+                .as_ref()
+                .is_some_and(|t| t.inline_completion.is_some()),
         };
-        inner.workspace.set_roots(&params);
         if let Some(options) = &params.initialization_options {
             let mut config = Config::default();
             let update = config.apply(config::section(options));
@@ -534,6 +577,9 @@ impl LanguageServer for Backend {
             lock(&inner.pending_messages).extend(update.invalid.into_iter().map(|m| (MessageType::WARNING, m)));
             *lock(&inner.config) = Arc::new(config);
         }
+        inner
+            .workspace
+            .set_roots(&params, inner.config().repo_context_budget_tokens);
         tracing::info!(
             client = params.client_info.as_ref().map(|c| c.name.as_str()).unwrap_or("?"),
             ?encoding,
@@ -585,6 +631,7 @@ impl LanguageServer for Backend {
                 inner.apply_settings(config::section(&settings), false).await;
             }
             inner.workspace.start_indexing(inner.clone());
+            inner.watch_files().await;
             inner.load_model().await;
         });
     }
@@ -599,8 +646,8 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let d = params.text_document;
-        self.inner.workspace.document_changed(&d.uri, &d.text);
-        lock(&self.inner.docs).insert(d.uri, Document::new(&d.text, d.version, &d.language_id));
+        lock(&self.inner.docs).insert(d.uri.clone(), Document::new(&d.text, d.version, &d.language_id));
+        self.inner.workspace.document_changed(&d.uri, &self.inner);
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
@@ -618,23 +665,18 @@ impl LanguageServer for Backend {
         }
         // Work for the previous version is now useless.
         self.inner.stop_inflight(&uri);
+        self.inner.workspace.document_changed(&uri, &self.inner);
     }
 
     async fn did_save(&self, params: DidSaveTextDocumentParams) {
-        let text = params.text.or_else(|| {
-            lock(&self.inner.docs)
-                .get(&params.text_document.uri)
-                .map(|d| d.rope.to_string())
-        });
-        if let Some(text) = text {
-            self.inner.workspace.document_changed(&params.text_document.uri, &text);
-        }
+        self.inner.workspace.refresh(&params.text_document.uri);
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
         lock(&self.inner.docs).remove(&uri);
         self.inner.stop_inflight(&uri);
+        self.inner.workspace.refresh(&uri);
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
@@ -651,12 +693,12 @@ impl LanguageServer for Backend {
 
     async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
         for change in params.changes {
-            self.inner.workspace.file_changed(&change.uri, change.typ == FileChangeType::DELETED);
+            self.inner.workspace.refresh(&change.uri);
         }
     }
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
-        self.inner.workspace.folders_changed(&params.event);
+        self.inner.workspace.folders_changed(&params.event, self.inner.clone());
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {

@@ -1,26 +1,26 @@
 //! The workspace folders and the repository context that completions and explanations get.
 //!
 //! It maps document URIs to workspace-relative paths and a repository name, and owns the
-//! repository index of `ghostline-context`, built on a background thread after `initialized` and
-//! kept up to date from document and file-watch notifications. Requests never wait for the
-//! index: until it is built they get no repository context.
-//!
-//! INTEGRATION POINT (ghostline-context): the index calls are marked below; until the crate
-//! exports `Index`, `ContextConfig`, `context_for` and `definitions_for`, completions get no
-//! repository context and explanations no imported definitions.
+//! repository [`Index`] of `ghostline-context`: created at `initialize`, walked on a blocking
+//! thread after `initialized` (with work-done progress), and kept up to date from document and
+//! file-watch notifications. Requests never wait for the walk: the index answers from what it
+//! has and reads imported files on demand. This module converts between LSP and the context
+//! crate's plain paths; it does not decide budgets (settings do) or render prompts.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
+use ghostline_context::{ContextConfig, Index};
 use ghostline_inference::ContextBlock;
 use tower_lsp_server::ls_types::{InitializeParams, Uri, WorkspaceFoldersChangeEvent};
 
-use crate::server::{lock, Inner};
+use crate::server::{lock, Inner, WorkProgress};
 
 /// Workspace folders and the repository index.
 #[derive(Default)]
 pub struct Workspace {
     roots: Mutex<Vec<PathBuf>>,
+    index: RwLock<Option<Arc<Index>>>,
 }
 
 /// Where a document lives in the workspace.
@@ -34,10 +34,20 @@ pub struct Location {
     pub repo: Option<String>,
 }
 
+fn convert(blocks: Vec<ghostline_context::ContextBlock>) -> Vec<ContextBlock> {
+    blocks
+        .into_iter()
+        .map(|b| ContextBlock {
+            path: b.path,
+            text: b.text,
+        })
+        .collect()
+}
+
 impl Workspace {
-    /// Reads the workspace folders (or the root URI) from `initialize`.
+    /// Reads the workspace folders (or the root URI) from `initialize` and creates the index.
     #[allow(deprecated)]
-    pub fn set_roots(&self, params: &InitializeParams) {
+    pub fn set_roots(&self, params: &InitializeParams, budget_tokens: usize) {
         let mut roots: Vec<PathBuf> = params
             .workspace_folders
             .iter()
@@ -51,21 +61,54 @@ impl Workspace {
         }
         tracing::info!("workspace roots: {roots:?}");
         *lock(&self.roots) = roots;
+        self.rebuild(budget_tokens);
     }
 
-    /// Adds and removes folders.
-    pub fn folders_changed(&self, event: &WorkspaceFoldersChangeEvent) {
-        let mut roots = lock(&self.roots);
-        for f in &event.removed {
-            if let Some(p) = f.uri.to_file_path() {
-                roots.retain(|r| r != p.as_ref());
+    fn rebuild(&self, budget_tokens: usize) {
+        let roots = lock(&self.roots).clone();
+        let index = (!roots.is_empty()).then(|| {
+            Arc::new(Index::new(
+                roots,
+                ContextConfig {
+                    budget_tokens,
+                    ..ContextConfig::default()
+                },
+            ))
+        });
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+    }
+
+    fn index(&self) -> Option<Arc<Index>> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The repository context budget changed.
+    pub fn set_budget(&self, budget_tokens: usize) {
+        if let Some(index) = self.index() {
+            index.set_config(ContextConfig {
+                budget_tokens,
+                ..index.config()
+            });
+        }
+    }
+
+    /// Adds and removes folders, then re-indexes.
+    pub fn folders_changed(&self, event: &WorkspaceFoldersChangeEvent, inner: Arc<Inner>) {
+        {
+            let mut roots = lock(&self.roots);
+            for f in &event.removed {
+                if let Some(p) = f.uri.to_file_path() {
+                    roots.retain(|r| r != p.as_ref());
+                }
+            }
+            for f in &event.added {
+                if let Some(p) = f.uri.to_file_path() {
+                    roots.push(p.into_owned());
+                }
             }
         }
-        for f in &event.added {
-            if let Some(p) = f.uri.to_file_path() {
-                roots.push(p.into_owned());
-            }
-        }
+        self.rebuild(inner.config().repo_context_budget_tokens);
+        self.start_indexing(inner);
     }
 
     /// Where `uri` lives.
@@ -102,44 +145,108 @@ impl Workspace {
         }
     }
 
-    /// Starts indexing the workspace in the background.
+    /// Walks the workspace in the background, with work-done progress.
     pub fn start_indexing(&self, inner: Arc<Inner>) {
-        // INTEGRATION POINT (ghostline-context): build `Index` over the roots on a blocking
-        // thread, with work-done progress, and store it here.
-        let _ = inner;
+        let Some(index) = self.index() else { return };
+        if !inner.config().repo_context_enabled {
+            return;
+        }
+        tokio::spawn(async move {
+            let progress = WorkProgress::begin(&inner, None, "ghostline: indexing the workspace", None).await;
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+            let mut walk = tokio::task::spawn_blocking(move || {
+                index.index_all(&mut |done, total| {
+                    let _ = tx.send((done, total));
+                })
+            });
+            let mut last_pct = None;
+            let stats = loop {
+                tokio::select! {
+                    biased;
+                    r = &mut walk => break r,
+                    Some((done, total)) = rx.recv() => {
+                        let pct = (done * 100).checked_div(total).unwrap_or(100) as u32;
+                        if last_pct != Some(pct) {
+                            last_pct = Some(pct);
+                            progress.report(Some(format!("{done}/{total} files")), Some(pct)).await;
+                        }
+                    }
+                }
+            };
+            match stats {
+                Ok(stats) => {
+                    tracing::info!(?stats, "workspace indexed");
+                    progress.end(Some(format!("{} files", stats.files))).await;
+                }
+                Err(e) => {
+                    tracing::error!("indexing crashed: {e}");
+                    progress.end(Some("failed".into())).await;
+                }
+            }
+        });
     }
 
-    /// A document was opened, changed or saved.
-    pub fn document_changed(&self, uri: &Uri, text: &str) {
-        // INTEGRATION POINT (ghostline-context): update the index for this file.
-        let _ = (uri, text);
+    /// A document was opened or changed: the index sees its unsaved text. Parsing runs on a
+    /// blocking thread and reads the latest text at that time, so bursts of edits are cheap.
+    pub fn document_changed(&self, uri: &Uri, inner: &Arc<Inner>) {
+        let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned())) else {
+            return;
+        };
+        if ghostline_context::language_for_path(&path).is_none() || !inner.config().repo_context_enabled {
+            return;
+        }
+        let inner = inner.clone();
+        let uri = uri.clone();
+        tokio::task::spawn_blocking(move || {
+            let text = lock(&inner.docs).get(&uri).map(|d| d.rope.to_string());
+            if let Some(text) = text {
+                if let Err(e) = index.update_file(&path, &text) {
+                    tracing::debug!("not indexed: {e}");
+                }
+            }
+        });
     }
 
-    /// A watched file changed on disk.
-    pub fn file_changed(&self, uri: &Uri, deleted: bool) {
-        // INTEGRATION POINT (ghostline-context): re-read or drop the file in the index.
-        let _ = (uri, deleted);
+    /// A document was saved or closed, or a watched file changed: the index re-reads the disk.
+    pub fn refresh(&self, uri: &Uri) {
+        let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned())) else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = index.refresh_path(&path) {
+                tracing::debug!("not indexed: {e}");
+            }
+        });
     }
 
-    /// Repository context for a completion in `loc` with document text `text`, within
-    /// `budget_tokens`. Never waits for the index.
-    pub fn context_for(
+    /// Repository context for a completion in the file at `loc` with text `text` (runs on the
+    /// calling thread: call it from a blocking-friendly one).
+    pub fn context_for(&self, loc: &Location, text: &str, count_tokens: &dyn Fn(&str) -> usize) -> Vec<ContextBlock> {
+        let (Some(index), Some(path)) = (self.index(), loc.abs.as_deref()) else {
+            return Vec::new();
+        };
+        if ghostline_context::language_for_path(path).is_none() {
+            return Vec::new();
+        }
+        convert(index.context_for(path, text, count_tokens))
+    }
+
+    /// Definitions from other files that `snippet` (part of the file at `loc`) uses.
+    pub fn definitions_for(
         &self,
         loc: &Location,
         text: &str,
+        snippet: &str,
         budget_tokens: usize,
         count_tokens: &dyn Fn(&str) -> usize,
     ) -> Vec<ContextBlock> {
-        // INTEGRATION POINT (ghostline-context): `index.context_for(path, text, &count_tokens)`.
-        let _ = (loc, text, budget_tokens, count_tokens);
-        Vec::new()
-    }
-
-    /// Definitions used by the code in `range` of the document, for explanations.
-    pub fn definitions_for(&self, loc: &Location, text: &str, range: std::ops::Range<usize>, budget_tokens: usize, count_tokens: &dyn Fn(&str) -> usize) -> Vec<ContextBlock> {
-        // INTEGRATION POINT (ghostline-context): `index.definitions_for(...)`.
-        let _ = (loc, text, range, budget_tokens, count_tokens);
-        Vec::new()
+        let (Some(index), Some(path)) = (self.index(), loc.abs.as_deref()) else {
+            return Vec::new();
+        };
+        if ghostline_context::language_for_path(path).is_none() {
+            return Vec::new();
+        }
+        convert(index.definitions_for(path, text, snippet, count_tokens, budget_tokens))
     }
 }
 

@@ -212,6 +212,8 @@ impl Server {
                 let mut g = s.lock();
                 g.stderr.push_str(&line);
                 g.stderr.push('\n');
+                drop(g);
+                s.changed.notify_all();
             }
         });
 
@@ -357,6 +359,12 @@ impl Server {
     /// What the server wrote to stderr.
     pub fn stderr(&self) -> String {
         self.state.lock().stderr.clone()
+    }
+
+    /// Waits until the server's stderr satisfies `pred` (logs arrive on their own pipe, a little
+    /// after the responses they describe).
+    pub fn wait_stderr(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        self.wait_for(timeout, |s| pred(&s.stderr).then_some(())).is_some()
     }
 
     /// Time since the process started.

@@ -107,8 +107,11 @@ fn editor_session_mechanics() {
     let rest = s.inline(&fib, 4, 4 + utf16_len(&typed), false);
     assert_eq!(rest.len(), 1, "{rest:?}");
     assert_eq!(format!("{typed}{}", rest[0]["insertText"].as_str().unwrap()), suggestion);
-    let cached = s.stderr().matches("outcome=\"cached\"").count();
-    assert!(cached >= 2, "expected two cache hits in the log\n{}", s.stderr());
+    assert!(
+        s.wait_stderr(Duration::from_secs(5), |log| log.matches("outcome=\"cached\"").count() >= 2),
+        "expected two cache hits in the log\n{}",
+        s.stderr()
+    );
     s.notify("textDocument/didChange", change(&fib, 3, json!([edit(4, 4, 4, 4 + utf16_len(&typed), "")])));
     assert_eq!(s.document_text(&fib), FIB);
 
