@@ -255,6 +255,9 @@ fn child(args: &Args, model: &Path) {
     let mut config = EngineConfig::new(model);
     config.threads = args.threads;
     config.context_size = 4096;
+
+    // Peak memory first, with nothing else loaded: the engine alone at a 4096-token context
+    // after evaluating the largest prompt.
     let engine = Engine::start(config.clone()).unwrap_or_else(|e| die(&e.to_string()));
     let cases: Vec<Case> = args
         .sizes
@@ -262,97 +265,60 @@ fn child(args: &Args, model: &Path) {
         .enumerate()
         .map(|(i, &s)| make_case(&engine, &text, s, i))
         .collect();
-
-    let mut rows = Vec::new();
-    for case in &cases {
-        let cold = engine
-            .complete(request(&case.prefix, &case.suffix), CancelToken::new())
-            .unwrap();
-        let edited = format!("{}{}", case.prefix, case.typed);
-        let shift = engine
-            .complete(request(&edited, &case.suffix), CancelToken::new())
-            .unwrap();
-        rows.push(Row {
-            prompt: cold.stats.prompt_tokens,
-            cold_ms: cold.stats.first_token_ms,
-            cold_eval_tps: cold.stats.evaluated_tokens as f64 / (cold.stats.prompt_ms / 1000.0),
-            shift_ms: shift.stats.first_token_ms,
-            shift_eval: shift.stats.evaluated_tokens,
-            exact_ms: 0.0,
-            exact_eval: 0,
-        });
-    }
-    let rss = peak_rss_mb();
+    let rss = match cases.last() {
+        Some(case) => {
+            engine.complete(request(&case.prefix, &case.suffix), CancelToken::new()).unwrap();
+            peak_rss_mb()
+        }
+        None => f64::NAN,
+    };
     drop(engine);
 
-    // Exact prefix reuse only: the suffix is evaluated again after the edit.
+    // Then the timings, interleaved per prompt size so that a change in machine load hits all
+    // three alike: the engine with shifting, the engine with exact prefix reuse only, and a
+    // bare llama.cpp decode (batches of 512) of the same tokens.
+    let shifting = Engine::start(config.clone()).unwrap_or_else(|e| die(&e.to_string()));
     let mut exact_config = config.clone();
     exact_config.reuse_shift = false;
     let exact = Engine::start(exact_config).unwrap_or_else(|e| die(&e.to_string()));
-    for (case, row) in cases.iter().zip(&mut rows) {
+    let format = exact.info().fim.clone().expect("FIM model");
+    let backend = ghostline_inference::llama_backend();
+    let bare_model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())
+        .unwrap_or_else(|e| die(&e.to_string()));
+
+    let mut rows = Vec::new();
+    for case in &cases {
+        let edited = format!("{}{}", case.prefix, case.typed);
+        let cold = shifting
+            .complete(request(&case.prefix, &case.suffix), CancelToken::new())
+            .unwrap();
+        let shift = shifting
+            .complete(request(&edited, &case.suffix), CancelToken::new())
+            .unwrap();
+        let bare = bare_decode(&bare_model, &format, case, args.threads);
         exact
             .complete(request(&case.prefix, &case.suffix), CancelToken::new())
             .unwrap();
-        let edited = format!("{}{}", case.prefix, case.typed);
-        let e = exact
-            .complete(request(&edited, &case.suffix), CancelToken::new())
-            .unwrap();
-        row.exact_ms = e.stats.first_token_ms;
-        row.exact_eval = e.stats.evaluated_tokens;
-    }
-    let format = exact.info().fim.clone().expect("FIM model");
-    drop(exact);
-
-    // A bare llama.cpp decode of the same tokens, in batches of 512.
-    let backend = ghostline_inference::llama_backend();
-    let model = LlamaModel::load_from_file(backend, model, &LlamaModelParams::default())
-        .unwrap_or_else(|e| die(&e.to_string()));
-    let mut bare_tps = Vec::new();
-    for case in &cases {
-        let prompt = format.render(
-            &ghostline_inference::fim::FimInput {
-                path: None,
-                prefix: &case.prefix,
-                suffix: &case.suffix,
-                context: &[],
-                repo_name: None,
+        let e = exact.complete(request(&edited, &case.suffix), CancelToken::new()).unwrap();
+        rows.push((
+            Row {
+                prompt: cold.stats.prompt_tokens,
+                cold_ms: cold.stats.first_token_ms,
+                cold_eval_tps: cold.stats.evaluated_tokens as f64 / (cold.stats.prompt_ms / 1000.0),
+                shift_ms: shift.stats.first_token_ms,
+                shift_eval: shift.stats.evaluated_tokens,
+                exact_ms: e.stats.first_token_ms,
+                exact_eval: e.stats.evaluated_tokens,
             },
-            None,
-        );
-        let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
-        let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(4096))
-            .with_n_batch(512)
-            .with_n_ubatch(512)
-            .with_n_threads(args.threads as i32)
-            .with_n_threads_batch(args.threads as i32);
-        let mut ctx = model.new_context(backend, params).expect("context");
-        let mut batch = LlamaBatch::new(512, 1);
-        let t0 = Instant::now();
-        for (c, chunk) in tokens.chunks(512).enumerate() {
-            batch.clear();
-            for (i, &t) in chunk.iter().enumerate() {
-                let pos = c * 512 + i;
-                batch
-                    .add(t, pos as i32, &[0], pos + 1 == tokens.len())
-                    .expect("batch");
-            }
-            ctx.decode(&mut batch).expect("decode");
-        }
-        bare_tps.push(tokens.len() as f64 / t0.elapsed().as_secs_f64());
+            bare,
+        ));
     }
 
     println!(
         "  {:>6} | {:>9} | {:>21} | {:>21} | {:>9} | {:>9} | {:>11}",
-        "prompt",
-        "cold ms",
-        "edit ms, shift (eval)",
-        "edit ms, exact (eval)",
-        "cold/edit",
-        "pipe t/s",
-        "vs bare t/s"
+        "prompt", "cold ms", "edit ms, shift (eval)", "edit ms, exact (eval)", "cold/edit", "pipe t/s", "vs bare t/s"
     );
-    for (row, bare) in rows.iter().zip(&bare_tps) {
+    for (row, bare) in &rows {
         println!(
             "  {:>6} | {:>9.0} | {:>13.0} ({:>5}) | {:>13.0} ({:>5}) | {:>8.1}x | {:>9.1} | {:>5.1} {:>4.2}x",
             row.prompt,
@@ -367,8 +333,44 @@ fn child(args: &Args, model: &Path) {
             row.cold_eval_tps / bare
         );
     }
-    println!("  peak resident memory with the engine at a 4096-token context: {rss:.0} MB");
+    println!("  peak resident memory, engine alone at a 4096-token context: {rss:.0} MB");
     std::io::stdout().flush().ok();
+}
+
+/// Tokens per second of a bare llama.cpp decode of the case's prompt, in batches of 512.
+fn bare_decode(model: &LlamaModel, format: &ghostline_inference::FimFormat, case: &Case, threads: usize) -> f64 {
+    let backend = ghostline_inference::llama_backend();
+    let prompt = format.render(
+        &ghostline_inference::fim::FimInput {
+            path: None,
+            prefix: &case.prefix,
+            suffix: &case.suffix,
+            context: &[],
+            repo_name: None,
+        },
+        None,
+    );
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(4096))
+        .with_n_batch(512)
+        .with_n_ubatch(512)
+        .with_n_threads(threads as i32)
+        .with_n_threads_batch(threads as i32);
+    let mut ctx = model.new_context(backend, params).expect("context");
+    let mut batch = LlamaBatch::new(512, 1);
+    let t0 = Instant::now();
+    for (c, chunk) in tokens.chunks(512).enumerate() {
+        batch.clear();
+        for (i, &t) in chunk.iter().enumerate() {
+            let pos = c * 512 + i;
+            batch
+                .add(t, pos as i32, &[0], pos + 1 == tokens.len())
+                .expect("batch");
+        }
+        ctx.decode(&mut batch).expect("decode");
+    }
+    tokens.len() as f64 / t0.elapsed().as_secs_f64()
 }
 
 // ---------------------------------------------------------------------------------------------

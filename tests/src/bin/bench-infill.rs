@@ -1,0 +1,324 @@
+//! `bench-infill`: HumanEval infilling through the real server, the way a user meets it.
+//!
+//! For each task of `../shared/bench/humaneval-infilling/<set>.jsonl.gz`, the editor state is
+//! written to a file of a temporary workspace — `prompt + "\n" + suffix` with the cursor on the
+//! empty line for whole-line holes, `prompt + suffix` with the cursor between them for random
+//! spans — opened in `ghostline` over stdio, completed with an Invoked
+//! `textDocument/inlineCompletion`, and the returned edit (range and text) is applied. The edited
+//! document plus the task's test code then runs under `python3 -I` in a fresh temporary
+//! directory with a time limit (it is model-written code: never run in the repository).
+//!
+//! Prints pass@1, latency p50/p95, mean generated tokens and the share of completions that hit
+//! the token cap; writes one JSON line per task with `--out`. Nothing here reads a canonical
+//! solution except to write it next to the completion in that file for inspection.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
+use serde_json::{json, Value};
+
+const USAGE: &str = "\
+bench-infill: HumanEval infilling pass@1 through the ghostline server
+
+USAGE:
+    bench-infill [--set single-line|random-span-light] [--stride N] [--limit N]
+                 [--model 1.5b|0.5b|PATH] [--repo-context on|off] [--out FILE.jsonl]
+                 [--threads N] [--quiet]";
+
+struct Args {
+    set: String,
+    stride: usize,
+    limit: usize,
+    model: String,
+    repo_context: bool,
+    out: Option<PathBuf>,
+    threads: usize,
+    quiet: bool,
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("bench-infill: {msg}");
+    std::process::exit(2);
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        set: "single-line".into(),
+        stride: 1,
+        limit: usize::MAX,
+        model: "1.5b".into(),
+        repo_context: true,
+        out: None,
+        threads: 2,
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| die(&format!("{arg} needs a value")));
+        match arg.as_str() {
+            "--set" => a.set = value(),
+            "--stride" => a.stride = value().parse().unwrap_or_else(|_| die("bad --stride")),
+            "--limit" => a.limit = value().parse().unwrap_or_else(|_| die("bad --limit")),
+            "--model" => a.model = value(),
+            "--repo-context" => a.repo_context = value() != "off",
+            "--out" => a.out = Some(value().into()),
+            "--threads" => a.threads = value().parse().unwrap_or_else(|_| die("bad --threads")),
+            "--quiet" => a.quiet = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => die(&format!("unknown argument {other}\n\n{USAGE}")),
+        }
+    }
+    a
+}
+
+fn model_path(name: &str) -> PathBuf {
+    match name {
+        "1.5b" | "1.5B" => ghostline_tests::default_model(),
+        "0.5b" | "0.5B" => ghostline_tests::small_model(),
+        path => PathBuf::from(path),
+    }
+}
+
+/// One HumanEval infilling task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    id: String,
+    entry_point: String,
+    prompt: String,
+    suffix: String,
+    test: String,
+    canonical: String,
+}
+
+fn load_tasks(path: &Path) -> Vec<Task> {
+    let out = Command::new("gzip")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| die(&format!("gzip: {e}")));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            Task {
+                id: s("task_id"),
+                entry_point: s("entry_point"),
+                prompt: s("prompt"),
+                suffix: s("suffix"),
+                test: s("test"),
+                canonical: s("canonical_solution"),
+            }
+        })
+        .collect()
+}
+
+/// The document and cursor (line, UTF-16 character) a user would have.
+fn editor_state(task: &Task, whole_lines: bool) -> (String, u32, u32) {
+    let text = if whole_lines {
+        format!("{}\n{}", task.prompt, task.suffix)
+    } else {
+        format!("{}{}", task.prompt, task.suffix)
+    };
+    let line = task.prompt.matches('\n').count() as u32;
+    let last = task.prompt.rsplit('\n').next().unwrap_or("");
+    let character = last.encode_utf16().count() as u32;
+    (text, line, character)
+}
+
+/// Byte offset of an LSP (line, UTF-16 character) position.
+fn offset(text: &str, line: u64, character: u64) -> usize {
+    let mut start = 0;
+    for _ in 0..line {
+        match text[start..].find('\n') {
+            Some(i) => start += i + 1,
+            None => return text.len(),
+        }
+    }
+    let mut units = 0u64;
+    for (i, c) in text[start..].char_indices() {
+        if units >= character || c == '\n' {
+            return start + i;
+        }
+        units += c.len_utf16() as u64;
+    }
+    text.len()
+}
+
+fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
+    let insert = item["insertText"]
+        .as_str()
+        .or_else(|| item["insertText"]["value"].as_str())
+        .unwrap_or_default();
+    let (start, end) = match item.get("range") {
+        Some(r) if !r.is_null() => (
+            offset(text, r["start"]["line"].as_u64().unwrap_or(0), r["start"]["character"].as_u64().unwrap_or(0)),
+            offset(text, r["end"]["line"].as_u64().unwrap_or(0), r["end"]["character"].as_u64().unwrap_or(0)),
+        ),
+        _ => {
+            let o = offset(text, cursor.0 as u64, cursor.1 as u64);
+            (o, o)
+        }
+    };
+    format!("{}{}{}", &text[..start], insert, &text[end.max(start)..])
+}
+
+fn passes(program: &str) -> bool {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ghostline-infill-run-{}-{n}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
+    }
+    let file = dir.join("candidate.py");
+    let ok = std::fs::write(&file, program).is_ok()
+        && Command::new("timeout")
+            .args(["10", "python3", "-I"])
+            .arg(&file)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    std::fs::remove_dir_all(&dir).ok();
+    ok
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let args = parse_args();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/bench/humaneval-infilling")
+        .join(format!("{}.jsonl.gz", args.set));
+    let tasks = load_tasks(&file);
+    if tasks.is_empty() {
+        die(&format!("no tasks in {}", file.display()));
+    }
+    let whole_lines = !args.set.starts_with("random-span");
+    let selected: Vec<&Task> = tasks.iter().step_by(args.stride.max(1)).take(args.limit).collect();
+
+    let workspace = std::env::temp_dir().join(format!("ghostline-infill-ws-{}", std::process::id()));
+    std::fs::create_dir_all(&workspace).expect("temporary workspace");
+    let model = model_path(&args.model);
+    let settings = json!({
+        "model": model,
+        "threads": args.threads,
+        "repoContext": {"enabled": args.repo_context},
+    });
+    let mut server = Server::spawn(Spawn::default().settings(settings.clone()));
+    let from = server.message_count();
+    let root = file_uri(&workspace.to_string_lossy());
+    server
+        .request(
+            "initialize",
+            json!({
+                "processId": std::process::id(),
+                "clientInfo": {"name": "bench-infill"},
+                "rootUri": root,
+                "workspaceFolders": [{"uri": root, "name": "bench"}],
+                "capabilities": editor_capabilities(),
+                "initializationOptions": settings,
+            }),
+        )
+        .ok();
+    server.notify("initialized", json!({}));
+    server.wait_status(from, "ready", Duration::from_secs(300));
+
+    let mut out = args.out.as_ref().map(|p| {
+        std::fs::File::create(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())))
+    });
+    println!(
+        "bench-infill: {} {} tasks (every {}th of {}), model {}, repository context {}",
+        selected.len(),
+        args.set,
+        args.stride,
+        tasks.len(),
+        model.display(),
+        if args.repo_context { "on" } else { "off" }
+    );
+    let started = Instant::now();
+    let (mut passed, mut latencies, mut generated, mut capped, mut with_stats) =
+        (0usize, Vec::new(), 0usize, 0usize, 0usize);
+    for (i, task) in selected.iter().enumerate() {
+        let (text, line, character) = editor_state(task, whole_lines);
+        let path = workspace.join(format!("task_{i}.py"));
+        std::fs::write(&path, &text).ok();
+        let uri = file_uri(&path.to_string_lossy());
+        server.open(&uri, "python", &text);
+        let t0 = Instant::now();
+        let items = server.inline(&uri, line, character, true);
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let stats = server
+            .request(
+                "workspace/executeCommand",
+                json!({"command": "ghostline.debugLastCompletion", "arguments": [uri]}),
+            )
+            .result;
+        server.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}}));
+        std::fs::remove_file(&path).ok();
+
+        let edited = match items.first() {
+            Some(item) => apply(&text, item, (line, character)),
+            None => text.clone(),
+        };
+        let completion = items
+            .first()
+            .and_then(|i| i["insertText"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        let program = format!("{edited}\n{}\ncheck({})\n", task.test, task.entry_point);
+        let ok = passes(&program);
+        passed += ok as usize;
+        latencies.push(ms);
+        if let Some(g) = stats["generatedTokens"].as_u64() {
+            with_stats += 1;
+            generated += g as usize;
+            capped += (stats["stop"] == "MaxTokens") as usize;
+        }
+        if let Some(f) = out.as_mut() {
+            let line = json!({
+                "task_id": task.id, "completion": completion, "passed": ok, "ms": ms.round(),
+                "stats": stats, "canonical": task.canonical,
+            });
+            writeln!(f, "{line}").ok();
+        }
+        if !args.quiet && (i + 1) % 10 == 0 {
+            eprintln!(
+                "  {}/{}: pass@1 {:.1}%, {:.0} s",
+                i + 1,
+                selected.len(),
+                100.0 * passed as f64 / (i + 1) as f64,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let n = selected.len() as f64;
+    println!(
+        "pass@1 {:.1}% ({passed}/{})  latency p50 {:.0} ms p95 {:.0} ms  mean generated tokens {:.1}  hit token cap {:.1}%  ({:.0} s)",
+        100.0 * passed as f64 / n,
+        selected.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        generated as f64 / with_stats.max(1) as f64,
+        100.0 * capped as f64 / with_stats.max(1) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::remove_dir_all(&workspace).ok();
+    let _ = server.shutdown();
+}
