@@ -374,10 +374,20 @@ impl Server {
 
     /// `initialize` (with `capabilities` and `initialization_options`) then `initialized`.
     pub fn initialize(&mut self, capabilities: Value, options: Value) -> Value {
+        self.initialize_in(&[], capabilities, options)
+    }
+
+    /// Like [`initialize`](Self::initialize), with workspace folders.
+    pub fn initialize_in(&mut self, folders: &[&Path], capabilities: Value, options: Value) -> Value {
+        let folders: Vec<Value> = folders
+            .iter()
+            .map(|f| json!({"uri": file_uri(&f.to_string_lossy()), "name": f.file_name().map(|n| n.to_string_lossy().into_owned())}))
+            .collect();
         let params = json!({
             "processId": std::process::id(),
             "clientInfo": {"name": "ghostline-tests"},
             "rootUri": null,
+            "workspaceFolders": if folders.is_empty() { Value::Null } else { Value::Array(folders) },
             "capabilities": capabilities,
             "initializationOptions": options,
         });

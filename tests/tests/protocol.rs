@@ -261,3 +261,49 @@ fn completion_fallback_for_a_utf8_client_without_inline_completion() {
     assert!(item["documentation"]["kind"] == "markdown" && doc.starts_with("```python\n") && doc.contains(new_text), "{doc}");
     assert!(s.shutdown().success());
 }
+
+/// `prompt_tokens` of the last answered inline completion, from the server's log.
+fn last_prompt_tokens(s: &Server) -> usize {
+    let log = s.stderr();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("method=textDocument/inlineCompletion") && l.contains("prompt_tokens=") && l.contains("done"))
+        .unwrap_or_else(|| panic!("no completion in the log\n{log}"));
+    let at = line.find("prompt_tokens=").unwrap() + "prompt_tokens=".len();
+    line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn repository_context_reaches_the_prompt() {
+    let _lock = model_lock();
+    let root = std::env::temp_dir().join(format!("ghostline-repo-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("geometry")).unwrap();
+    let shapes: String = (0..12)
+        .map(|i| format!("def shape_area_{i}(width, height):\n    \"\"\"Area of shape {i}.\"\"\"\n    return width * height * {i}\n\n\n"))
+        .collect();
+    std::fs::write(root.join("geometry/__init__.py"), "").unwrap();
+    std::fs::write(root.join("geometry/shapes.py"), &shapes).unwrap();
+    let main = "from geometry.shapes import shape_area_3\n\n\ndef total_area(items):\n    \n";
+    std::fs::write(root.join("main.py"), main).unwrap();
+
+    let mut s = Server::spawn(Spawn::default());
+    let mut opts = options();
+    opts["repoContext"] = json!({"enabled": true, "budgetTokens": 1024});
+    s.initialize_in(&[root.as_path()], editor_capabilities(), opts);
+    s.wait_status(0, "ready", TIMEOUT);
+    let uri = file_uri(&root.join("main.py").to_string_lossy());
+    s.open(&uri, "python", main);
+    let with_context = s.inline(&uri, 4, 4, true);
+    assert!(s.wait_stderr(Duration::from_secs(5), |l| l.contains("inlineCompletion") && l.contains("prompt_tokens=")));
+    let with = last_prompt_tokens(&s);
+
+    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"repoContext": {"enabled": false}}}}));
+    let _ = s.request("workspace/executeCommand", json!({"command": "ghostline.debugDocument", "arguments": [uri]}));
+    let without_context = s.inline(&uri, 4, 4, true);
+    std::thread::sleep(Duration::from_millis(500));
+    let without = last_prompt_tokens(&s);
+    assert!(with > without + 100, "with context {with} tokens, without {without}: {with_context:?} {without_context:?}");
+    assert!(s.shutdown().success());
+    let _ = std::fs::remove_dir_all(&root);
+}
