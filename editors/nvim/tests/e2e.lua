@@ -10,13 +10,14 @@ local ghost = require('ghostline.ghost')
 local lsp = require('ghostline.lsp')
 local explain = require('ghostline.explain')
 local api = vim.api
+local uv = vim.uv or vim.loop
 
-local t0 = vim.loop.now()
+local t0 = uv.now()
 local out_dir = vim.env.E2E_OUT or vim.fn.tempname()
 vim.fn.mkdir(out_dir, 'p')
 local report = {}
 local function log(msg)
-  local line = ('[nvim-e2e +%.1fs] %s'):format((vim.loop.now() - t0) / 1000, msg)
+  local line = ('[nvim-e2e +%.1fs] %s'):format((uv.now() - t0) / 1000, msg)
   io.stdout:write(line .. '\n')
   io.stdout:flush()
   report[#report + 1] = line
@@ -55,11 +56,11 @@ local function sleep(ms)
 end
 
 local function wait_for(what, pred, timeout_ms)
-  local deadline = vim.loop.now() + timeout_ms
+  local deadline = uv.now() + timeout_ms
   while true do
     local v = pred()
     if v then return v end
-    if vim.loop.now() > deadline then error(('timed out after %d s waiting for %s'):format(timeout_ms / 1000, what), 0) end
+    if uv.now() > deadline then error(('timed out after %d s waiting for %s'):format(timeout_ms / 1000, what), 0) end
     sleep(100)
   end
 end
@@ -100,7 +101,16 @@ local function main()
   local row = api.nvim_win_get_cursor(0)[1]
   log(('typed the header; cursor on line %d, col %d; waiting for ghost text'):format(row, api.nvim_win_get_cursor(0)[2]))
 
+  -- Automatic requests may come back empty (the server skips unlikely spots, or its time
+  -- budget ran out on a cold prompt); after a while ask explicitly (<M-\\>, Invoked), as a
+  -- user would.
+  local next_nudge = uv.now() + 15000
   local shown = wait_for('ghost text (an extmark on the cursor line)', function()
+    if not ghost.visible() and uv.now() > next_nudge then
+      log('no ghost text yet; asking explicitly (<M-\\>)')
+      api.nvim_input('<M-\\>')
+      next_nudge = uv.now() + 30000
+    end
     return ghost.visible() and ghost.current_text()
   end, 180000)
   log('ghost text: ' .. vim.inspect(shown))
@@ -145,7 +155,10 @@ local function main()
   local mine = table.concat(lines(), '\n')
   if server_err then
     log('note: ghostline.debugDocument failed: ' .. (server_err.message or vim.inspect(server_err)))
-  elseif type(server_text) == 'string' then
+  else
+    -- The text itself, or { uri, version, languageId, text }.
+    if type(server_text) == 'table' then server_text = server_text.text end
+    if type(server_text) ~= 'string' then error('ghostline.debugDocument returned no text: ' .. vim.inspect(server_text), 0) end
     local a, b = server_text:gsub('\n$', ''), mine:gsub('\n$', '')
     if a ~= b then error(('server text differs from the buffer:\n--- server\n%s\n--- buffer\n%s'):format(server_text, mine), 0) end
     log('the server holds the same text as the buffer')

@@ -88,17 +88,25 @@ local function native_mark()
   return marks[1]
 end
 
+--- True while the plugin's own suggestion is on screen. In native buffers that is one
+--- asked for explicitly (<M-\\>, :GhostlineSuggest, next/prev), which Neovim's API cannot do.
+local function own_visible()
+  return s.items ~= nil and s.extmark ~= nil and s.buf == api.nvim_get_current_buf()
+end
+
 function M.visible()
+  if own_visible() then return true end
   if M.is_native() then
     -- Neovim's own state is private; its ghost text is an extmark in its namespace. One on
     -- another line is an expired suggestion Neovim still draws while the user types.
     return native_mark() ~= nil
   end
-  return s.items ~= nil and s.extmark ~= nil
+  return false
 end
 
 --- The suggestion on screen as text (for tests and statuslines), or nil.
 function M.current_text()
+  if own_visible() then return s.items[s.index].ghost end
   if M.is_native() then
     local m = native_mark()
     if not m then return nil end
@@ -120,6 +128,11 @@ end
 local function render()
   local buf = s.buf
   api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
+  if M.is_native(buf) then
+    -- Do not draw over (or next to) Neovim's own suggestion.
+    local nns = api.nvim_get_namespaces()['nvim.lsp.inline_completion']
+    if nns then api.nvim_buf_clear_namespace(buf, nns, 0, -1) end
+  end
   local item = s.items[s.index]
   local line = get_line(buf, s.row)
   local right = line:sub(s.col + 1 + item.replace)
@@ -188,6 +201,7 @@ end
 --- Debounced automatic request.
 function M.schedule()
   if not enabled or not automatic() then return end
+  if M.is_native() then return end -- Neovim asks by itself
   timer = timer or uv.new_timer()
   timer:stop()
   timer:start(opts.debounce_ms, 0, vim.schedule_wrap(function()
@@ -239,8 +253,10 @@ end
 function M.accept(kind)
   kind = kind or 'all'
   local buf = api.nvim_get_current_buf()
-  if M.is_native(buf) then return M.native_accept(kind) end
-  if not M.visible() or s.buf ~= buf then return false end
+  if not own_visible() then
+    if M.is_native(buf) then return M.native_accept(kind) end
+    return false
+  end
   -- Keys still in typeahead (fast typing, a paste) may have edited the buffer since the
   -- suggestion was drawn; never apply it somewhere else.
   local crow, ccol = cursor()
@@ -274,12 +290,12 @@ end
 --- Shows the next (dir = 1) or previous (-1) suggestion; asks the server (Invoked) when
 --- there is only one.
 function M.cycle(dir)
-  if M.is_native() then
+  if not own_visible() and M.is_native() and native_mark() then
     local ic = vim.lsp.inline_completion
     if ic.select then ic.select({ count = dir }) elseif ic.jump then ic.jump({ count = dir }) end
     return true
   end
-  if M.visible() and #s.items > 1 then
+  if own_visible() and #s.items > 1 then
     s.index = (s.index - 1 + dir) % #s.items + 1
     render()
     return true
@@ -290,11 +306,11 @@ end
 
 --- Hides the suggestion. Returns false when there was none.
 function M.dismiss()
-  if M.is_native() then
-    if not M.visible() then return false end
+  if not own_visible() and M.is_native() then
+    if not native_mark() then return false end
     return vim.lsp.inline_completion.get({ on_accept = function() return nil end })
   end
-  local had = M.visible()
+  local had = own_visible()
   stop_timer()
   cancel_pending()
   M.clear()
@@ -306,7 +322,7 @@ end
 --- further typing) is never applied at its old position.
 function M.native_accept(kind)
   local ic = vim.lsp.inline_completion
-  if not M.visible() then return false end
+  if not native_mark() then return false end
   return ic.get({
     on_accept = function(item)
       local buf = api.nvim_get_current_buf()
@@ -358,8 +374,8 @@ function M.on_attach(client, buf)
   if M.use_native() then
     native_bufs[buf] = true
     vim.lsp.inline_completion.enable(enabled, { bufnr = buf })
-    return
   end
+  -- Also in native buffers: explicit requests are drawn by the plugin and must clear too.
   local group = api.nvim_create_augroup('ghostline_buf_' .. buf, { clear = true })
   local function au(events, fn)
     api.nvim_create_autocmd(events, { group = group, buffer = buf, callback = function() fn(buf) end })

@@ -288,9 +288,9 @@ try {
       const t = (await page.locator(ghostSel).allTextContents()).join('').replace(/\u00a0/g, ' ');
       if (t.trim() !== '') ghost = t;
     }
-    if (!ghost && !nudged && Date.now() > ghostDeadline - 90000) {
+    if (!ghost && !nudged && Date.now() > ghostDeadline - 105000) {
       // VS Code asks on every edit; if the first answer was empty, ask explicitly once.
-      log('no ghost text after 30 s; triggering an inline suggestion explicitly (Alt+\\)');
+      log('no ghost text after 15 s; triggering an inline suggestion explicitly (Alt+\\)');
       await page.keyboard.press('Alt+Backslash');
       nudged = true;
     }
