@@ -9,15 +9,16 @@ MODEL ?= 1.5b
 CARGO ?= cargo
 BIN := target/debug/ghostline
 
-.PHONY: demo test deps model models build bench-engine bench-shift-quality bench-typing fmt clippy clean-models
+.PHONY: demo test deps model models build bench-engine bench-shift-quality bench-infill bench-table quality-floor fmt clippy
 
 demo: deps model build
 	@echo "--- completing examples/fibonacci.py at line 5, column 5 ---" >&2
 	$(BIN) complete examples/fibonacci.py:5:5
 
 test: deps models
-	$(CARGO) build --bin ghostline
+	$(CARGO) build --bin ghostline --bin bench-infill
 	$(CARGO) test --workspace
+	$(MAKE) quality-floor
 
 deps:
 	scripts/install-deps.sh
@@ -38,6 +39,27 @@ bench-engine: deps models
 
 bench-shift-quality: deps models
 	$(CARGO) run -p ghostline-tests --bin bench-engine -- --shift-quality --model $(MODEL) --stride 10
+
+# Quality through the server: pass@1 on HumanEval infilling (../shared/bench).
+BENCH_STRIDE ?= 10
+SET ?= single-line
+bench-infill: deps models
+	$(CARGO) build --bin ghostline --bin bench-infill
+	target/debug/bench-infill --set $(SET) --model $(MODEL) --stride $(BENCH_STRIDE) --out target/bench-infill-$(SET)-$(MODEL).jsonl
+
+# Regenerates the README's results table (takes long with the 1.5B: run it in the background).
+bench-table: deps models
+	$(CARGO) build --bin ghostline --bin bench-infill
+	mkdir -p bench/results
+	target/debug/bench-infill --quiet --set single-line --model 1.5b --stride 10 --summary bench/results/single-line-1.5b.json
+	target/debug/bench-infill --quiet --set random-span-light --model 1.5b --stride 2 --summary bench/results/random-span-light-1.5b.json
+	target/debug/bench-infill --quiet --set single-line --model 0.5b --stride 10 --summary bench/results/single-line-0.5b.json
+	scripts/bench-table.py bench/results/*.json
+
+# CI's quality floor: a fixed subset through the server must stay within 5 points of the
+# pass@1 recorded in tests/quality-floor.json.
+quality-floor:
+	target/debug/bench-infill --quiet --set single-line --model 1.5b --stride 20 --check-floor tests/quality-floor.json
 
 fmt:
 	$(CARGO) fmt --all

@@ -26,7 +26,11 @@ bench-infill: HumanEval infilling pass@1 through the ghostline server
 USAGE:
     bench-infill [--set single-line|random-span-light] [--stride N] [--limit N]
                  [--model 1.5b|0.5b|PATH] [--repo-context on|off] [--out FILE.jsonl]
-                 [--threads N] [--quiet]";
+                 [--threads N] [--quiet] [--summary FILE.json] [--check-floor FILE.json]
+
+--summary writes the figures as JSON (scripts/bench-table.py turns them into the README table).
+--check-floor fails (exit 1) when pass@1 is more than 5 points below the `pass_at_1` recorded
+in FILE for this set, model and stride (what CI runs).";
 
 struct Args {
     set: String,
@@ -37,6 +41,8 @@ struct Args {
     out: Option<PathBuf>,
     threads: usize,
     quiet: bool,
+    summary: Option<PathBuf>,
+    floor: Option<PathBuf>,
 }
 
 fn die(msg: &str) -> ! {
@@ -54,6 +60,8 @@ fn parse_args() -> Args {
         out: None,
         threads: 2,
         quiet: false,
+        summary: None,
+        floor: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,6 +75,8 @@ fn parse_args() -> Args {
             "--out" => a.out = Some(value().into()),
             "--threads" => a.threads = value().parse().unwrap_or_else(|_| die("bad --threads")),
             "--quiet" => a.quiet = true,
+            "--summary" => a.summary = Some(value().into()),
+            "--check-floor" => a.floor = Some(value().into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -219,6 +229,8 @@ fn main() {
         "model": model,
         "threads": args.threads,
         "repoContext": {"enabled": args.repo_context},
+        // Quality is measured without a time limit; latency is reported separately.
+        "invokedTimeBudgetMs": 600000,
     });
     let mut server = Server::spawn(Spawn::default().settings(settings.clone()));
     let from = server.message_count();
@@ -321,4 +333,43 @@ fn main() {
     );
     std::fs::remove_dir_all(&workspace).ok();
     let _ = server.shutdown();
+
+    let pass_at_1 = 100.0 * passed as f64 / n;
+    let model_name = model
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(path) = &args.summary {
+        let summary = json!({
+            "set": args.set, "stride": args.stride, "tasks": selected.len(), "model": model_name,
+            "repo_context": args.repo_context, "pass_at_1": (pass_at_1 * 10.0).round() / 10.0,
+            "p50_ms": percentile(&latencies, 0.5).round(), "p95_ms": percentile(&latencies, 0.95).round(),
+            "mean_generated_tokens": generated as f64 / with_stats.max(1) as f64,
+            "hit_token_cap": capped as f64 / with_stats.max(1) as f64,
+            "threads": args.threads,
+        });
+        std::fs::write(path, format!("{summary:#}\n"))
+            .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+    }
+    if let Some(path) = &args.floor {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+        let floors: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+        let recorded = floors.as_array().and_then(|a| {
+            a.iter().find(|f| {
+                f["set"] == args.set.as_str()
+                    && f["model"] == model_name.as_str()
+                    && f["stride"] == args.stride
+            })
+        });
+        match recorded.and_then(|f| f["pass_at_1"].as_f64()) {
+            Some(floor) if pass_at_1 + 5.0 < floor => {
+                println!("FAIL: pass@1 {pass_at_1:.1}% is more than 5 points below the recorded {floor:.1}%");
+                std::process::exit(1);
+            }
+            Some(floor) => println!("quality floor ok: {pass_at_1:.1}% against the recorded {floor:.1}% (-5 allowed)"),
+            None => die(&format!("{} records no pass@1 for {} / {model_name} / stride {}", path.display(), args.set, args.stride)),
+        }
+    }
 }

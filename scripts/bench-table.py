@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Rewrites the benchmark table in README.md from bench-infill summaries.
+
+    scripts/bench-table.py bench/results/*.json
+
+Each summary is the JSON that `bench-infill --summary FILE` writes. The table goes between the
+markers `<!-- bench-infill:begin -->` and `<!-- bench-infill:end -->`, with the machine's core
+count and the commit, so it is never typed by hand.
+"""
+import json
+import os
+import subprocess
+import sys
+
+BEGIN, END = "<!-- bench-infill:begin -->", "<!-- bench-infill:end -->"
+
+
+def main(paths):
+    rows = []
+    for path in sorted(paths):
+        with open(path) as f:
+            s = json.load(f)
+        rows.append(s)
+    rows.sort(key=lambda s: (s["set"], s["model"], not s.get("repo_context", True)))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    cores = os.cpu_count()
+    lines = [
+        BEGIN,
+        "| set | model | tasks | pass@1 | p50 ms | p95 ms | mean generated tokens | hit token cap |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in rows:
+        every = f"every {s['stride']}th" if s["stride"] > 1 else "all"
+        lines.append(
+            f"| {s['set']} ({every}) | {s['model'].replace('-instruct-q4_k_m.gguf', '')} | {s['tasks']} "
+            f"| **{s['pass_at_1']:.1f}%** | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} "
+            f"| {s['mean_generated_tokens']:.1f} | {100 * s['hit_token_cap']:.0f}% |"
+        )
+    lines.append("")
+    lines.append(
+        f"Through the real server over stdio (Invoked inline completion, greedy), {cores} cores, "
+        f"{rows[0]['threads'] if rows else 2} threads, commit `{commit}`; regenerate with `make bench-table`."
+    )
+    lines.append(END)
+    readme = open("README.md").read()
+    if BEGIN not in readme or END not in readme:
+        sys.exit("README.md has no bench-infill markers")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    open("README.md", "w").write(head + "\n".join(lines) + tail)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
