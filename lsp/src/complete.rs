@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_inference::{CancelToken, EngineError, FimRequest, StopReason};
+use ghostline_inference::{EngineError, FimRequest};
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
@@ -18,7 +18,7 @@ use tower_lsp_server::ls_types::*;
 
 use crate::config::Trigger;
 use crate::position::{self, Encoding};
-use crate::protocol::State;
+use crate::generation::{self, Waiter};
 use crate::server::{invalid_params, lock, InFlight, Inner};
 use crate::shaping::{self, Cursor, Lang};
 
@@ -86,18 +86,16 @@ pub struct Answer {
     pub language_id: String,
 }
 
-/// Stops a request's generation and forgets it when its handler ends or is dropped
-/// (`$/cancelRequest` drops the handler's future).
+/// Forgets a request when its handler ends or is dropped (`$/cancelRequest` drops the
+/// handler's future).
 struct FlightGuard {
     inner: Arc<Inner>,
     uri: Uri,
     id: u64,
-    cancel: CancelToken,
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        self.cancel.cancel();
         self.inner.unregister_inflight(&self.uri, self.id);
     }
 }
@@ -180,100 +178,135 @@ pub async fn suggest(
         return Ok(None);
     }
 
+    // This request replaces the document's previous one, which answers empty at once.
     let id = inner.next_id();
-    let cancel = CancelToken::new();
     let (superseded_tx, mut superseded) = oneshot::channel();
     inner.register_inflight(
         uri,
         InFlight {
             id,
-            cancel: cancel.clone(),
             superseded: superseded_tx,
         },
     );
-    let _guard = FlightGuard {
+    let _flight = FlightGuard {
         inner: inner.clone(),
         uri: uri.clone(),
         id,
-        cancel: cancel.clone(),
     };
 
-    let context = if config.repo_context_enabled && config.repo_context_budget_tokens > 0 && loc.abs.is_some() {
-        let (inner, loc, engine, rope) = (inner.clone(), loc.clone(), engine.clone(), rope.clone());
-        tokio::task::spawn_blocking(move || {
-            let text = rope.to_string();
-            inner.workspace.context_for(&loc, &text, &|s| engine.count_tokens(s))
-        })
-        .await
-        .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
     let budget = match kind {
         Kind::Invoked => config.invoked_time_budget_ms,
         Kind::Automatic => config.time_budget_ms,
     };
-    let request = FimRequest {
-        prefix: win.prefix.clone(),
-        suffix: win.suffix.clone(),
-        path: Some(loc.rel.clone()),
-        repo_name: loc.repo.clone(),
-        context,
-        max_tokens: Some(plan.max_tokens),
-        stop: plan.stop.clone(),
-        stop_at_suffix: true,
-        order: None,
-        deadline: Some(Instant::now() + Duration::from_millis(budget)),
-        // A cursor right after a word character: let the model re-choose the last token.
-        token_healing: win.prefix.chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'),
-    };
-    let (reply_tx, reply) = oneshot::channel();
-    engine.submit_fim(request, cancel.clone(), move |r| {
-        let _ = reply_tx.send(r);
-    });
-    inner.status(State::Generating, None, None).await;
-    let result = tokio::select! {
-        biased;
-        _ = &mut superseded => None,
-        r = reply => Some(r),
-    };
-    inner.unregister_inflight(uri, id);
-    if lock(&inner.inflight).is_empty() {
-        inner.status(State::Idle, None, None).await;
-    }
-    let completion = match result {
-        None => {
+    let mut adopted = true;
+    for attempt in 0..2 {
+        // Adopt the document's running generation when this request continues it.
+        let running = lock(&inner.generations)
+            .get(uri)
+            .filter(|g| attempt == 0 && g.extends_to(&win.prefix, &win.suffix))
+            .cloned();
+        let generation = match running {
+            Some(g) => g,
+            None => {
+                adopted = false;
+                let context = repo_context(inner, &engine, &loc, &rope, &config).await;
+                let request = FimRequest {
+                    prefix: win.prefix.clone(),
+                    suffix: win.suffix.clone(),
+                    path: Some(loc.rel.clone()),
+                    repo_name: loc.repo.clone(),
+                    context,
+                    max_tokens: Some(plan.max_tokens),
+                    stop: plan.stop.clone(),
+                    stop_at_suffix: true,
+                    order: None,
+                    deadline: Some(Instant::now() + Duration::from_millis(budget)),
+                    // A cursor right after a word character: the model re-chooses the last token.
+                    token_healing: win.prefix.chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'),
+                };
+                let spec = generation::Spec {
+                    request,
+                    lang,
+                    mode: plan.mode,
+                    cursor_char: end,
+                };
+                generation::start(inner, engine.clone(), uri, spec)
+            }
+        };
+        let waiter = Waiter::new(generation.clone());
+        let outcome = tokio::select! {
+            biased;
+            _ = &mut superseded => None,
+            o = generation.outcome() => Some(o),
+        };
+        waiter.finish();
+        let Some(outcome) = outcome else {
             span.record("outcome", "superseded");
             return Ok(None);
+        };
+        let st = outcome.stats;
+        if st.prompt_tokens > 0 {
+            span.record("prompt_tokens", st.prompt_tokens);
+            span.record("reused_tokens", st.reused_tokens);
+            span.record("shifted_tokens", st.shifted_tokens);
+            span.record("evaluated_tokens", st.evaluated_tokens);
+            span.record("generated_tokens", st.generated_tokens);
         }
-        Some(Err(_)) | Some(Ok(Err(EngineError::Stopped))) => {
-            span.record("outcome", "engine stopped");
-            return Ok(None);
+        let text = match outcome.result {
+            Ok(text) => text,
+            Err(EngineError::Cancelled) => {
+                span.record("outcome", "cancelled");
+                return Ok(None);
+            }
+            Err(EngineError::Stopped) => {
+                span.record("outcome", "engine stopped");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::warn!("completion failed: {e}");
+                span.record("outcome", "failed");
+                return Ok(None);
+            }
+        };
+        // What the user typed since the generation started.
+        let typed = &win.prefix[generation.prefix.len()..];
+        if typed.is_empty() {
+            span.record("outcome", match (&text, adopted) {
+                (Some(_), false) => "suggested",
+                (Some(_), true) => "adopted",
+                (None, _) => "empty",
+            });
+            return Ok(text.as_deref().and_then(finish));
         }
-        Some(Ok(Err(EngineError::Cancelled))) => {
-            span.record("outcome", "cancelled");
-            return Ok(None);
+        if let Some(rest) = text.as_deref().and_then(|t| t.strip_prefix(typed)) {
+            if !rest.trim().is_empty() {
+                span.record("outcome", "adopted");
+                return Ok(finish(rest));
+            }
         }
-        Some(Ok(Err(e))) => {
-            tracing::warn!("completion failed: {e}");
-            span.record("outcome", "failed");
-            return Ok(None);
-        }
-        Some(Ok(Ok(c))) => c,
-    };
-    let s = completion.stats;
-    span.record("prompt_tokens", s.prompt_tokens);
-    span.record("reused_tokens", s.reused_tokens);
-    span.record("shifted_tokens", s.shifted_tokens);
-    span.record("evaluated_tokens", s.evaluated_tokens);
-    span.record("generated_tokens", s.generated_tokens);
-    let shaped = shaping::shape(&cur, plan.mode, &completion.text);
-    tracing::debug!(raw = ?completion.text, shaped = ?shaped, stop = ?completion.stop, mode = ?plan.mode, "completion");
-    span.record("outcome", if shaped.is_some() { "suggested" } else { "empty" });
-    if completion.stop != StopReason::Deadline {
-        lock(&inner.cache).insert(&win.prefix, &win.suffix, shaped.as_deref().unwrap_or(""));
+        // The user typed something else: run the model for this request.
     }
-    Ok(shaped.as_deref().and_then(finish))
+    span.record("outcome", "empty");
+    Ok(None)
+}
+
+async fn repo_context(
+    inner: &Arc<Inner>,
+    engine: &Arc<ghostline_inference::Engine>,
+    loc: &crate::workspace::Location,
+    rope: &Rope,
+    config: &crate::config::Config,
+) -> Vec<ghostline_inference::ContextBlock> {
+    if !config.repo_context_enabled || config.repo_context_budget_tokens == 0 || loc.abs.is_none() {
+        return Vec::new();
+    }
+    let (inner, loc, engine, rope) = (inner.clone(), loc.clone(), engine.clone(), rope.clone());
+    tokio::task::spawn_blocking(move || {
+        let text = rope.to_string();
+        inner.workspace.context_for(&loc, &text, &|s| engine.count_tokens(s))
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// `textDocument/inlineCompletion`.

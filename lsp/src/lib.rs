@@ -4,6 +4,7 @@
 //! Code map:
 //! - [`server`]: shared state, model loading, the `LanguageServer` handlers;
 //! - [`complete`]: inline completion and the completion fallback (snapshot → engine → shape);
+//! - [`generation`]: model runs shared by the requests that can use them (typing adopts them);
 //! - [`explain`]: the "Explain this function" code action and command;
 //! - [`shaping`], [`cache`], [`position`], [`config`], [`document`], [`functions`]: pure
 //!   modules with their own tests;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod document;
 pub mod explain;
 pub mod functions;
+pub mod generation;
 pub mod position;
 pub mod protocol;
 pub mod server;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ghostline_inference::{CancelToken, Engine, EngineConfig};
+use ghostline_inference::{Engine, EngineConfig};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
@@ -24,6 +24,7 @@ use tower_lsp_server::{Client, LanguageServer};
 use crate::cache::CompletionCache;
 use crate::config::{self, Config};
 use crate::document::Document;
+use crate::generation::Generation;
 use crate::position::{self, Encoding};
 use crate::protocol::{self, State, StatusNotification, StatusParams};
 use crate::workspace::Workspace;
@@ -113,19 +114,17 @@ impl EngineSlot {
     }
 }
 
-/// A completion being generated for a document; a newer one (or an edit) stops it.
+/// A completion request waiting for its answer; a newer request (or an edit) makes it answer
+/// empty at once. The model run it waits for is a [`Generation`], cancelled separately.
 pub struct InFlight {
     /// Identifies the request.
     pub id: u64,
-    /// Stops its generation.
-    pub cancel: CancelToken,
     /// Tells the request to answer with an empty result now.
     pub superseded: oneshot::Sender<()>,
 }
 
 impl InFlight {
     fn stop(self) {
-        self.cancel.cancel();
         let _ = self.superseded.send(());
     }
 }
@@ -146,8 +145,10 @@ pub struct Inner {
     pub caps: Mutex<ClientCaps>,
     /// The model.
     pub engine: EngineSlot,
-    /// Completions running, per document.
+    /// Completion requests waiting, per document.
     pub inflight: Mutex<HashMap<Uri, InFlight>>,
+    /// The running model run, per document.
+    pub generations: Mutex<HashMap<Uri, Arc<Generation>>>,
     /// Recent suggestions.
     pub cache: Mutex<CompletionCache>,
     /// Workspace folders and the repository index.
@@ -504,6 +505,7 @@ impl Backend {
                 caps: Mutex::new(ClientCaps::default()),
                 engine: EngineSlot::new(),
                 inflight: Mutex::new(HashMap::new()),
+                generations: Mutex::new(HashMap::new()),
                 cache: Mutex::new(CompletionCache::new()),
                 workspace: Workspace::default(),
                 pending_messages: Mutex::new(Vec::new()),
@@ -641,6 +643,9 @@ impl LanguageServer for Backend {
         for f in flights {
             f.stop();
         }
+        for (_, g) in lock(&self.inner.generations).drain() {
+            g.cancel.cancel();
+        }
         Ok(())
     }
 
@@ -655,15 +660,28 @@ impl LanguageServer for Backend {
         let enc = self.inner.encoding();
         {
             let mut docs = lock(&self.inner.docs);
-            match docs.get_mut(&uri) {
-                Some(doc) => doc.apply(params.text_document.version, &params.content_changes, enc),
-                None => {
-                    tracing::warn!(uri = uri.as_str(), "didChange for a document that is not open");
-                    return;
+            let Some(doc) = docs.get_mut(&uri) else {
+                tracing::warn!(uri = uri.as_str(), "didChange for a document that is not open");
+                return;
+            };
+            // Typing at the cursor of the running generation keeps it (a later request
+            // adopts it); any other edit cancels it.
+            let generation = lock(&self.inner.generations).get(&uri).cloned();
+            if let Some(g) = generation {
+                let insertion = match params.content_changes.as_slice() {
+                    [c] => c
+                        .range
+                        .filter(|r| r.start == r.end)
+                        .map(|r| (position::to_char_clamped(&doc.rope, r.start, enc), c.text.chars().count())),
+                    _ => None,
+                };
+                if !g.on_edit(insertion.map(|i| i.0), insertion.map_or(0, |i| i.1)) {
+                    tracing::debug!("edit away from the cursor: generation {} cancelled", g.id);
                 }
             }
+            doc.apply(params.text_document.version, &params.content_changes, enc);
         }
-        // Work for the previous version is now useless.
+        // The request for the previous version answers empty now.
         self.inner.stop_inflight(&uri);
         self.inner.workspace.document_changed(&uri, &self.inner);
     }
@@ -676,6 +694,9 @@ impl LanguageServer for Backend {
         let uri = params.text_document.uri;
         lock(&self.inner.docs).remove(&uri);
         self.inner.stop_inflight(&uri);
+        if let Some(g) = lock(&self.inner.generations).remove(&uri) {
+            g.cancel.cancel();
+        }
         self.inner.workspace.refresh(&uri);
     }
 

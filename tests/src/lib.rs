@@ -85,6 +85,8 @@ pub struct Response {
     pub result: Value,
     /// `error`, when present.
     pub error: Option<Value>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Response {
@@ -246,6 +248,7 @@ impl Server {
                                 id: msg["id"].clone(),
                                 result: msg.get("result").cloned().unwrap_or(Value::Null),
                                 error: msg.get("error").cloned(),
+                                at: Instant::now(),
                             });
                         } else {
                             g.protocol_errors.push(format!("neither request nor response: {msg}"));
@@ -322,6 +325,11 @@ impl Server {
     pub fn request(&mut self, method: &str, params: Value) -> Response {
         let id = self.send_request(method, params);
         self.response(id, TIMEOUT)
+    }
+
+    /// All responses so far.
+    pub fn responses(&self) -> Vec<Response> {
+        self.state.lock().responses.clone()
     }
 
     /// How many responses request `id` got so far.

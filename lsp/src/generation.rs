@@ -1,0 +1,203 @@
+//! One model run for a document, shared by the requests that can use it.
+//!
+//! A generation runs as its own task: it submits a FIM request to the engine, shapes the
+//! result, stores it in the cache and publishes it. Requests wait for it; they do not own it.
+//! While the user types, every keystroke brings a `didChange` and a new request, and a model
+//! run takes longer than a keystroke. So a generation is kept, not cancelled, while the edits
+//! are insertions at its cursor (typing forward) and the new request's prefix extends its
+//! prefix with the same suffix: the new request *adopts* it and answers with what remains of
+//! the suggestion after the typed text. Any other edit, a request elsewhere, or
+//! `$/cancelRequest` of its last waiting request cancels it through its [`CancelToken`].
+//!
+//! This module does not decide what is asked (see [`crate::complete`]) or how text is cut
+//! ([`crate::shaping`]).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ghostline_inference::{CancelToken, Engine, EngineError, FimRequest, Stats, StopReason};
+use tokio::sync::watch;
+use tower_lsp_server::ls_types::Uri;
+
+use crate::protocol::State;
+use crate::server::{lock, Inner};
+use crate::shaping::{self, Cursor, Lang, Mode};
+
+/// What a generation produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The shaped suggestion (`None`: nothing useful), or why there is none.
+    pub result: Result<Option<String>, EngineError>,
+    /// Token counts and timings of the run.
+    pub stats: Stats,
+}
+
+/// A model run for one document.
+pub struct Generation {
+    /// Identifies it.
+    pub id: u64,
+    /// The prefix it completes.
+    pub prefix: String,
+    /// The suffix it completes.
+    pub suffix: String,
+    /// Stops it.
+    pub cancel: CancelToken,
+    /// Where typing continues it: the character offset of the cursor in the document, advanced
+    /// by insertions there.
+    pub expected_char: AtomicUsize,
+    /// Requests waiting for it.
+    pub waiters: AtomicUsize,
+    done: AtomicBool,
+    result: watch::Receiver<Option<Outcome>>,
+}
+
+impl Generation {
+    /// Whether it has finished (or been cancelled and answered).
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Whether a request for `prefix`/`suffix` can use its result.
+    pub fn extends_to(&self, prefix: &str, suffix: &str) -> bool {
+        !self.is_done() && !self.cancel.is_cancelled() && self.suffix == suffix && prefix.starts_with(&self.prefix)
+    }
+
+    /// Waits for the outcome.
+    pub async fn outcome(&self) -> Outcome {
+        let mut rx = self.result.clone();
+        loop {
+            if let Some(o) = rx.borrow_and_update().clone() {
+                return o;
+            }
+            if rx.changed().await.is_err() {
+                return Outcome {
+                    result: Err(EngineError::Stopped),
+                    stats: Stats::default(),
+                };
+            }
+        }
+    }
+
+    /// A document edit: insertions at the expected cursor keep it, anything else cancels it.
+    /// `at` is the character offset of an insertion (before applying it), `None` for any
+    /// other kind of change.
+    pub fn on_edit(&self, at: Option<usize>, inserted_chars: usize) -> bool {
+        match at {
+            Some(at) if at == self.expected_char.load(Ordering::Acquire) => {
+                self.expected_char.fetch_add(inserted_chars, Ordering::AcqRel);
+                true
+            }
+            _ => {
+                self.cancel.cancel();
+                false
+            }
+        }
+    }
+}
+
+/// What a generation needs besides the engine request.
+pub struct Spec {
+    /// The FIM request (its prefix and suffix are the generation's).
+    pub request: FimRequest,
+    /// Language, for shaping.
+    pub lang: Lang,
+    /// Line or block.
+    pub mode: Mode,
+    /// Cursor offset (chars) in the document.
+    pub cursor_char: usize,
+}
+
+/// Starts a generation for `uri` and registers it as the document's current one (cancelling
+/// the previous one).
+pub fn start(inner: &Arc<Inner>, engine: Arc<Engine>, uri: &Uri, spec: Spec) -> Arc<Generation> {
+    let (tx, rx) = watch::channel(None);
+    let cancel = CancelToken::new();
+    let generation = Arc::new(Generation {
+        id: inner.next_id(),
+        prefix: spec.request.prefix.clone(),
+        suffix: spec.request.suffix.clone(),
+        cancel: cancel.clone(),
+        expected_char: AtomicUsize::new(spec.cursor_char),
+        waiters: AtomicUsize::new(0),
+        done: AtomicBool::new(false),
+        result: rx,
+    });
+    if let Some(old) = lock(&inner.generations).insert(uri.clone(), generation.clone()) {
+        old.cancel.cancel();
+    }
+    let (inner, uri, g) = (inner.clone(), uri.clone(), generation.clone());
+    tokio::spawn(async move {
+        let (reply_tx, reply) = tokio::sync::oneshot::channel();
+        engine.submit_fim(spec.request, cancel, move |r| {
+            let _ = reply_tx.send(r);
+        });
+        inner.status(State::Generating, None, None).await;
+        let outcome = match reply.await {
+            Ok(Ok(c)) => {
+                let cursor = Cursor::new(&g.prefix, &g.suffix, spec.lang);
+                let shaped = shaping::shape(&cursor, spec.mode, &c.text);
+                tracing::debug!(raw = ?c.text, shaped = ?shaped, stop = ?c.stop, mode = ?spec.mode, "generation {} done", g.id);
+                if c.stop != StopReason::Deadline {
+                    lock(&inner.cache).insert(&g.prefix, &g.suffix, shaped.as_deref().unwrap_or(""));
+                }
+                Outcome {
+                    result: Ok(shaped),
+                    stats: c.stats,
+                }
+            }
+            Ok(Err(e)) => Outcome {
+                result: Err(e),
+                stats: Stats::default(),
+            },
+            Err(_) => Outcome {
+                result: Err(EngineError::Stopped),
+                stats: Stats::default(),
+            },
+        };
+        g.done.store(true, Ordering::Release);
+        let _ = tx.send(Some(outcome));
+        let idle = {
+            let mut gens = lock(&inner.generations);
+            if gens.get(&uri).is_some_and(|cur| cur.id == g.id) {
+                gens.remove(&uri);
+            }
+            gens.is_empty()
+        };
+        if idle {
+            inner.status(State::Idle, None, None).await;
+        }
+    });
+    generation
+}
+
+/// Counts a request as waiting for a generation; if the request's future is dropped
+/// (`$/cancelRequest`) while it is the last one waiting, the generation is cancelled.
+pub struct Waiter {
+    generation: Arc<Generation>,
+    finished: bool,
+}
+
+impl Waiter {
+    /// Registers a waiting request.
+    pub fn new(generation: Arc<Generation>) -> Self {
+        generation.waiters.fetch_add(1, Ordering::AcqRel);
+        Waiter {
+            generation,
+            finished: false,
+        }
+    }
+
+    /// The request ends normally (answered or superseded): the generation goes on.
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let left = self.generation.waiters.fetch_sub(1, Ordering::AcqRel) - 1;
+        if !self.finished && left == 0 {
+            self.generation.cancel.cancel();
+        }
+    }
+}

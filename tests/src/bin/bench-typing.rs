@@ -1,0 +1,312 @@
+//! `bench-typing`: replays typing of a real source file into the language server, character by
+//! character at a fixed interval (80 ms), sending `didChange` and an automatic
+//! `textDocument/inlineCompletion` after each keystroke as an editor does, without waiting for
+//! answers. Prints, for KV-cache reuse on and off (each in a fresh server, same keystrokes):
+//! p50/p95 latency of answered requests, the share superseded by the next keystroke, cache
+//! hits, and prompt vs. evaluated tokens per model run (from the server's request log).
+//!
+//! The file defaults to a Python standard-library module found on the machine; typing starts at
+//! the first line after `--prefix-chars` characters. Ratios matter more than absolute times on
+//! a shared machine. The llama-server peer comparison of issue 3 is not part of this driver.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ghostline_tests::{editor_capabilities, file_uri, model_dir, Server, Spawn};
+use serde_json::{json, Value};
+
+const USAGE: &str = "\
+bench-typing: keystroke latency of the language server on a replayed typing session
+
+USAGE:
+    bench-typing [--model 1.5b|0.5b|PATH] [--file FILE] [--keys N] [--interval-ms MS]
+                 [--prefix-chars N] [--threads N] [--only on|off]
+
+Runs the ghostline binary of target/debug (or $GHOSTLINE_BIN).";
+
+struct Args {
+    model: PathBuf,
+    file: PathBuf,
+    keys: usize,
+    interval: Duration,
+    prefix_chars: usize,
+    threads: Option<usize>,
+    only: Option<bool>,
+}
+
+fn default_file() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for dir in ["/usr/lib", "/usr/local/lib"] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("python3") {
+                    candidates.push(e.path().join("textwrap.py"));
+                    candidates.push(e.path().join("heapq.py"));
+                }
+            }
+        }
+    }
+    candidates.sort();
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            eprintln!("no Python standard library found; pass --file");
+            std::process::exit(2)
+        })
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        model: model_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
+        file: PathBuf::new(),
+        keys: 300,
+        interval: Duration::from_millis(80),
+        prefix_chars: 4000,
+        threads: None,
+        only: None,
+    };
+    let mut file = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next().unwrap_or_else(|| {
+                eprintln!("{a} needs a value\n\n{USAGE}");
+                std::process::exit(2)
+            })
+        };
+        match a.as_str() {
+            "--model" => {
+                let v = value();
+                args.model = match v.as_str() {
+                    "1.5b" => model_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
+                    "0.5b" => model_dir().join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+                    p => PathBuf::from(p),
+                }
+            }
+            "--file" => file = Some(PathBuf::from(value())),
+            "--keys" => args.keys = value().parse().expect("--keys N"),
+            "--interval-ms" => args.interval = Duration::from_millis(value().parse().expect("--interval-ms MS")),
+            "--prefix-chars" => args.prefix_chars = value().parse().expect("--prefix-chars N"),
+            "--threads" => args.threads = Some(value().parse().expect("--threads N")),
+            "--only" => args.only = Some(value() == "on"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            other => {
+                eprintln!("unknown argument {other}\n\n{USAGE}");
+                std::process::exit(2)
+            }
+        }
+    }
+    args.file = file.unwrap_or_else(default_file);
+    args
+}
+
+/// Figures of one replay.
+#[derive(Debug, Default)]
+struct Report {
+    requests: usize,
+    answered: Vec<f64>,
+    superseded: usize,
+    empty: usize,
+    errors: usize,
+    cached: usize,
+    model_runs: usize,
+    prompt_tokens: usize,
+    reused_tokens: usize,
+    evaluated_tokens: usize,
+    generated_tokens: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn field(line: &str, name: &str) -> Option<usize> {
+    let key = format!("{name}=");
+    let at = line.find(&key)? + key.len();
+    line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn utf16_len(s: &str) -> u32 {
+    s.encode_utf16().count() as u32
+}
+
+fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> Report {
+    let mut server = Server::spawn(Spawn::default());
+    let mut options = json!({
+        "model": args.model,
+        "repoContext": {"enabled": false},
+        "engine": {"reuse": reuse},
+    });
+    if let Some(t) = args.threads {
+        options["threads"] = json!(t);
+    }
+    server.initialize(editor_capabilities(), options);
+    server.wait_status(0, "ready", Duration::from_secs(300));
+    let uri = file_uri("/tmp/ghostline-bench/typing.py");
+    server.open(&uri, "python", &format!("{before}{after}"));
+    // Warm up like an editor that just opened the file: one request at the start position.
+    let (mut line, mut col) = (
+        before.matches('\n').count() as u32,
+        utf16_len(before.rsplit('\n').next().unwrap_or("")),
+    );
+    let _ = server.inline(&uri, line, col, true);
+    let log_start = server.stderr().len();
+
+    let mut sent: Vec<(i64, Instant)> = Vec::new();
+    let start = Instant::now();
+    for (k, ch) in typed.chars().enumerate() {
+        let version = k as i32 + 2;
+        let mut buf = [0u16; 2];
+        server.notify(
+            "textDocument/didChange",
+            json!({
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col}}, "text": ch.to_string()}],
+            }),
+        );
+        if ch == '\n' {
+            line += 1;
+            col = 0;
+        } else {
+            col += ch.encode_utf16(&mut buf).len() as u32;
+        }
+        let id = server.send_inline(&uri, line, col, false);
+        sent.push((id, Instant::now()));
+        let next = start + args.interval * (k as u32 + 1);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    // Let the last requests finish.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && sent.iter().any(|(id, _)| server.response_count(*id) == 0) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    let responses = server.responses();
+    let mut report = Report {
+        requests: sent.len(),
+        ..Report::default()
+    };
+    for (i, (id, at)) in sent.iter().enumerate() {
+        let Some(r) = responses.iter().find(|r| r.id == json!(id)) else {
+            report.errors += 1;
+            continue;
+        };
+        if r.error.is_some() {
+            report.errors += 1;
+            continue;
+        }
+        let items = r.result["items"].as_array().map_or(0, Vec::len);
+        let next_sent = sent.get(i + 1).map(|(_, t)| *t);
+        if items > 0 {
+            report.answered.push(r.at.duration_since(*at).as_secs_f64() * 1000.0);
+        } else if next_sent.is_some_and(|n| r.at >= n) {
+            report.superseded += 1;
+        } else {
+            report.empty += 1;
+        }
+    }
+    report.answered.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let log = server.stderr();
+    let log_path = std::env::temp_dir().join(format!("bench-typing-reuse-{}.log", if reuse { "on" } else { "off" }));
+    if std::fs::write(&log_path, &log).is_ok() {
+        eprintln!("server log: {}", log_path.display());
+    }
+    for l in log[log_start..].lines() {
+        if !(l.contains("method=textDocument/inlineCompletion") && l.contains(" done ")) {
+            continue;
+        }
+        if l.contains("outcome=\"cached\"") {
+            report.cached += 1;
+        }
+        if let Some(p) = field(l, "prompt_tokens") {
+            report.model_runs += 1;
+            report.prompt_tokens += p;
+            report.reused_tokens += field(l, "reused_tokens").unwrap_or(0) + field(l, "shifted_tokens").unwrap_or(0);
+            report.evaluated_tokens += field(l, "evaluated_tokens").unwrap_or(0);
+            report.generated_tokens += field(l, "generated_tokens").unwrap_or(0);
+        }
+    }
+    let _ = server.shutdown();
+    report
+}
+
+fn main() {
+    let args = parse_args();
+    let text = std::fs::read_to_string(&args.file).expect("read the file");
+    let text = text.replace("\r\n", "\n");
+    // Start typing at the first line after `prefix_chars`.
+    let cut = text[..args.prefix_chars.min(text.len())]
+        .rfind('\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let cut = text[args.prefix_chars.min(text.len())..]
+        .find('\n')
+        .map(|i| args.prefix_chars.min(text.len()) + i + 1)
+        .unwrap_or(cut);
+    // Type whole lines (at least `keys` characters); the rest of the file follows on the
+    // line below the cursor, as when writing new code above existing code.
+    let mut typed: String = text[cut..].chars().take(args.keys).collect();
+    if let Some(nl) = text[cut + typed.len()..].find('\n') {
+        typed = text[cut..cut + typed.len() + nl].to_owned();
+    }
+    let end = (cut + typed.len() + 1).min(text.len());
+    let before = &text[..cut];
+    let after = format!("\n{}", &text[end..]);
+    let after = after.as_str();
+    println!(
+        "bench-typing: {} keystrokes of {} (from byte {cut}) at {} ms, model {}",
+        typed.chars().count(),
+        args.file.display(),
+        args.interval.as_millis(),
+        args.model.file_name().unwrap_or_default().to_string_lossy()
+    );
+
+    let runs: Vec<(bool, Report)> = [true, false]
+        .into_iter()
+        .filter(|r| args.only.is_none_or(|o| o == *r))
+        .map(|reuse| {
+            eprintln!("replaying with KV reuse {} …", if reuse { "on" } else { "off" });
+            (reuse, replay(&args, before, &typed, after, reuse))
+        })
+        .collect();
+
+    let row = |name: &str, f: &dyn Fn(&Report) -> String| {
+        let cells: Vec<String> = runs.iter().map(|(_, r)| format!("{:>14}", f(r))).collect();
+        println!("{name:<34}{}", cells.join(""));
+    };
+    let header: Vec<String> = runs
+        .iter()
+        .map(|(reuse, _)| format!("{:>14}", if *reuse { "reuse on" } else { "reuse off" }))
+        .collect();
+    println!("{:<34}{}", "", header.join(""));
+    row("requests", &|r| r.requests.to_string());
+    row("answered with a suggestion", &|r| format!("{} ({:.0}%)", r.answered.len(), 100.0 * r.answered.len() as f64 / r.requests.max(1) as f64));
+    row("  of which from the cache", &|r| r.cached.to_string());
+    row("superseded by the next keystroke", &|r| format!("{:.0}%", 100.0 * r.superseded as f64 / r.requests.max(1) as f64));
+    row("empty (nothing to suggest)", &|r| r.empty.to_string());
+    row("errors / unanswered", &|r| r.errors.to_string());
+    row("p50 latency, answered (ms)", &|r| format!("{:.0}", percentile(&r.answered, 0.5)));
+    row("p95 latency, answered (ms)", &|r| format!("{:.0}", percentile(&r.answered, 0.95)));
+    row("model runs (finished)", &|r| r.model_runs.to_string());
+    row("prompt tokens / run", &|r| format!("{:.0}", r.prompt_tokens as f64 / r.model_runs.max(1) as f64));
+    row("reused tokens / run", &|r| format!("{:.0}", r.reused_tokens as f64 / r.model_runs.max(1) as f64));
+    row("evaluated tokens / run", &|r| format!("{:.1}", r.evaluated_tokens as f64 / r.model_runs.max(1) as f64));
+    row("generated tokens / run", &|r| format!("{:.1}", r.generated_tokens as f64 / r.model_runs.max(1) as f64));
+    if let [(true, on), (false, off)] = runs.as_slice() {
+        let (a, b) = (percentile(&on.answered, 0.5), percentile(&off.answered, 0.5));
+        println!("p50 ratio, reuse off / on: {:.2}x", b / a);
+        let _ = Value::Null;
+    }
+}
