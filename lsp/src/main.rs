@@ -93,3 +93,25 @@ fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default_and_takes_the_model_either_way() {
+        let cli = Cli::try_parse_from(["ghostline", "--model", "/m.gguf", "--log-level", "debug"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.model.as_deref(), Some(std::path::Path::new("/m.gguf")));
+        let cli = Cli::try_parse_from(["ghostline", "serve", "--model", "/n.gguf", "--log-file", "/tmp/x.log"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve(ServeArgs { model: Some(_) }))));
+        assert!(cli.common.log_file.is_some());
+        assert!(Cli::try_parse_from(["ghostline", "complete", "a.py:1:1"]).is_ok());
+    }
+}

@@ -168,6 +168,28 @@ fn editor_session_mechanics() {
     // Still working.
     assert_eq!(s.inline(&fib, 4, 4, true), items);
 
+    // --- selectedCompletionInfo: the suggestion extends the item selected in the completion
+    // widget and replaces its range.
+    let sel = file_uri("/tmp/ghostline-tests/selected.py");
+    s.open(&sel, "python", "import os\n\nconfig_dir = os.pa\n");
+    let r = s
+        .request(
+            "textDocument/inlineCompletion",
+            json!({
+                "textDocument": {"uri": sel},
+                "position": {"line": 2, "character": 18},
+                "context": {"triggerKind": 2, "selectedCompletionInfo": {
+                    "range": {"start": {"line": 2, "character": 16}, "end": {"line": 2, "character": 18}},
+                    "text": "path"}},
+            }),
+        )
+        .ok();
+    let selected = r["items"].as_array().unwrap();
+    assert_eq!(selected.len(), 1, "{r}");
+    assert!(selected[0]["insertText"].as_str().unwrap().starts_with("path"), "{r}");
+    assert_eq!(selected[0]["range"]["start"], json!({"line": 2, "character": 16}));
+    assert_eq!(selected[0]["range"]["end"], json!({"line": 2, "character": 18}));
+
     // --- settings: an invalid value is reported and ignored; `trigger: manual` turns off
     // automatic suggestions only.
     let from = s.message_count();

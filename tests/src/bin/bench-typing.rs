@@ -145,6 +145,8 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
         "model": args.model,
         "repoContext": {"enabled": false},
         "engine": {"reuse": reuse},
+        // Only the warm-up request is invoked: let it fill the cache whatever the machine's load.
+        "invokedTimeBudgetMs": 300000,
     });
     if let Some(t) = args.threads {
         options["threads"] = json!(t);
