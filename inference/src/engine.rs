@@ -9,7 +9,9 @@
 //!   written runs at once and the chat resumes where it was.
 //!
 //! Requests are checked for cancellation and deadlines between prompt chunks (at most
-//! `batch_size` tokens) and between generated tokens. Sampling is greedy. This module does not
+//! `batch_size` tokens) and between generated tokens. A request past its deadline during prompt
+//! evaluation is answered late-and-empty, but its prompt is evaluated to the end while no other
+//! request waits, so that the next keystroke finds it cached. Sampling is greedy. This module does not
 //! shape completions (the language server does) and never blocks an async runtime: callers get
 //! their answer through a callback.
 
@@ -871,11 +873,15 @@ impl<'m> Worker<'m> {
         let chunk_len = (self.config.batch_size.clamp(1, 512)) as usize;
         let mut last = 0;
         let n = tokens.len();
+        let mut late = false;
         for (c, chunk) in tokens.chunks(chunk_len).enumerate() {
             if cancel.is_cancelled() {
                 return Err(Interrupt::Cancelled);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if !late && deadline.is_some_and(|d| Instant::now() >= d) {
+                late = true;
+            }
+            if late && self.job_waiting() {
                 return Err(Interrupt::Deadline);
             }
             let start = self.seq_mut(id).tokens.len();
@@ -891,7 +897,20 @@ impl<'m> Worker<'m> {
             stats.evaluated_tokens += chunk.len();
             last = chunk.len() as i32 - 1;
         }
+        if late {
+            // The answer is late, but the prompt is now in the cache: the next keystroke's
+            // request finds it there instead of starting over.
+            return Err(Interrupt::Deadline);
+        }
         Ok(last)
+    }
+
+    /// Whether another request is queued (it is moved to `pending`, keeping its turn).
+    fn job_waiting(&mut self) -> bool {
+        if let Ok(job) = self.rx.try_recv() {
+            self.pending.push_back(job);
+        }
+        !self.pending.is_empty()
     }
 
     fn decode_one(&mut self, id: i32, token: LlamaToken) -> Result<i32, Interrupt> {

@@ -24,6 +24,7 @@ fn fim(prefix: &str, suffix: &str) -> FimRequest {
 
 #[test]
 fn fibonacci_completes_to_code_that_computes_it() {
+    let _serial = common::serial();
     let engine = common::engine(common::default_model());
     assert_eq!(
         engine.info().fim.as_ref().map(|f| f.name.as_str()),
@@ -46,6 +47,7 @@ fn fibonacci_completes_to_code_that_computes_it() {
 
 #[test]
 fn reuse_after_one_typed_character_matches_a_cold_run_and_evaluates_less() {
+    let _serial = common::serial();
     // Exact reuse (common token prefix) only: shifting the suffix is an approximation whose
     // quality cost `bench-engine --shift-quality` measures.
     let mut config = EngineConfig::new(common::small_model());
@@ -84,6 +86,7 @@ fn reuse_after_one_typed_character_matches_a_cold_run_and_evaluates_less() {
 
 #[test]
 fn exact_prefix_reuse_without_shifting_is_identical_to_cold() {
+    let _serial = common::serial();
     let mut config = EngineConfig::new(common::small_model());
     config.threads = 2;
     config.reuse_shift = false;
@@ -104,6 +107,7 @@ fn exact_prefix_reuse_without_shifting_is_identical_to_cold() {
 
 #[test]
 fn an_edit_in_the_prefix_shifts_the_unchanged_suffix_instead_of_evaluating_it() {
+    let _serial = common::serial();
     let engine = common::engine(common::small_model());
     let suffix: String = (0..20)
         .map(|i| format!("print(fibonacci({i}))\n"))
@@ -133,6 +137,7 @@ fn long_prefix(lines: usize) -> String {
 
 #[test]
 fn a_cancelled_request_stops_within_one_chunk() {
+    let _serial = common::serial();
     let engine = common::engine(common::small_model());
     let cancel = CancelToken::new();
     let canceller = cancel.clone();
@@ -157,21 +162,51 @@ fn a_cancelled_request_stops_within_one_chunk() {
 
 #[test]
 fn a_deadline_is_respected() {
+    let _serial = common::serial();
     let engine = common::engine(common::small_model());
     let mut req = fim(&long_prefix(120), "");
     let deadline = Instant::now() + Duration::from_millis(500);
     req.deadline = Some(deadline);
-    let c = engine.complete(req, CancelToken::new()).unwrap();
-    assert_eq!(c.stop, StopReason::Deadline);
-    let late = Instant::now().saturating_duration_since(deadline);
+    // A request queued behind it makes the engine give up at the next chunk.
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine.submit_fim(req, CancelToken::new(), move |r| {
+        let _ = tx.send((Instant::now(), r));
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let next = engine
+        .complete(fim(FIB_PREFIX, ""), CancelToken::new())
+        .unwrap();
+    let (answered, first) = rx.recv().unwrap();
+    let first = first.unwrap();
+    assert_eq!(first.stop, StopReason::Deadline);
+    let late = answered.saturating_duration_since(deadline);
     assert!(
         late < Duration::from_secs(4),
         "answered {late:?} after the deadline"
     );
+    assert!(!next.text.is_empty());
+}
+
+#[test]
+fn a_prompt_past_its_deadline_is_still_evaluated_for_the_next_keystroke() {
+    let _serial = common::serial();
+    let engine = common::engine(common::small_model());
+    let prefix = long_prefix(40);
+    let mut req = fim(&prefix, "");
+    req.deadline = Some(Instant::now() + Duration::from_millis(200));
+    let c = engine.complete(req, CancelToken::new()).unwrap();
+    assert_eq!(c.stop, StopReason::Deadline);
+    assert!(c.text.is_empty());
+    // Nothing was waiting, so the whole prompt is in the cache now.
+    let again = engine
+        .complete(fim(&prefix, ""), CancelToken::new())
+        .unwrap();
+    assert_eq!(again.stats.evaluated_tokens, 1, "{:?}", again.stats);
 }
 
 #[test]
 fn stop_rules_end_the_completion_before_it_repeats_the_suffix() {
+    let _serial = common::serial();
     // The 0.5B never emits end-of-text; without the suffix rule it runs on into the suffix.
     let engine = common::engine(common::small_model());
     let prefix = "def area(width, height):\n    \"\"\"Area of a rectangle.\"\"\"\n";
@@ -191,6 +226,7 @@ fn stop_rules_end_the_completion_before_it_repeats_the_suffix() {
 
 #[test]
 fn chat_streams_an_answer_with_the_models_template() {
+    let _serial = common::serial();
     let engine = common::engine(common::small_model());
     let streamed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let sink = streamed.clone();
@@ -221,6 +257,7 @@ fn chat_streams_an_answer_with_the_models_template() {
 
 #[test]
 fn a_completion_sent_during_a_chat_is_answered_first() {
+    let _serial = common::serial();
     let engine = std::sync::Arc::new(common::engine(common::small_model()));
     let (chat_done_tx, chat_done_rx) = std::sync::mpsc::channel();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -255,6 +292,7 @@ fn a_completion_sent_during_a_chat_is_answered_first() {
 
 #[test]
 fn special_tokens_become_single_tokens() {
+    let _serial = common::serial();
     let engine = common::engine(common::small_model());
     // Each marker is one token: the prompt costs the text plus the three FIM markers.
     let plain = engine.count_tokens("def f():\n    ") + engine.count_tokens("\nprint(f())\n");
@@ -270,6 +308,7 @@ fn special_tokens_become_single_tokens() {
 
 #[test]
 fn load_errors_name_the_path_and_the_reason() {
+    let _serial = common::serial();
     let dir = std::env::temp_dir().join(format!("ghostline-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -314,6 +353,7 @@ fn load_errors_name_the_path_and_the_reason() {
 
 #[test]
 fn token_healing_completes_the_word_under_the_cursor() {
+    let _serial = common::serial();
     let engine = common::engine(common::default_model());
     let prefix = format!("{FIB_PREFIX}return fibonacci(n - 1) + fibo");
     let mut req = fim(&prefix, FIB_SUFFIX);

@@ -20,6 +20,13 @@ pub fn small_model() -> PathBuf {
     }
 }
 
+/// Serialises the tests of a binary that run a model: two engines evaluating at once on two
+/// cores would make the timing assertions (cancellation, deadlines) meaningless.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn engine(path: PathBuf) -> Engine {
     let mut config = EngineConfig::new(&path);
     config.threads = 2;
