@@ -44,7 +44,7 @@ fn editor_session_mechanics() {
     // --- start-up: initialize answers at once; the model loads afterwards with progress.
     let t0 = Instant::now();
     let init = s.initialize(editor_capabilities(), options());
-    assert!(t0.elapsed() < Duration::from_secs(2), "initialize took {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(5), "initialize took {:?}", t0.elapsed());
     let caps = &init["capabilities"];
     assert_eq!(caps["positionEncoding"], "utf-16");
     assert_eq!(caps["textDocumentSync"]["change"], 2);

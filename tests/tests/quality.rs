@@ -18,7 +18,7 @@ fn fibonacci_completion_and_explanation() {
         editor_capabilities(),
         json!({"model": model, "repoContext": {"enabled": false}, "explainMaxTokens": 160, "invokedTimeBudgetMs": 60000}),
     );
-    assert!(t0.elapsed() < Duration::from_secs(2), "initialize must answer at once");
+    assert!(t0.elapsed() < Duration::from_secs(5), "initialize must answer at once");
     assert_eq!(init["capabilities"]["inlineCompletionProvider"], json!(true));
     s.wait_status(0, "ready", TIMEOUT);
 
