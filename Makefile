@@ -9,7 +9,7 @@ MODEL ?= 1.5b
 CARGO ?= cargo
 BIN := target/debug/ghostline
 
-.PHONY: demo test deps model models build bench-engine bench-shift-quality bench-infill bench-table quality-floor fmt clippy
+.PHONY: demo test test-editors deps model models build bench-engine bench-shift-quality bench-infill bench-table quality-floor fmt clippy
 
 demo: deps model build
 	@echo "--- completing examples/fibonacci.py at line 5, column 5 ---" >&2
@@ -19,6 +19,12 @@ test: deps models
 	$(CARGO) build --bin ghostline --bin bench-infill
 	$(CARGO) test --workspace
 	$(MAKE) quality-floor
+	$(MAKE) test-editors
+
+# The editor clients in real editors against the real server (installs Neovim, Chromium,
+# code-server and the extension's npm packages).
+test-editors:
+	scripts/test-editors.sh
 
 deps:
 	scripts/install-deps.sh
