@@ -136,7 +136,21 @@ pub fn start(inner: &Arc<Inner>, engine: Arc<Engine>, uri: &Uri, spec: Spec) -> 
             Ok(Ok(c)) => {
                 let cursor = Cursor::new(&g.prefix, &g.suffix, spec.lang);
                 let shaped = shaping::shape(&cursor, spec.mode, &c.text);
-                tracing::debug!(raw = ?c.text, shaped = ?shaped, stop = ?c.stop, mode = ?spec.mode, "generation {} done", g.id);
+                let st = c.stats;
+                tracing::info!(
+                    generation = g.id,
+                    prompt_tokens = st.prompt_tokens,
+                    reused_tokens = st.reused_tokens,
+                    shifted_tokens = st.shifted_tokens,
+                    evaluated_tokens = st.evaluated_tokens,
+                    generated_tokens = st.generated_tokens,
+                    prompt_ms = format_args!("{:.0}", st.prompt_ms),
+                    first_token_ms = format_args!("{:.0}", st.first_token_ms),
+                    total_ms = format_args!("{:.0}", st.total_ms),
+                    stop = ?c.stop,
+                    "generation finished"
+                );
+                tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);
                 if c.stop != StopReason::Deadline {
                     lock(&inner.cache).insert(&g.prefix, &g.suffix, shaped.as_deref().unwrap_or(""));
                 }
