@@ -136,6 +136,22 @@ pub async fn suggest(
         }
         None => (cursor, cursor, String::new()),
     };
+    // This request replaces the document's previous one, which answers empty at once.
+    let id = inner.next_id();
+    let (superseded_tx, mut superseded) = oneshot::channel();
+    inner.register_inflight(
+        uri,
+        InFlight {
+            id,
+            superseded: superseded_tx,
+        },
+    );
+    let _flight = FlightGuard {
+        inner: inner.clone(),
+        uri: uri.clone(),
+        id,
+    };
+
     let loc = inner.workspace.locate(uri);
     let lang = Lang::detect(&language_id, &loc.rel);
     let win = window(&rope, start, end, &head);
@@ -177,22 +193,6 @@ pub async fn suggest(
         span.record("outcome", "no fim");
         return Ok(None);
     }
-
-    // This request replaces the document's previous one, which answers empty at once.
-    let id = inner.next_id();
-    let (superseded_tx, mut superseded) = oneshot::channel();
-    inner.register_inflight(
-        uri,
-        InFlight {
-            id,
-            superseded: superseded_tx,
-        },
-    );
-    let _flight = FlightGuard {
-        inner: inner.clone(),
-        uri: uri.clone(),
-        id,
-    };
 
     let budget = match kind {
         Kind::Invoked => config.invoked_time_budget_ms,

@@ -215,3 +215,66 @@ impl Drop for Waiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generation(prefix: &str, suffix: &str, cursor: usize) -> (Generation, watch::Sender<Option<Outcome>>) {
+        let (tx, rx) = watch::channel(None);
+        let g = Generation {
+            id: 1,
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+            cancel: CancelToken::new(),
+            expected_char: AtomicUsize::new(cursor),
+            waiters: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+            result: rx,
+        };
+        (g, tx)
+    }
+
+    #[test]
+    fn typing_at_the_cursor_keeps_it_other_edits_cancel_it() {
+        let (g, _tx) = generation("def f(", "):\n", 6);
+        assert!(g.on_edit(Some(6), 1));
+        assert!(g.on_edit(Some(7), 2));
+        assert_eq!(g.expected_char.load(Ordering::Acquire), 9);
+        assert!(g.extends_to("def f(abc", "):\n"));
+        assert!(!g.extends_to("def g(", "):\n"));
+        assert!(!g.extends_to("def f(abc", ")\n"));
+        assert!(!g.on_edit(Some(3), 1));
+        assert!(g.cancel.is_cancelled());
+        assert!(!g.extends_to("def f(abc", "):\n"));
+        let (g, _tx) = generation("x", "", 1);
+        assert!(!g.on_edit(None, 0), "a deletion or a multi-change edit cancels");
+    }
+
+    #[test]
+    fn the_last_waiter_dropped_without_finishing_cancels() {
+        let (g, _tx) = generation("a", "b", 1);
+        let g = Arc::new(g);
+        let first = Waiter::new(g.clone());
+        let second = Waiter::new(g.clone());
+        first.finish();
+        assert!(!g.cancel.is_cancelled());
+        drop(second);
+        assert!(g.cancel.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn waiters_get_the_published_outcome() {
+        let (g, tx) = generation("a", "b", 1);
+        tx.send(Some(Outcome {
+            result: Ok(Some("xyz".into())),
+            stats: Stats::default(),
+        }))
+        .unwrap();
+        assert_eq!(g.outcome().await.result, Ok(Some("xyz".into())));
+        drop(tx);
+        let (g, tx) = generation("a", "b", 1);
+        drop(tx);
+        assert_eq!(g.outcome().await.result, Err(EngineError::Stopped));
+    }
+}
