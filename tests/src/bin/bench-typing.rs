@@ -174,7 +174,8 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
         before.matches('\n').count() as u32,
         utf16_len(before.rsplit('\n').next().unwrap_or("")),
     );
-    let _ = server.inline(&uri, line, col, true);
+    let warm = server.send_inline(&uri, line, col, true);
+    let _ = server.response(warm, Duration::from_secs(900));
     let log_start = server.stderr().len();
 
     let mut sent: Vec<(i64, Instant)> = Vec::new();
