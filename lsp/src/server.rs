@@ -384,9 +384,11 @@ impl Inner {
                         info.name,
                         info.path.display()
                     );
-                    self.client.show_message(MessageType::WARNING, msg).await;
+                    self.client.show_message(MessageType::WARNING, &msg).await;
+                    self.status(State::Disabled, Some(msg), None).await;
+                } else {
+                    self.status(State::Ready, Some(info.name.clone()), Some(100)).await;
                 }
-                self.status(State::Ready, Some(info.name.clone()), Some(100)).await;
             }
             Err(reason) => {
                 if !self.engine.finish(generation, EngineState::Failed(reason.clone())) {
