@@ -81,7 +81,8 @@ impl CompletionCache {
 
     /// Remembers the suggestion for a request.
     pub fn insert(&mut self, prefix: &str, suffix: &str, text: &str) {
-        self.entries.retain(|e| !(e.prefix == prefix && e.suffix == suffix));
+        self.entries
+            .retain(|e| !(e.prefix == prefix && e.suffix == suffix));
         self.entries.push_front(Entry {
             prefix: prefix.to_owned(),
             suffix: suffix.to_owned(),
@@ -104,7 +105,10 @@ mod tests {
     fn same_prefix_and_suffix_hit() {
         let mut c = CompletionCache::new();
         c.insert("def f():\n    ", "\n", "return 1");
-        assert_eq!(c.get("def f():\n    ", "\n"), Some(Hit::Exact("return 1".into())));
+        assert_eq!(
+            c.get("def f():\n    ", "\n"),
+            Some(Hit::Exact("return 1".into()))
+        );
         assert_eq!(c.get("def f():\n    ", "\nx"), None);
         assert_eq!(c.get("def g():\n    ", "\n"), None);
     }
@@ -120,8 +124,14 @@ mod tests {
     fn typing_through_returns_the_rest() {
         let mut c = CompletionCache::new();
         c.insert("    ", "\n", "return fibonacci(n - 1)");
-        assert_eq!(c.get("    ret", "\n"), Some(Hit::TypedThrough("urn fibonacci(n - 1)".into())));
-        assert_eq!(c.get("    return fibonacci(", "\n"), Some(Hit::TypedThrough("n - 1)".into())));
+        assert_eq!(
+            c.get("    ret", "\n"),
+            Some(Hit::TypedThrough("urn fibonacci(n - 1)".into()))
+        );
+        assert_eq!(
+            c.get("    return fibonacci(", "\n"),
+            Some(Hit::TypedThrough("n - 1)".into()))
+        );
         // Typed something else.
         assert_eq!(c.get("    rex", "\n"), None);
         // Typed all of it: nothing left to offer from the cache.

@@ -94,8 +94,8 @@ pub fn byte_offset(text: &str, line: usize, column: usize) -> anyhow::Result<usi
 /// Runs `ghostline complete`.
 pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     let loc = parse_location(&args.location)?;
-    let bytes = std::fs::read(&loc.file)
-        .with_context(|| format!("cannot read {}", loc.file.display()))?;
+    let bytes =
+        std::fs::read(&loc.file).with_context(|| format!("cannot read {}", loc.file.display()))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", loc.file.display()))?;
     let offset = byte_offset(&text, loc.line, loc.column)
@@ -132,7 +132,10 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     let req = FimRequest {
         prefix: prefix.to_owned(),
         suffix: suffix.to_owned(),
-        path: loc.file.file_name().map(|f| f.to_string_lossy().into_owned()),
+        path: loc
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned()),
         max_tokens: Some(args.max_tokens),
         stop,
         stop_at_suffix: true,

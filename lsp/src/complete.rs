@@ -17,8 +17,8 @@ use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 
 use crate::config::Trigger;
-use crate::position::{self, Encoding};
 use crate::generation::{self, Waiter};
+use crate::position::{self, Encoding};
 use crate::server::{invalid_params, lock, InFlight, Inner};
 use crate::shaping::{self, Cursor, Lang};
 
@@ -65,7 +65,10 @@ pub fn window(rope: &Rope, start: usize, end: usize, head: &str) -> Window {
     let mut to = (end + SUFFIX_CHARS).min(len);
     if to < len {
         let slice = rope.slice(end..to);
-        if let Some(nl) = (0..slice.len_chars()).rev().find(|&i| slice.char(i) == '\n') {
+        if let Some(nl) = (0..slice.len_chars())
+            .rev()
+            .find(|&i| slice.char(i) == '\n')
+        {
             to = end + nl + 1;
         }
     }
@@ -156,7 +159,9 @@ pub async fn suggest(
     let lang = Lang::detect(&language_id, &loc.rel);
     let win = window(&rope, start, end, &head);
     let cur = Cursor::new(&win.prefix, &win.suffix, lang);
-    if kind == Kind::Automatic && (config.trigger == Trigger::Manual || shaping::skip_automatic(&cur)) {
+    if kind == Kind::Automatic
+        && (config.trigger == Trigger::Manual || shaping::skip_automatic(&cur))
+    {
         span.record("outcome", "skipped");
         return Ok(None);
     }
@@ -222,7 +227,11 @@ pub async fn suggest(
                     order: None,
                     deadline: Some(Instant::now() + Duration::from_millis(budget)),
                     // A cursor right after a word character: the model re-chooses the last token.
-                    token_healing: win.prefix.chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'),
+                    token_healing: win
+                        .prefix
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_'),
                 };
                 let spec = generation::Spec {
                     request,
@@ -271,11 +280,14 @@ pub async fn suggest(
         // What the user typed since the generation started.
         let typed = &win.prefix[generation.prefix.len()..];
         if typed.is_empty() {
-            span.record("outcome", match (&text, adopted) {
-                (Some(_), false) => "suggested",
-                (Some(_), true) => "adopted",
-                (None, _) => "empty",
-            });
+            span.record(
+                "outcome",
+                match (&text, adopted) {
+                    (Some(_), false) => "suggested",
+                    (Some(_), true) => "adopted",
+                    (None, _) => "empty",
+                },
+            );
             return Ok(text.as_deref().and_then(finish));
         }
         if let Some(rest) = text.as_deref().and_then(|t| t.strip_prefix(typed)) {
@@ -303,14 +315,19 @@ async fn repo_context(
     let (inner, loc, engine, rope) = (inner.clone(), loc.clone(), engine.clone(), rope.clone());
     tokio::task::spawn_blocking(move || {
         let text = rope.to_string();
-        inner.workspace.context_for(&loc, &text, &|s| engine.count_tokens(s))
+        inner
+            .workspace
+            .context_for(&loc, &text, &|s| engine.count_tokens(s))
     })
     .await
     .unwrap_or_default()
 }
 
 /// `textDocument/inlineCompletion`.
-pub async fn inline_completion(inner: &Arc<Inner>, params: InlineCompletionParams) -> Result<InlineCompletionList> {
+pub async fn inline_completion(
+    inner: &Arc<Inner>,
+    params: InlineCompletionParams,
+) -> Result<InlineCompletionList> {
     let tdp = params.text_document_position;
     let kind = if params.context.trigger_kind == InlineCompletionTriggerKind::AUTOMATIC {
         Kind::Automatic
@@ -340,7 +357,10 @@ pub async fn inline_completion(inner: &Arc<Inner>, params: InlineCompletionParam
 }
 
 /// `textDocument/completion`: the same suggestion as one completion item.
-pub async fn completion(inner: &Arc<Inner>, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+pub async fn completion(
+    inner: &Arc<Inner>,
+    params: CompletionParams,
+) -> Result<Option<CompletionResponse>> {
     let tdp = params.text_document_position;
     if lock(&inner.caps).inline_completion {
         // The client shows the same suggestion as ghost text.
@@ -380,7 +400,11 @@ fn completion_item(a: Answer) -> CompletionItem {
         detail: Some("ghostline".into()),
         documentation: Some(Documentation::MarkupContent(MarkupContent {
             kind: MarkupKind::Markdown,
-            value: format!("```{}\n{}\n```", a.language_id, a.text.replace("\r\n", "\n")),
+            value: format!(
+                "```{}\n{}\n```",
+                a.language_id,
+                a.text.replace("\r\n", "\n")
+            ),
         })),
         preselect: Some(true),
         sort_text: Some("0".into()),

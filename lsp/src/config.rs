@@ -134,7 +134,9 @@ impl Config {
             "timeBudgetMs" => self.time_budget_ms = int(v, 10, 600_000)?,
             "invokedTimeBudgetMs" => self.invoked_time_budget_ms = int(v, 10, 600_000)?,
             "repoContext.enabled" => self.repo_context_enabled = boolean(v)?,
-            "repoContext.budgetTokens" => self.repo_context_budget_tokens = int(v, 0, 65_536)? as usize,
+            "repoContext.budgetTokens" => {
+                self.repo_context_budget_tokens = int(v, 0, 65_536)? as usize
+            }
             "fimTemplate" => self.fim_template = opt_string(v)?,
             "trigger" => {
                 self.trigger = match v.as_str() {
@@ -170,7 +172,11 @@ fn opt_string(v: &Value) -> Result<Option<String>, String> {
 fn int(v: &Value, min: u64, max: u64) -> Result<u64, String> {
     let n = v
         .as_u64()
-        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })
         .ok_or_else(|| format!("expected an integer from {min} to {max}"))?;
     if (min..=max).contains(&n) {
         Ok(n)
@@ -240,7 +246,9 @@ mod tests {
         let mut c = Config::default();
         let u = c.apply(&json!({"threads": 0, "maxTokens": "many", "trigger": "sometimes", "timeBudgetMs": 700}));
         assert_eq!(u.invalid.len(), 3, "{:?}", u.invalid);
-        assert!(u.invalid[0].contains("maxTokens") || u.invalid.iter().any(|m| m.contains("maxTokens")));
+        assert!(
+            u.invalid[0].contains("maxTokens") || u.invalid.iter().any(|m| m.contains("maxTokens"))
+        );
         assert_eq!(c.threads, None);
         assert_eq!(c.max_tokens, 128);
         assert_eq!(c.trigger, Trigger::Automatic);
@@ -252,7 +260,10 @@ mod tests {
     fn unknown_keys_are_reported() {
         let mut c = Config::default();
         let u = c.apply(&json!({"colour": "blue", "repoContext": {"depth": 3}}));
-        assert_eq!(u.unknown, vec!["colour".to_string(), "repoContext.depth".to_string()]);
+        assert_eq!(
+            u.unknown,
+            vec!["colour".to_string(), "repoContext.depth".to_string()]
+        );
         assert!(!u.changed);
     }
 

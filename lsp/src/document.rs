@@ -31,7 +31,12 @@ impl Document {
     }
 
     /// Applies the changes of one `didChange`, in order.
-    pub fn apply(&mut self, version: i32, changes: &[TextDocumentContentChangeEvent], enc: Encoding) {
+    pub fn apply(
+        &mut self,
+        version: i32,
+        changes: &[TextDocumentContentChangeEvent],
+        enc: Encoding,
+    ) {
         for change in changes {
             match change.range {
                 None => self.rope = Rope::from_str(&change.text),
@@ -71,7 +76,11 @@ mod tests {
         let mut doc = Document::new("def f():\n    pass\n", 1, "python");
         doc.apply(
             2,
-            &[edit(1, 4, 1, 8, "return 1"), edit(0, 4, 0, 5, "g"), edit(2, 0, 2, 0, "x = 😀\n")],
+            &[
+                edit(1, 4, 1, 8, "return 1"),
+                edit(0, 4, 0, 5, "g"),
+                edit(2, 0, 2, 0, "x = 😀\n"),
+            ],
             Encoding::Utf16,
         );
         assert_eq!(doc.rope.to_string(), "def g():\n    return 1\nx = 😀\n");

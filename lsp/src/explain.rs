@@ -17,7 +17,9 @@ use tower_lsp_server::ls_types::*;
 
 use crate::functions;
 use crate::position;
-use crate::protocol::{self, ExplainArgs, ExplainProgressNotification, ExplainProgressParams, State};
+use crate::protocol::{
+    self, ExplainArgs, ExplainProgressNotification, ExplainProgressParams, State,
+};
 use crate::server::{invalid_params, lock, request_failed, Inner, WorkProgress};
 use crate::shaping::Lang;
 use crate::workspace::Location;
@@ -43,7 +45,12 @@ struct Target {
 }
 
 /// Finds the function (or the selection) for `position`/`range` in `uri`.
-fn target(inner: &Inner, uri: &Uri, position: Option<Position>, range: Option<Range>) -> Result<Option<Target>> {
+fn target(
+    inner: &Inner,
+    uri: &Uri,
+    position: Option<Position>,
+    range: Option<Range>,
+) -> Result<Option<Target>> {
     let enc = inner.encoding();
     let (rope, language_id) = {
         let docs = lock(&inner.docs);
@@ -68,7 +75,8 @@ fn target(inner: &Inner, uri: &Uri, position: Option<Position>, range: Option<Ra
     let text = rope.to_string();
     let start = rope.char_to_byte(chars.start);
     let end = rope.char_to_byte(chars.end);
-    let found = functions::enclosing_function(&loc.rel, &text, start, lang).filter(|f| f.range.end >= end);
+    let found =
+        functions::enclosing_function(&loc.rel, &text, start, lang).filter(|f| f.range.end >= end);
     let (name, byte_range) = match found {
         Some(f) => (f.name, f.range),
         None if end > start => (None, start..end),
@@ -153,7 +161,11 @@ fn messages(t: &Target, definitions: &[ContextBlock]) -> Vec<(String, String)> {
     if !definitions.is_empty() {
         user.push_str("\nDefinitions it uses from other files of the repository:\n");
         for d in definitions {
-            user.push_str(&format!("\n`{}`:\n```\n{}\n```\n", d.path, d.text.trim_end()));
+            user.push_str(&format!(
+                "\n`{}`:\n```\n{}\n```\n",
+                d.path,
+                d.text.trim_end()
+            ));
         }
     }
     vec![
@@ -174,20 +186,30 @@ impl Drop for CancelOnDrop {
 }
 
 /// `workspace/executeCommand` `ghostline.explainFunction`.
-pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressToken>) -> Result<Value> {
+pub async fn execute(
+    inner: &Arc<Inner>,
+    args: &[Value],
+    token: Option<ProgressToken>,
+) -> Result<Value> {
     let arg = args
         .first()
         .cloned()
         .ok_or_else(|| invalid_params("expected [{uri, position}] or [{uri, range}]"))?;
-    let args: ExplainArgs = serde_json::from_value(arg)
-        .map_err(|e| invalid_params(format!("expected [{{uri, position}}] or [{{uri, range}}]: {e}")))?;
+    let args: ExplainArgs = serde_json::from_value(arg).map_err(|e| {
+        invalid_params(format!(
+            "expected [{{uri, position}}] or [{{uri, range}}]: {e}"
+        ))
+    })?;
     let Some(t) = target(inner, &args.uri, args.position, args.range)? else {
         return Err(invalid_params(
             "no function at the cursor; put the cursor inside a function or select the code to explain",
         ));
     };
     let Some(engine) = inner.engine.ready() else {
-        return Err(request_failed(format!("ghostline: {}", inner.engine.describe())));
+        return Err(request_failed(format!(
+            "ghostline: {}",
+            inner.engine.describe()
+        )));
     };
     let config = inner.config();
     let definitions = {
@@ -196,7 +218,9 @@ pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressT
         tokio::task::spawn_blocking(move || {
             inner
                 .workspace
-                .definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| engine.count_tokens(s))
+                .definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
+                    engine.count_tokens(s)
+                })
         })
         .await
         .unwrap_or_default()
@@ -205,7 +229,10 @@ pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressT
         Some(name) => format!("### `{name}`\n\n"),
         None => format!("### `{}`, line {}\n\n", t.loc.rel, t.start_line + 1),
     };
-    let title = format!("ghostline: explaining {}", t.name.as_deref().unwrap_or("the selection"));
+    let title = format!(
+        "ghostline: explaining {}",
+        t.name.as_deref().unwrap_or("the selection")
+    );
     let progress = WorkProgress::begin(inner, token.clone(), &title, None).await;
 
     let cancel = CancelToken::new();
@@ -226,7 +253,9 @@ pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressT
             let _ = reply_tx.send(r);
         },
     );
-    inner.status(State::Generating, Some(title.clone()), None).await;
+    inner
+        .status(State::Generating, Some(title.clone()), None)
+        .await;
     let token_value = token.as_ref().and_then(|t| serde_json::to_value(t).ok());
     let mut text = String::new();
     let mut streaming = true;
@@ -259,10 +288,15 @@ pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressT
     let outcome = match result {
         Some(Ok(out)) => Ok(format!("{header}{}", out.text.trim())),
         Some(Err(EngineError::Cancelled)) => Err(Error::request_cancelled()),
-        Some(Err(e)) => Err(request_failed(format!("ghostline: the explanation failed: {e}"))),
+        Some(Err(e)) => Err(request_failed(format!(
+            "ghostline: the explanation failed: {e}"
+        ))),
         None => Err(request_failed("ghostline: the engine stopped")),
     };
-    let final_text = outcome.as_ref().map(String::clone).unwrap_or_else(|_| format!("{header}{text}"));
+    let final_text = outcome
+        .as_ref()
+        .map(String::clone)
+        .unwrap_or_else(|_| format!("{header}{text}"));
     progress.end(Some("done".into())).await;
     inner
         .client
@@ -275,6 +309,9 @@ pub async fn execute(inner: &Arc<Inner>, args: &[Value], token: Option<ProgressT
         .await;
     inner.status(State::Idle, None, None).await;
     let markdown = outcome?;
-    inner.client.show_message(MessageType::INFO, &markdown).await;
+    inner
+        .client
+        .show_message(MessageType::INFO, &markdown)
+        .await;
     Ok(Value::String(markdown))
 }

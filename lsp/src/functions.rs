@@ -152,12 +152,13 @@ fn brace_function(text: &str, offset: usize, lang: Lang) -> Option<Function> {
             b'}' => depth += 1,
             b'{' if depth > 0 => depth -= 1,
             b'{' => {
-                let header_start = text[..i]
-                    .rfind([';', '}', '{'])
-                    .map(|p| p + 1)
-                    .unwrap_or(0);
+                let header_start = text[..i].rfind([';', '}', '{']).map(|p| p + 1).unwrap_or(0);
                 let header = &text[header_start..i];
-                let c_name = if lang == Lang::CLike { c_function_name(&text[..i]) } else { None };
+                let c_name = if lang == Lang::CLike {
+                    c_function_name(&text[..i])
+                } else {
+                    None
+                };
                 let is_fn = keywords.iter().any(|k| header.contains(k)) || c_name.is_some();
                 if is_fn {
                     let end = matching_brace(text, i)?;
@@ -172,7 +173,8 @@ fn brace_function(text: &str, offset: usize, lang: Lang) -> Option<Function> {
                             break;
                         }
                     }
-                    let name = c_name.or_else(|| keywords.iter().find_map(|k| name_after(header, k)));
+                    let name =
+                        c_name.or_else(|| keywords.iter().find_map(|k| name_after(header, k)));
                     return Some(Function {
                         name,
                         range: start..end,
@@ -216,9 +218,24 @@ fn c_function_name(before_brace: &str) -> Option<String> {
         .into_iter()
         .rev()
         .collect();
-    let keywords = ["if", "for", "while", "switch", "catch", "return", "sizeof", "with", "foreach", "using", "lock", "synchronized"];
-    (!name.is_empty() && !keywords.contains(&name.as_str()) && !name.chars().next().is_some_and(|c| c.is_ascii_digit()))
-        .then_some(name)
+    let keywords = [
+        "if",
+        "for",
+        "while",
+        "switch",
+        "catch",
+        "return",
+        "sizeof",
+        "with",
+        "foreach",
+        "using",
+        "lock",
+        "synchronized",
+    ];
+    (!name.is_empty()
+        && !keywords.contains(&name.as_str())
+        && !name.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    .then_some(name)
 }
 
 fn matching_brace(text: &str, open: usize) -> Option<usize> {
@@ -245,7 +262,8 @@ mod tests {
     fn find(lang: Lang, fixture: &str) -> Option<(Option<String>, String)> {
         let offset = fixture.find("$0").unwrap();
         let text = fixture.replace("$0", "");
-        enclosing_function("f", &text, offset, lang).map(|f| (f.name, text[f.range].trim_end().to_string()))
+        enclosing_function("f", &text, offset, lang)
+            .map(|f| (f.name, text[f.range].trim_end().to_string()))
     }
 
     #[test]
@@ -253,11 +271,18 @@ mod tests {
         let src = "import os\n\n@cache\ndef fib(n):\n    if n < 2:\n        return $0n\n    return fib(n - 1)\n\nx = 1\n";
         let (name, body) = find(Lang::Python, src).unwrap();
         assert_eq!(name.as_deref(), Some("fib"));
-        assert_eq!(body, "@cache\ndef fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1)");
+        assert_eq!(
+            body,
+            "@cache\ndef fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1)"
+        );
         assert_eq!(find(Lang::Python, "x = 1$0\ndef f():\n    pass\n"), None);
         assert_eq!(find(Lang::Python, "def f():\n    pass\nx = $01\n"), None);
-        let nested = "class A:\n    def m(self):\n        $0return 1\n    def n(self):\n        pass\n";
-        assert_eq!(find(Lang::Python, nested).unwrap().1, "def m(self):\n        return 1");
+        let nested =
+            "class A:\n    def m(self):\n        $0return 1\n    def n(self):\n        pass\n";
+        assert_eq!(
+            find(Lang::Python, nested).unwrap().1,
+            "def m(self):\n        return 1"
+        );
         let on_def = "def $0g():\n    return 2\n";
         assert_eq!(find(Lang::Python, on_def).unwrap().0.as_deref(), Some("g"));
     }

@@ -59,7 +59,10 @@ impl Generation {
 
     /// Whether a request for `prefix`/`suffix` can use its result.
     pub fn extends_to(&self, prefix: &str, suffix: &str) -> bool {
-        !self.is_done() && !self.cancel.is_cancelled() && self.suffix == suffix && prefix.starts_with(&self.prefix)
+        !self.is_done()
+            && !self.cancel.is_cancelled()
+            && self.suffix == suffix
+            && prefix.starts_with(&self.prefix)
     }
 
     /// Waits for the outcome.
@@ -84,7 +87,8 @@ impl Generation {
     pub fn on_edit(&self, at: Option<usize>, inserted_chars: usize) -> bool {
         match at {
             Some(at) if at == self.expected_char.load(Ordering::Acquire) => {
-                self.expected_char.fetch_add(inserted_chars, Ordering::AcqRel);
+                self.expected_char
+                    .fetch_add(inserted_chars, Ordering::AcqRel);
                 true
             }
             _ => {
@@ -135,8 +139,24 @@ pub fn start(inner: &Arc<Inner>, engine: Arc<Engine>, uri: &Uri, spec: Spec) -> 
         let outcome = match reply.await {
             Ok(Ok(c)) => {
                 let cursor = Cursor::new(&g.prefix, &g.suffix, spec.lang);
-                let shaped = shaping::shape(&cursor, spec.mode, &c.text);
+                // A run cut off by its time budget ends mid-line: offer only finished lines.
+                let text = if c.stop == StopReason::Deadline {
+                    shaping::finished_lines(&c.text)
+                } else {
+                    &c.text
+                };
+                let shaped = shaping::shape(&cursor, spec.mode, text);
                 let st = c.stats;
+                *lock(&inner.last_generation) = Some(serde_json::json!({
+                    "promptTokens": st.prompt_tokens,
+                    "reusedTokens": st.reused_tokens,
+                    "shiftedTokens": st.shifted_tokens,
+                    "evaluatedTokens": st.evaluated_tokens,
+                    "generatedTokens": st.generated_tokens,
+                    "firstTokenMs": st.first_token_ms,
+                    "totalMs": st.total_ms,
+                    "stop": format!("{:?}", c.stop),
+                }));
                 tracing::info!(
                     generation = g.id,
                     prompt_tokens = st.prompt_tokens,
@@ -152,7 +172,11 @@ pub fn start(inner: &Arc<Inner>, engine: Arc<Engine>, uri: &Uri, spec: Spec) -> 
                 );
                 tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);
                 if c.stop != StopReason::Deadline {
-                    lock(&inner.cache).insert(&g.prefix, &g.suffix, shaped.as_deref().unwrap_or(""));
+                    lock(&inner.cache).insert(
+                        &g.prefix,
+                        &g.suffix,
+                        shaped.as_deref().unwrap_or(""),
+                    );
                 }
                 Outcome {
                     result: Ok(shaped),
@@ -220,7 +244,11 @@ impl Drop for Waiter {
 mod tests {
     use super::*;
 
-    fn generation(prefix: &str, suffix: &str, cursor: usize) -> (Generation, watch::Sender<Option<Outcome>>) {
+    fn generation(
+        prefix: &str,
+        suffix: &str,
+        cursor: usize,
+    ) -> (Generation, watch::Sender<Option<Outcome>>) {
         let (tx, rx) = watch::channel(None);
         let g = Generation {
             id: 1,
@@ -248,7 +276,10 @@ mod tests {
         assert!(g.cancel.is_cancelled());
         assert!(!g.extends_to("def f(abc", "):\n"));
         let (g, _tx) = generation("x", "", 1);
-        assert!(!g.on_edit(None, 0), "a deletion or a multi-change edit cancels");
+        assert!(
+            !g.on_edit(None, 0),
+            "a deletion or a multi-change edit cancels"
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ const CONCURRENCY: usize = 64;
 /// Runs the language server on stdin/stdout until the client exits.
 pub async fn serve(options: Options) {
     let (service, socket) = LspService::build(|client| server::Backend::new(client, options))
-        .custom_method("textDocument/inlineCompletion", server::Backend::inline_completion)
+        .custom_method(
+            "textDocument/inlineCompletion",
+            server::Backend::inline_completion,
+        )
         .finish();
     let stdin = tokio::io::stdin();
     let stdout = tokio::io::stdout();

@@ -57,7 +57,9 @@ fn init_logging(common: &Common) -> anyhow::Result<()> {
         .unwrap_or_else(|| "info".into());
     let filter = EnvFilter::try_new(&filter)
         .map_err(|e| anyhow::anyhow!("invalid log level {filter:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
     match &common.log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -86,9 +88,7 @@ fn main() -> anyhow::Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(ghostline_lsp::serve(ghostline_lsp::Options {
-                model,
-            }));
+            runtime.block_on(ghostline_lsp::serve(ghostline_lsp::Options { model }));
             Ok(())
         }
     }
@@ -106,11 +106,26 @@ mod tests {
 
     #[test]
     fn serve_is_the_default_and_takes_the_model_either_way() {
-        let cli = Cli::try_parse_from(["ghostline", "--model", "/m.gguf", "--log-level", "debug"]).unwrap();
+        let cli = Cli::try_parse_from(["ghostline", "--model", "/m.gguf", "--log-level", "debug"])
+            .unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.serve.model.as_deref(), Some(std::path::Path::new("/m.gguf")));
-        let cli = Cli::try_parse_from(["ghostline", "serve", "--model", "/n.gguf", "--log-file", "/tmp/x.log"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Serve(ServeArgs { model: Some(_) }))));
+        assert_eq!(
+            cli.serve.model.as_deref(),
+            Some(std::path::Path::new("/m.gguf"))
+        );
+        let cli = Cli::try_parse_from([
+            "ghostline",
+            "serve",
+            "--model",
+            "/n.gguf",
+            "--log-file",
+            "/tmp/x.log",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Serve(ServeArgs { model: Some(_) }))
+        ));
         assert!(cli.common.log_file.is_some());
         assert!(Cli::try_parse_from(["ghostline", "complete", "a.py:1:1"]).is_ok());
     }

@@ -134,7 +134,11 @@ pub fn to_position(rope: &Rope, offset: usize, enc: Encoding) -> Position {
     let offset = offset.min(rope.len_chars());
     let line = rope.char_to_line(offset);
     let start = rope.line_to_char(line);
-    let character = rope.slice(start..offset).chars().map(|c| enc.units(c)).sum();
+    let character = rope
+        .slice(start..offset)
+        .chars()
+        .map(|c| enc.units(c))
+        .sum();
     Position {
         line: line as u32,
         character,
@@ -203,7 +207,10 @@ mod tests {
             to_char(&rope, pos(3, 0), Encoding::Utf16),
             Err(LineOutOfRange { line: 3, lines: 3 })
         );
-        assert_eq!(to_char_clamped(&rope, pos(u32::MAX, u32::MAX), Encoding::Utf8), 8);
+        assert_eq!(
+            to_char_clamped(&rope, pos(u32::MAX, u32::MAX), Encoding::Utf8),
+            8
+        );
     }
 
     #[test]
@@ -224,7 +231,8 @@ mod tests {
                 let p = to_position(&rope, offset, enc);
                 let back = to_char(&rope, p, enc).unwrap();
                 // The '\n' of a CRLF maps into the same line; everything else round-trips.
-                if rope.char(offset.min(rope.len_chars() - 1)) != '\n' || offset == rope.len_chars() {
+                if rope.char(offset.min(rope.len_chars() - 1)) != '\n' || offset == rope.len_chars()
+                {
                     assert_eq!(back, offset, "{enc:?} offset {offset} -> {p:?}");
                 }
             }
@@ -257,7 +265,11 @@ mod tests {
     #[test]
     fn negotiation_prefers_the_clients_first_supported_choice() {
         assert_eq!(Encoding::negotiate(None), Encoding::Utf16);
-        let offered = [PositionEncodingKind::new("utf-7"), PositionEncodingKind::UTF8, PositionEncodingKind::UTF16];
+        let offered = [
+            PositionEncodingKind::new("utf-7"),
+            PositionEncodingKind::UTF8,
+            PositionEncodingKind::UTF16,
+        ];
         assert_eq!(Encoding::negotiate(Some(&offered)), Encoding::Utf8);
         let offered = [PositionEncodingKind::UTF32];
         assert_eq!(Encoding::negotiate(Some(&offered)), Encoding::Utf32);

@@ -12,6 +12,10 @@ pub const EXPLAIN_COMMAND: &str = "ghostline.explainFunction";
 /// Test-only command: argument `uri` or `{uri}`; the result is `{version, text}` of the document
 /// as the server holds it.
 pub const DEBUG_DOCUMENT_COMMAND: &str = "ghostline.debugDocument";
+/// Test and benchmark command: no arguments; the result describes the last finished model run
+/// (`promptTokens`, `reusedTokens`, `shiftedTokens`, `evaluatedTokens`, `generatedTokens`,
+/// `firstTokenMs`, `totalMs`, `stop`), or `null` before the first.
+pub const DEBUG_LAST_COMPLETION_COMMAND: &str = "ghostline.debugLastCompletion";
 
 /// The server's state, for status bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

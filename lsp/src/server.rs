@@ -156,6 +156,8 @@ pub struct Inner {
     /// Messages from `initializationOptions`, shown after `initialized`.
     pending_messages: Mutex<Vec<(MessageType, String)>>,
     seq: AtomicU64,
+    /// Statistics of the last finished model run (`ghostline.debugLastCompletion`).
+    pub last_generation: Mutex<Option<Value>>,
 }
 
 /// Locks a mutex, ignoring poisoning (a panic elsewhere must not take the server down).
@@ -267,12 +269,15 @@ impl Inner {
         }
         for message in &update.invalid {
             tracing::warn!("{message}");
-            self.client.show_message(MessageType::WARNING, message).await;
+            self.client
+                .show_message(MessageType::WARNING, message)
+                .await;
         }
         if update.changed {
             tracing::info!("settings changed: {:?}", self.config());
             lock(&self.cache).clear();
-            self.workspace.set_budget(self.config().repo_context_budget_tokens);
+            self.workspace
+                .set_budget(self.config().repo_context_budget_tokens);
         }
         if update.engine_changed && reload {
             let inner = self.clone();
@@ -285,13 +290,19 @@ impl Inner {
         if !lock(&self.caps).watch_files {
             return;
         }
-        let watchers: Vec<FileSystemWatcher> = ["**/*.py", "**/*.pyi", "**/*.rs", "**/Cargo.toml", "**/.gitignore"]
-            .into_iter()
-            .map(|glob| FileSystemWatcher {
-                glob_pattern: GlobPattern::String(glob.into()),
-                kind: None,
-            })
-            .collect();
+        let watchers: Vec<FileSystemWatcher> = [
+            "**/*.py",
+            "**/*.pyi",
+            "**/*.rs",
+            "**/Cargo.toml",
+            "**/.gitignore",
+        ]
+        .into_iter()
+        .map(|glob| FileSystemWatcher {
+            glob_pattern: GlobPattern::String(glob.into()),
+            kind: None,
+        })
+        .collect();
         let options = DidChangeWatchedFilesRegistrationOptions { watchers };
         let registration = Registration {
             id: "ghostline-watch".into(),
@@ -335,8 +346,12 @@ impl Inner {
         let config = self.engine_config();
         let path = config.model_path.clone();
         tracing::info!(path = %path.display(), threads = config.threads, "loading model");
-        self.status(State::Loading, Some(format!("loading {}", path.display())), Some(0))
-            .await;
+        self.status(
+            State::Loading,
+            Some(format!("loading {}", path.display())),
+            Some(0),
+        )
+        .await;
         let progress = WorkProgress::begin(
             &self,
             None,
@@ -371,8 +386,13 @@ impl Inner {
         match result {
             Ok(engine) => {
                 let info = engine.info().clone();
-                if !self.engine.finish(generation, EngineState::Ready(Arc::new(engine))) {
-                    progress.end(Some("superseded by a newer load".into())).await;
+                if !self
+                    .engine
+                    .finish(generation, EngineState::Ready(Arc::new(engine)))
+                {
+                    progress
+                        .end(Some("superseded by a newer load".into()))
+                        .await;
                     return;
                 }
                 lock(&self.cache).clear();
@@ -387,17 +407,24 @@ impl Inner {
                     self.client.show_message(MessageType::WARNING, &msg).await;
                     self.status(State::Disabled, Some(msg), None).await;
                 } else {
-                    self.status(State::Ready, Some(info.name.clone()), Some(100)).await;
+                    self.status(State::Ready, Some(info.name.clone()), Some(100))
+                        .await;
                 }
             }
             Err(reason) => {
-                if !self.engine.finish(generation, EngineState::Failed(reason.clone())) {
+                if !self
+                    .engine
+                    .finish(generation, EngineState::Failed(reason.clone()))
+                {
                     progress.end(None).await;
                     return;
                 }
                 tracing::error!("model load failed: {reason}");
                 progress.end(Some("failed".into())).await;
-                let msg = format!("ghostline: could not load the model {}: {reason}", path.display());
+                let msg = format!(
+                    "ghostline: could not load the model {}: {reason}",
+                    path.display()
+                );
                 self.client.show_message(MessageType::ERROR, &msg).await;
                 self.status(State::Error, Some(msg), None).await;
             }
@@ -430,16 +457,21 @@ pub struct WorkProgress {
 impl WorkProgress {
     /// Begins progress. `given` is the request's `workDoneToken`; without one, a token is
     /// created through `window/workDoneProgress/create` when the client supports it.
-    pub async fn begin(inner: &Inner, given: Option<ProgressToken>, title: &str, message: Option<String>) -> Self {
+    pub async fn begin(
+        inner: &Inner,
+        given: Option<ProgressToken>,
+        title: &str,
+        message: Option<String>,
+    ) -> Self {
         let token = match given {
             Some(t) => Some(t),
             None if lock(&inner.caps).work_done_progress => {
                 let token = ProgressToken::String(format!("ghostline/{}", inner.next_id()));
-                let create = inner
-                    .client
-                    .send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                let create = inner.client.send_request::<WorkDoneProgressCreate>(
+                    WorkDoneProgressCreateParams {
                         token: token.clone(),
-                    });
+                    },
+                );
                 match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, create).await {
                     Ok(Ok(())) => Some(token),
                     _ => None,
@@ -484,7 +516,8 @@ impl WorkProgress {
 
     /// Ends progress.
     pub async fn end(&self, message: Option<String>) {
-        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message })).await;
+        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message }))
+            .await;
     }
 }
 
@@ -512,12 +545,16 @@ impl Backend {
                 workspace: Workspace::default(),
                 pending_messages: Mutex::new(Vec::new()),
                 seq: AtomicU64::new(0),
+                last_generation: Mutex::new(None),
             }),
         }
     }
 
     /// `textDocument/inlineCompletion`.
-    pub async fn inline_completion(&self, params: InlineCompletionParams) -> Result<InlineCompletionList> {
+    pub async fn inline_completion(
+        &self,
+        params: InlineCompletionParams,
+    ) -> Result<InlineCompletionList> {
         crate::complete::inline_completion(&self.inner, params).await
     }
 
@@ -526,7 +563,9 @@ impl Backend {
             .first()
             .and_then(|a| a.as_str().or_else(|| a.get("uri").and_then(Value::as_str)))
             .ok_or_else(|| invalid_params("expected [uri] or [{uri}]"))?;
-        let uri: Uri = uri.parse().map_err(|_| invalid_params(format!("not a URI: {uri}")))?;
+        let uri: Uri = uri
+            .parse()
+            .map_err(|_| invalid_params(format!("not a URI: {uri}")))?;
         let docs = lock(&self.inner.docs);
         let doc = docs
             .get(&uri)
@@ -578,14 +617,23 @@ impl LanguageServer for Backend {
             for key in update.unknown {
                 tracing::warn!("unknown setting ghostline.{key} ignored");
             }
-            lock(&inner.pending_messages).extend(update.invalid.into_iter().map(|m| (MessageType::WARNING, m)));
+            lock(&inner.pending_messages).extend(
+                update
+                    .invalid
+                    .into_iter()
+                    .map(|m| (MessageType::WARNING, m)),
+            );
             *lock(&inner.config) = Arc::new(config);
         }
         inner
             .workspace
             .set_roots(&params, inner.config().repo_context_budget_tokens);
         tracing::info!(
-            client = params.client_info.as_ref().map(|c| c.name.as_str()).unwrap_or("?"),
+            client = params
+                .client_info
+                .as_ref()
+                .map(|c| c.name.as_str())
+                .unwrap_or("?"),
             ?encoding,
             "initialize"
         );
@@ -596,25 +644,30 @@ impl LanguageServer for Backend {
             }),
             capabilities: ServerCapabilities {
                 position_encoding: Some(encoding.kind()),
-                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
-                    open_close: Some(true),
-                    change: Some(TextDocumentSyncKind::INCREMENTAL),
-                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
-                    ..Default::default()
-                })),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                        ..Default::default()
+                    },
+                )),
                 inline_completion_provider: Some(OneOf::Left(true)),
                 completion_provider: Some(CompletionOptions {
                     resolve_provider: Some(false),
                     ..Default::default()
                 }),
-                code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
-                    code_action_kinds: Some(vec![crate::explain::code_action_kind()]),
-                    ..Default::default()
-                })),
+                code_action_provider: Some(CodeActionProviderCapability::Options(
+                    CodeActionOptions {
+                        code_action_kinds: Some(vec![crate::explain::code_action_kind()]),
+                        ..Default::default()
+                    },
+                )),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands: vec![
                         protocol::EXPLAIN_COMMAND.into(),
                         protocol::DEBUG_DOCUMENT_COMMAND.into(),
+                        protocol::DEBUG_LAST_COMPLETION_COMMAND.into(),
                     ],
                     ..Default::default()
                 }),
@@ -632,7 +685,9 @@ impl LanguageServer for Backend {
                 inner.client.show_message(typ, m).await;
             }
             if let Some(settings) = inner.pull_settings().await {
-                inner.apply_settings(config::section(&settings), false).await;
+                inner
+                    .apply_settings(config::section(&settings), false)
+                    .await;
             }
             inner.workspace.start_indexing(inner.clone());
             inner.watch_files().await;
@@ -653,7 +708,10 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let d = params.text_document;
-        lock(&self.inner.docs).insert(d.uri.clone(), Document::new(&d.text, d.version, &d.language_id));
+        lock(&self.inner.docs).insert(
+            d.uri.clone(),
+            Document::new(&d.text, d.version, &d.language_id),
+        );
         self.inner.workspace.document_changed(&d.uri, &self.inner);
     }
 
@@ -663,7 +721,10 @@ impl LanguageServer for Backend {
         {
             let mut docs = lock(&self.inner.docs);
             let Some(doc) = docs.get_mut(&uri) else {
-                tracing::warn!(uri = uri.as_str(), "didChange for a document that is not open");
+                tracing::warn!(
+                    uri = uri.as_str(),
+                    "didChange for a document that is not open"
+                );
                 return;
             };
             // Typing at the cursor of the running generation keeps it (a later request
@@ -671,10 +732,12 @@ impl LanguageServer for Backend {
             let generation = lock(&self.inner.generations).get(&uri).cloned();
             if let Some(g) = generation {
                 let insertion = match params.content_changes.as_slice() {
-                    [c] => c
-                        .range
-                        .filter(|r| r.start == r.end)
-                        .map(|r| (position::to_char_clamped(&doc.rope, r.start, enc), c.text.chars().count())),
+                    [c] => c.range.filter(|r| r.start == r.end).map(|r| {
+                        (
+                            position::to_char_clamped(&doc.rope, r.start, enc),
+                            c.text.chars().count(),
+                        )
+                    }),
                     _ => None,
                 };
                 if !g.on_edit(insertion.map(|i| i.0), insertion.map_or(0, |i| i.1)) {
@@ -707,10 +770,14 @@ impl LanguageServer for Backend {
         let empty = settings.is_null() || settings.as_object().is_some_and(|o| o.is_empty());
         if empty {
             if let Some(pulled) = self.inner.pull_settings().await {
-                self.inner.apply_settings(config::section(&pulled), true).await;
+                self.inner
+                    .apply_settings(config::section(&pulled), true)
+                    .await;
             }
         } else {
-            self.inner.apply_settings(config::section(&settings), true).await;
+            self.inner
+                .apply_settings(config::section(&settings), true)
+                .await;
         }
     }
 
@@ -721,7 +788,9 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
-        self.inner.workspace.folders_changed(&params.event, self.inner.clone());
+        self.inner
+            .workspace
+            .folders_changed(&params.event, self.inner.clone());
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
@@ -741,6 +810,9 @@ impl LanguageServer for Backend {
                     .map(Some)
             }
             protocol::DEBUG_DOCUMENT_COMMAND => self.debug_document(&params.arguments),
+            protocol::DEBUG_LAST_COMPLETION_COMMAND => {
+                Ok(lock(&self.inner.last_generation).clone())
+            }
             other => Err(invalid_params(format!("unknown command {other}"))),
         }
     }

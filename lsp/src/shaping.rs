@@ -44,8 +44,8 @@ impl Lang {
             )
             | (
                 _,
-                "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "cs" | "java" | "js" | "jsx" | "mjs" | "ts"
-                | "tsx" | "go" | "kt" | "scala" | "swift" | "php" | "dart" | "zig",
+                "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "cs" | "java" | "js" | "jsx" | "mjs"
+                | "ts" | "tsx" | "go" | "kt" | "scala" | "swift" | "php" | "dart" | "zig",
             ) => Lang::CLike,
             _ => Lang::Other,
         }
@@ -141,7 +141,11 @@ pub fn skip_automatic(c: &Cursor<'_>) -> bool {
     if prev.is_some_and(is_ident) && next.is_some_and(is_ident) {
         return true;
     }
-    c.after.chars().filter(|&ch| !is_trailing_punctuation(ch)).count() > 3
+    c.after
+        .chars()
+        .filter(|&ch| !is_trailing_punctuation(ch))
+        .count()
+        > 3
 }
 
 /// Line or block, stop strings and token cap for a cursor.
@@ -206,7 +210,12 @@ impl Brackets {
             }
             match ch {
                 '#' if self.lang == Lang::Python => break,
-                '/' if self.lang != Lang::Python && self.lang != Lang::Other && bytes.get(i + 1) == Some(&b'/') => break,
+                '/' if self.lang != Lang::Python
+                    && self.lang != Lang::Other
+                    && bytes.get(i + 1) == Some(&b'/') =>
+                {
+                    break
+                }
                 '"' => self.quote = Some('"'),
                 '\'' if matches!(self.lang, Lang::Python | Lang::CLike) => self.quote = Some('\''),
                 '\'' if self.lang == Lang::Rust => {
@@ -283,6 +292,12 @@ fn trim_rest_overlap(c: &Cursor<'_>, text: &str) -> String {
     text.to_owned()
 }
 
+/// The complete lines of `text` (up to and including its last line break): what is safe to
+/// offer from a generation that was cut off in the middle of a line.
+pub fn finished_lines(text: &str) -> &str {
+    text.rfind('\n').map_or("", |i| &text[..=i])
+}
+
 /// Cuts the model's raw output to a suggestion for `mode`; `None` when nothing useful is left.
 pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
     let raw = raw.replace("\r\n", "\n");
@@ -299,11 +314,18 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
         Mode::Block => shape_block(c, &raw),
     };
     let trimmed = text.trim();
-    if trimmed.is_empty() || trimmed.chars().all(|ch| is_closer(ch) || matches!(ch, ';' | ',') || ch.is_whitespace()) {
+    if trimmed.is_empty()
+        || trimmed
+            .chars()
+            .all(|ch| is_closer(ch) || matches!(ch, ';' | ',') || ch.is_whitespace())
+    {
         return None;
     }
     // The first line as it will read in the document.
-    let first_line = text.split('\n').find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first_line = text
+        .split('\n')
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let first_full = if text.starts_with(first_line) {
         format!("{}{}", c.before, first_line)
     } else {
@@ -399,7 +421,11 @@ mod tests {
                 "{:?} {:?}{} max={} stop={:?}\n  raw:    {:?}\n  shaped: {:?}\n",
                 lang,
                 fixture.lines().find(|l| l.contains("$0")).unwrap_or(""),
-                if skip_automatic(&cursor) { " [skip automatic]" } else { "" },
+                if skip_automatic(&cursor) {
+                    " [skip automatic]"
+                } else {
+                    ""
+                },
                 plan.max_tokens,
                 plan.stop,
                 raw,
@@ -479,12 +505,32 @@ mod tests {
     fn brace_blocks() {
         check(
             &[
-                (Lang::Rust, "fn f(x: u32) -> u32 {\n    $0\n}\n", "let y = x * 2;\n    y + 1\n}\n\nfn g() {}"),
-                (Lang::Rust, "fn f(x: u32) -> u32 {$0", "\n    x + 1\n}\n\nfn g() {}"),
+                (
+                    Lang::Rust,
+                    "fn f(x: u32) -> u32 {\n    $0\n}\n",
+                    "let y = x * 2;\n    y + 1\n}\n\nfn g() {}",
+                ),
+                (
+                    Lang::Rust,
+                    "fn f(x: u32) -> u32 {$0",
+                    "\n    x + 1\n}\n\nfn g() {}",
+                ),
                 (Lang::Rust, "fn f() {\n    $0\n}\n", "}"),
-                (Lang::Rust, "fn f<'a>(s: &'a str) {\n    $0\n}\n", "let c = '}';\n    let t: &'a str = s; // }\n    println!(\"{}\", t);\n}"),
-                (Lang::CLike, "int main() {\n    $0\n    return 0;\n}\n", "printf(\"hi\\n\");\n    return 0;\n}"),
-                (Lang::CLike, "if (x) {\n    $0\n}\n", "if (y) {\n        z();\n    }\n    w();\n}"),
+                (
+                    Lang::Rust,
+                    "fn f<'a>(s: &'a str) {\n    $0\n}\n",
+                    "let c = '}';\n    let t: &'a str = s; // }\n    println!(\"{}\", t);\n}",
+                ),
+                (
+                    Lang::CLike,
+                    "int main() {\n    $0\n    return 0;\n}\n",
+                    "printf(\"hi\\n\");\n    return 0;\n}",
+                ),
+                (
+                    Lang::CLike,
+                    "if (x) {\n    $0\n}\n",
+                    "if (y) {\n        z();\n    }\n    w();\n}",
+                ),
             ],
             expect![[r#"
                 Rust "    $0" max=128 stop=["\n\n"]
@@ -572,7 +618,10 @@ mod tests {
         let cursor = Cursor::new("def f():\r\n    x = 1\r\n    ", "\r\n", Lang::Python);
         assert_eq!(cursor.above, Some("    x = 1"));
         assert_eq!(cursor.after, "");
-        assert_eq!(shape(&cursor, Mode::Block, "y = 2\r\n    return x\r\n").as_deref(), Some("y = 2\n    return x"));
+        assert_eq!(
+            shape(&cursor, Mode::Block, "y = 2\r\n    return x\r\n").as_deref(),
+            Some("y = 2\n    return x")
+        );
     }
 
     #[test]
@@ -581,5 +630,12 @@ mod tests {
         assert_eq!(Lang::detect("", "src/main.rs"), Lang::Rust);
         assert_eq!(Lang::detect("typescript", ""), Lang::CLike);
         assert_eq!(Lang::detect("markdown", "README.md"), Lang::Other);
+    }
+
+    #[test]
+    fn a_cut_off_generation_keeps_only_finished_lines() {
+        assert_eq!(finished_lines("return a +"), "");
+        assert_eq!(finished_lines("x = 1\n    y = x +"), "x = 1\n");
+        assert_eq!(finished_lines("x = 1\n"), "x = 1\n");
     }
 }

@@ -152,7 +152,8 @@ impl Workspace {
             return;
         }
         tokio::spawn(async move {
-            let progress = WorkProgress::begin(&inner, None, "ghostline: indexing the workspace", None).await;
+            let progress =
+                WorkProgress::begin(&inner, None, "ghostline: indexing the workspace", None).await;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
             let mut walk = tokio::task::spawn_blocking(move || {
                 index.index_all(&mut |done, total| {
@@ -189,10 +190,13 @@ impl Workspace {
     /// A document was opened or changed: the index sees its unsaved text. Parsing runs on a
     /// blocking thread and reads the latest text at that time, so bursts of edits are cheap.
     pub fn document_changed(&self, uri: &Uri, inner: &Arc<Inner>) {
-        let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned())) else {
+        let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned()))
+        else {
             return;
         };
-        if ghostline_context::language_for_path(&path).is_none() || !inner.config().repo_context_enabled {
+        if ghostline_context::language_for_path(&path).is_none()
+            || !inner.config().repo_context_enabled
+        {
             return;
         }
         let inner = inner.clone();
@@ -209,7 +213,8 @@ impl Workspace {
 
     /// A document was saved or closed, or a watched file changed: the index re-reads the disk.
     pub fn refresh(&self, uri: &Uri) {
-        let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned())) else {
+        let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned()))
+        else {
             return;
         };
         tokio::task::spawn_blocking(move || {
@@ -221,7 +226,12 @@ impl Workspace {
 
     /// Repository context for a completion in the file at `loc` with text `text` (runs on the
     /// calling thread: call it from a blocking-friendly one).
-    pub fn context_for(&self, loc: &Location, text: &str, count_tokens: &dyn Fn(&str) -> usize) -> Vec<ContextBlock> {
+    pub fn context_for(
+        &self,
+        loc: &Location,
+        text: &str,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) -> Vec<ContextBlock> {
         let (Some(index), Some(path)) = (self.index(), loc.abs.as_deref()) else {
             return Vec::new();
         };
