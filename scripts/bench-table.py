@@ -38,7 +38,8 @@ def main(paths):
         )
     lines.append("")
     lines.append(
-        f"Through the real server over stdio (Invoked inline completion, greedy), {cores} cores, "
+        f"Through the real server over stdio (Invoked inline completion, greedy; every task is a newly "
+        f"opened file, so its latency includes evaluating the whole prompt cold), {cores} cores, "
         f"{rows[0]['threads'] if rows else 2} threads, commit `{commit}`; regenerate with `make bench-table`."
     )
     lines.append(END)
