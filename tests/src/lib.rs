@@ -13,6 +13,8 @@
 //!
 //! It knows nothing of the server's internals.
 
+pub mod humaneval;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -30,10 +32,18 @@ pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("GHOSTLINE_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { workspace.join(t) })
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"));
     let bin = target.join("debug").join("ghostline");
     assert!(
@@ -60,14 +70,22 @@ pub fn default_model() -> PathBuf {
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| model_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"));
-    assert!(p.exists(), "model {} is missing: run `make models`", p.display());
+    assert!(
+        p.exists(),
+        "model {} is missing: run `make models`",
+        p.display()
+    );
     p
 }
 
 /// The small 0.5B model, for tests that only need the mechanics.
 pub fn small_model() -> PathBuf {
     let p = model_dir().join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    assert!(p.exists(), "model {} is missing: run `make models`", p.display());
+    assert!(
+        p.exists(),
+        "model {} is missing: run `make models`",
+        p.display()
+    );
     p
 }
 
@@ -168,7 +186,11 @@ fn read_message(r: &mut impl BufRead) -> Result<Option<Value>, String> {
         let mut line = String::new();
         let n = r.read_line(&mut line).map_err(|e| e.to_string())?;
         if n == 0 {
-            return if length.is_none() { Ok(None) } else { Err("end of stream inside headers".into()) };
+            return if length.is_none() {
+                Ok(None)
+            } else {
+                Err("end of stream inside headers".into())
+            };
         }
         let line = line.trim_end_matches(['\r', '\n']);
         if line.is_empty() {
@@ -178,13 +200,19 @@ fn read_message(r: &mut impl BufRead) -> Result<Option<Value>, String> {
             .split_once(':')
             .ok_or_else(|| format!("not a header line on stdout: {line:?}"))?;
         if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.trim().parse().map_err(|_| format!("bad Content-Length {value:?}"))?);
+            length = Some(
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad Content-Length {value:?}"))?,
+            );
         }
     }
     let length = length.ok_or("message without Content-Length")?;
     let mut body = vec![0; length];
     r.read_exact(&mut body).map_err(|e| e.to_string())?;
-    serde_json::from_slice(&body).map_err(|e| format!("body is not JSON ({e}): {}", String::from_utf8_lossy(&body)))
+    serde_json::from_slice(&body)
+        .map_err(|e| format!("body is not JSON ({e}): {}", String::from_utf8_lossy(&body)))
 }
 
 impl Server {
@@ -238,7 +266,10 @@ impl Server {
                                 }
                                 _ => Value::Null,
                             };
-                            let _ = write_message(&w, &json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}));
+                            let _ = write_message(
+                                &w,
+                                &json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}),
+                            );
                         }
                         let mut g = s.lock();
                         if has_method {
@@ -251,7 +282,8 @@ impl Server {
                                 at: Instant::now(),
                             });
                         } else {
-                            g.protocol_errors.push(format!("neither request nor response: {msg}"));
+                            g.protocol_errors
+                                .push(format!("neither request nor response: {msg}"));
                         }
                     }
                     Ok(None) => break,
@@ -295,7 +327,11 @@ impl Server {
     }
 
     /// Waits for `cond` on the shared state, up to `timeout`.
-    fn wait_for<T>(&self, timeout: Duration, mut cond: impl FnMut(&Shared) -> Option<T>) -> Option<T> {
+    fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&Shared) -> Option<T>,
+    ) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let mut g = self.state.lock();
         loop {
@@ -317,8 +353,15 @@ impl Server {
 
     /// Waits for the response to request `id`.
     pub fn response(&self, id: i64, timeout: Duration) -> Response {
-        self.wait_for(timeout, |s| s.responses.iter().find(|r| r.id == json!(id)).cloned())
-            .unwrap_or_else(|| panic!("no response to request {id} within {timeout:?}\n--- server log ---\n{}", self.stderr()))
+        self.wait_for(timeout, |s| {
+            s.responses.iter().find(|r| r.id == json!(id)).cloned()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no response to request {id} within {timeout:?}\n--- server log ---\n{}",
+                self.stderr()
+            )
+        })
     }
 
     /// Sends a request and waits for its response.
@@ -334,12 +377,23 @@ impl Server {
 
     /// How many responses request `id` got so far.
     pub fn response_count(&self, id: i64) -> usize {
-        self.state.lock().responses.iter().filter(|r| r.id == json!(id)).count()
+        self.state
+            .lock()
+            .responses
+            .iter()
+            .filter(|r| r.id == json!(id))
+            .count()
     }
 
     /// Waits for a notification (or server request) with `method` whose params satisfy `pred`,
     /// among those received from index `from` on.
-    pub fn wait_message(&self, from: usize, method: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub fn wait_message(
+        &self,
+        from: usize,
+        method: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         self.wait_for(timeout, |s| {
             s.messages
                 .iter()
@@ -372,7 +426,8 @@ impl Server {
     /// Waits until the server's stderr satisfies `pred` (logs arrive on their own pipe, a little
     /// after the responses they describe).
     pub fn wait_stderr(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        self.wait_for(timeout, |s| pred(&s.stderr).then_some(())).is_some()
+        self.wait_for(timeout, |s| pred(&s.stderr).then_some(()))
+            .is_some()
     }
 
     /// Time since the process started.
@@ -386,7 +441,12 @@ impl Server {
     }
 
     /// Like [`initialize`](Self::initialize), with workspace folders.
-    pub fn initialize_in(&mut self, folders: &[&Path], capabilities: Value, options: Value) -> Value {
+    pub fn initialize_in(
+        &mut self,
+        folders: &[&Path],
+        capabilities: Value,
+        options: Value,
+    ) -> Value {
         let folders: Vec<Value> = folders
             .iter()
             .map(|f| json!({"uri": file_uri(&f.to_string_lossy()), "name": f.file_name().map(|n| n.to_string_lossy().into_owned())}))
@@ -407,7 +467,12 @@ impl Server {
     /// Waits until `ghostline/status` says `state` (e.g. `ready`, `error`).
     pub fn wait_status(&self, from: usize, state: &str, timeout: Duration) -> Value {
         self.wait_message(from, "ghostline/status", timeout, |p| p["state"] == state)
-            .unwrap_or_else(|| panic!("no ghostline/status {state} within {timeout:?}\n--- server log ---\n{}", self.stderr()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no ghostline/status {state} within {timeout:?}\n--- server log ---\n{}",
+                    self.stderr()
+                )
+            })
     }
 
     /// `textDocument/didOpen`.
@@ -440,7 +505,10 @@ impl Server {
     /// The text the server holds for `uri` (test-only command).
     pub fn document_text(&mut self, uri: &str) -> String {
         let r = self
-            .request("workspace/executeCommand", json!({"command": "ghostline.debugDocument", "arguments": [uri]}))
+            .request(
+                "workspace/executeCommand",
+                json!({"command": "ghostline.debugDocument", "arguments": [uri]}),
+            )
             .ok();
         r["text"].as_str().expect("text").to_owned()
     }

@@ -23,6 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ghostline_inference::{CancelToken, Engine, EngineConfig, FimRequest};
+use ghostline_tests::humaneval;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -267,7 +268,9 @@ fn child(args: &Args, model: &Path) {
         .collect();
     let rss = match cases.last() {
         Some(case) => {
-            engine.complete(request(&case.prefix, &case.suffix), CancelToken::new()).unwrap();
+            engine
+                .complete(request(&case.prefix, &case.suffix), CancelToken::new())
+                .unwrap();
             peak_rss_mb()
         }
         None => f64::NAN,
@@ -299,7 +302,9 @@ fn child(args: &Args, model: &Path) {
         exact
             .complete(request(&case.prefix, &case.suffix), CancelToken::new())
             .unwrap();
-        let e = exact.complete(request(&edited, &case.suffix), CancelToken::new()).unwrap();
+        let e = exact
+            .complete(request(&edited, &case.suffix), CancelToken::new())
+            .unwrap();
         rows.push((
             Row {
                 prompt: cold.stats.prompt_tokens,
@@ -316,7 +321,13 @@ fn child(args: &Args, model: &Path) {
 
     println!(
         "  {:>6} | {:>9} | {:>21} | {:>21} | {:>9} | {:>9} | {:>11}",
-        "prompt", "cold ms", "edit ms, shift (eval)", "edit ms, exact (eval)", "cold/edit", "pipe t/s", "vs bare t/s"
+        "prompt",
+        "cold ms",
+        "edit ms, shift (eval)",
+        "edit ms, exact (eval)",
+        "cold/edit",
+        "pipe t/s",
+        "vs bare t/s"
     );
     for (row, bare) in &rows {
         println!(
@@ -338,7 +349,12 @@ fn child(args: &Args, model: &Path) {
 }
 
 /// Tokens per second of a bare llama.cpp decode of the case's prompt, in batches of 512.
-fn bare_decode(model: &LlamaModel, format: &ghostline_inference::FimFormat, case: &Case, threads: usize) -> f64 {
+fn bare_decode(
+    model: &LlamaModel,
+    format: &ghostline_inference::FimFormat,
+    case: &Case,
+    threads: usize,
+) -> f64 {
     let backend = ghostline_inference::llama_backend();
     let prompt = format.render(
         &ghostline_inference::fim::FimInput {
@@ -376,64 +392,6 @@ fn bare_decode(model: &LlamaModel, format: &ghostline_inference::FimFormat, case
 // ---------------------------------------------------------------------------------------------
 // Quality cost of shifting, on HumanEval single-line infilling.
 
-struct Task {
-    id: String,
-    entry_point: String,
-    prompt: String,
-    suffix: String,
-    test: String,
-}
-
-fn load_tasks(path: &Path) -> Vec<Task> {
-    let out = Command::new("gzip")
-        .arg("-dc")
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| die(&format!("gzip: {e}")));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-            Task {
-                id: s("task_id"),
-                entry_point: s("entry_point"),
-                prompt: s("prompt"),
-                suffix: s("suffix"),
-                test: s("test"),
-            }
-        })
-        .collect()
-}
-
-/// Runs model-written code in a fresh temporary directory with a time limit.
-fn passes(program: &str) -> bool {
-    let dir = std::env::temp_dir().join(format!(
-        "ghostline-bench-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    if std::fs::create_dir_all(&dir).is_err() {
-        return false;
-    }
-    let file = dir.join("candidate.py");
-    let ok = std::fs::write(&file, program).is_ok()
-        && Command::new("timeout")
-            .args(["10", "python3", "-I"])
-            .arg(&file)
-            .current_dir(&dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    std::fs::remove_dir_all(&dir).ok();
-    ok
-}
-
 fn first_line(text: &str) -> String {
     match text.find('\n') {
         Some(i) => text[..=i].to_owned(),
@@ -442,11 +400,12 @@ fn first_line(text: &str) -> String {
 }
 
 fn shift_quality(args: &Args) {
-    let bench = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/bench/humaneval-infilling/single-line.jsonl.gz");
-    let tasks = load_tasks(&bench);
+    let tasks = humaneval::load("single-line");
     if tasks.is_empty() {
-        die(&format!("no tasks in {}", bench.display()));
+        die(&format!(
+            "no tasks in {}",
+            humaneval::set_path("single-line").display()
+        ));
     }
     let name = args
         .models
@@ -462,7 +421,7 @@ fn shift_quality(args: &Args) {
     config.reuse_shift = true;
     let warm = Engine::start(config).unwrap_or_else(|e| die(&e.to_string()));
 
-    let selected: Vec<&Task> = tasks
+    let selected: Vec<&humaneval::Task> = tasks
         .iter()
         .step_by(args.stride.max(1))
         .take(args.limit)
@@ -495,18 +454,10 @@ fn shift_quality(args: &Args) {
         warm.complete(req(&before), CancelToken::new()).unwrap();
         let w = warm.complete(req(&t.prompt), CancelToken::new()).unwrap();
         shifted += w.stats.shifted_tokens;
-        let program = |mid: &str| {
-            format!(
-                "{}{}{}\n{}\ncheck({})\n",
-                t.prompt,
-                first_line(mid),
-                t.suffix,
-                t.test,
-                t.entry_point
-            )
-        };
-        let pc = passes(&program(&c.text));
-        let pw = passes(&program(&w.text));
+        let program =
+            |mid: &str| t.program(&format!("{}{}{}", t.prompt, first_line(mid), t.suffix));
+        let pc = humaneval::passes(&program(&c.text));
+        let pw = humaneval::passes(&program(&w.text));
         pass_cold += pc as usize;
         pass_shift += pw as usize;
         same += (first_line(&c.text) == first_line(&w.text)) as usize;

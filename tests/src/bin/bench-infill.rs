@@ -13,10 +13,10 @@
 //! solution except to write it next to the completion in that file for inspection.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ghostline_tests::humaneval::{self, Task};
 use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
 use serde_json::{json, Value};
 
@@ -65,7 +65,10 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| die(&format!("{arg} needs a value")));
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| die(&format!("{arg} needs a value")))
+        };
         match arg.as_str() {
             "--set" => a.set = value(),
             "--stride" => a.stride = value().parse().unwrap_or_else(|_| die("bad --stride")),
@@ -93,40 +96,6 @@ fn model_path(name: &str) -> PathBuf {
         "0.5b" | "0.5B" => ghostline_tests::small_model(),
         path => PathBuf::from(path),
     }
-}
-
-/// One HumanEval infilling task.
-#[derive(Debug, Clone)]
-pub struct Task {
-    id: String,
-    entry_point: String,
-    prompt: String,
-    suffix: String,
-    test: String,
-    canonical: String,
-}
-
-fn load_tasks(path: &Path) -> Vec<Task> {
-    let out = Command::new("gzip")
-        .arg("-dc")
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| die(&format!("gzip: {e}")));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|v| {
-            let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-            Task {
-                id: s("task_id"),
-                entry_point: s("entry_point"),
-                prompt: s("prompt"),
-                suffix: s("suffix"),
-                test: s("test"),
-                canonical: s("canonical_solution"),
-            }
-        })
-        .collect()
 }
 
 /// The document and cursor (line, UTF-16 character) a user would have.
@@ -168,8 +137,16 @@ fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
         .unwrap_or_default();
     let (start, end) = match item.get("range") {
         Some(r) if !r.is_null() => (
-            offset(text, r["start"]["line"].as_u64().unwrap_or(0), r["start"]["character"].as_u64().unwrap_or(0)),
-            offset(text, r["end"]["line"].as_u64().unwrap_or(0), r["end"]["character"].as_u64().unwrap_or(0)),
+            offset(
+                text,
+                r["start"]["line"].as_u64().unwrap_or(0),
+                r["start"]["character"].as_u64().unwrap_or(0),
+            ),
+            offset(
+                text,
+                r["end"]["line"].as_u64().unwrap_or(0),
+                r["end"]["character"].as_u64().unwrap_or(0),
+            ),
         ),
         _ => {
             let o = offset(text, cursor.0 as u64, cursor.1 as u64);
@@ -177,29 +154,6 @@ fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
         }
     };
     format!("{}{}{}", &text[..start], insert, &text[end.max(start)..])
-}
-
-fn passes(program: &str) -> bool {
-    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ghostline-infill-run-{}-{n}", std::process::id()));
-    if std::fs::create_dir_all(&dir).is_err() {
-        return false;
-    }
-    let file = dir.join("candidate.py");
-    let ok = std::fs::write(&file, program).is_ok()
-        && Command::new("timeout")
-            .args(["10", "python3", "-I"])
-            .arg(&file)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    std::fs::remove_dir_all(&dir).ok();
-    ok
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -212,17 +166,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let args = parse_args();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/bench/humaneval-infilling")
-        .join(format!("{}.jsonl.gz", args.set));
-    let tasks = load_tasks(&file);
+    let tasks = humaneval::load(&args.set);
     if tasks.is_empty() {
-        die(&format!("no tasks in {}", file.display()));
+        die(&format!(
+            "no tasks in {}",
+            humaneval::set_path(&args.set).display()
+        ));
     }
     let whole_lines = !args.set.starts_with("random-span");
-    let selected: Vec<&Task> = tasks.iter().step_by(args.stride.max(1)).take(args.limit).collect();
+    let selected: Vec<&Task> = tasks
+        .iter()
+        .step_by(args.stride.max(1))
+        .take(args.limit)
+        .collect();
 
-    let workspace = std::env::temp_dir().join(format!("ghostline-infill-ws-{}", std::process::id()));
+    let workspace =
+        std::env::temp_dir().join(format!("ghostline-infill-ws-{}", std::process::id()));
     std::fs::create_dir_all(&workspace).expect("temporary workspace");
     let model = model_path(&args.model);
     let settings = json!({
@@ -281,7 +240,10 @@ fn main() {
                 json!({"command": "ghostline.debugLastCompletion", "arguments": [uri]}),
             )
             .result;
-        server.notify("textDocument/didClose", json!({"textDocument": {"uri": uri}}));
+        server.notify(
+            "textDocument/didClose",
+            json!({"textDocument": {"uri": uri}}),
+        );
         std::fs::remove_file(&path).ok();
 
         let edited = match items.first() {
@@ -293,8 +255,7 @@ fn main() {
             .and_then(|i| i["insertText"].as_str())
             .unwrap_or("")
             .to_owned();
-        let program = format!("{edited}\n{}\ncheck({})\n", task.test, task.entry_point);
-        let ok = passes(&program);
+        let ok = humaneval::passes(&task.program(&edited));
         passed += ok as usize;
         latencies.push(ms);
         if let Some(g) = stats["generatedTokens"].as_u64() {
@@ -368,8 +329,15 @@ fn main() {
                 println!("FAIL: pass@1 {pass_at_1:.1}% is more than 5 points below the recorded {floor:.1}%");
                 std::process::exit(1);
             }
-            Some(floor) => println!("quality floor ok: {pass_at_1:.1}% against the recorded {floor:.1}% (-5 allowed)"),
-            None => die(&format!("{} records no pass@1 for {} / {model_name} / stride {}", path.display(), args.set, args.stride)),
+            Some(floor) => println!(
+                "quality floor ok: {pass_at_1:.1}% against the recorded {floor:.1}% (-5 allowed)"
+            ),
+            None => die(&format!(
+                "{} records no pass@1 for {} / {model_name} / stride {}",
+                path.display(),
+                args.set,
+                args.stride
+            )),
         }
     }
 }

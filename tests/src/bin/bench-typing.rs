@@ -92,11 +92,16 @@ fn parse_args() -> Args {
             }
             "--file" => file = Some(PathBuf::from(value())),
             "--keys" => args.keys = value().parse().expect("--keys N"),
-            "--interval-ms" => args.interval = Duration::from_millis(value().parse().expect("--interval-ms MS")),
+            "--interval-ms" => {
+                args.interval = Duration::from_millis(value().parse().expect("--interval-ms MS"))
+            }
             "--prefix-chars" => args.prefix_chars = value().parse().expect("--prefix-chars N"),
             "--threads" => args.threads = Some(value().parse().expect("--threads N")),
             "--only" => args.only = Some(value() == "on"),
-            "--line-pause-ms" => args.line_pause = Duration::from_millis(value().parse().expect("--line-pause-ms MS")),
+            "--line-pause-ms" => {
+                args.line_pause =
+                    Duration::from_millis(value().parse().expect("--line-pause-ms MS"))
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0)
@@ -141,7 +146,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn field(line: &str, name: &str) -> Option<usize> {
     let key = format!("{name}=");
     let at = line.find(&key)? + key.len();
-    line[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn utf16_len(s: &str) -> u32 {
@@ -216,7 +225,11 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
     }
     // Let the model run that typing left going finish (without reuse it evaluates the whole
     // prompt, which takes long), so that its cost is measured.
-    let finished = |s: &Server| s.stderr()[log_start..].matches("generation finished").count();
+    let finished = |s: &Server| {
+        s.stderr()[log_start..]
+            .matches("generation finished")
+            .count()
+    };
     let deadline = Instant::now() + Duration::from_secs(240);
     while finished(&server) == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
@@ -240,7 +253,9 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
         let items = r.result["items"].as_array().map_or(0, Vec::len);
         let next_sent = sent.get(i + 1).map(|(_, t)| *t);
         if items > 0 {
-            report.answered.push(r.at.duration_since(*at).as_secs_f64() * 1000.0);
+            report
+                .answered
+                .push(r.at.duration_since(*at).as_secs_f64() * 1000.0);
         } else if next_sent.is_some_and(|n| r.at >= n) {
             report.superseded += 1;
         } else {
@@ -249,12 +264,18 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
     }
     report.answered.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let log = server.stderr();
-    let log_path = std::env::temp_dir().join(format!("bench-typing-reuse-{}.log", if reuse { "on" } else { "off" }));
+    let log_path = std::env::temp_dir().join(format!(
+        "bench-typing-reuse-{}.log",
+        if reuse { "on" } else { "off" }
+    ));
     if std::fs::write(&log_path, &log).is_ok() {
         eprintln!("server log: {}", log_path.display());
     }
     for l in log[log_start..].lines() {
-        if l.contains("method=textDocument/inlineCompletion") && l.contains(" done ") && l.contains("outcome=\"cached\"") {
+        if l.contains("method=textDocument/inlineCompletion")
+            && l.contains(" done ")
+            && l.contains("outcome=\"cached\"")
+        {
             report.cached += 1;
         }
         if !l.contains("generation finished") {
@@ -262,19 +283,26 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
         }
         report.model_runs += 1;
         report.prompt_tokens += field(l, "prompt_tokens").unwrap_or(0);
-        report.reused_tokens += field(l, "reused_tokens").unwrap_or(0) + field(l, "shifted_tokens").unwrap_or(0);
+        report.reused_tokens +=
+            field(l, "reused_tokens").unwrap_or(0) + field(l, "shifted_tokens").unwrap_or(0);
         report.evaluated_tokens += field(l, "evaluated_tokens").unwrap_or(0);
         report.generated_tokens += field(l, "generated_tokens").unwrap_or(0);
         if field(l, "generated_tokens").unwrap_or(0) > 0 {
-            report.first_token_ms.push(field(l, "first_token_ms").unwrap_or(0) as f64);
+            report
+                .first_token_ms
+                .push(field(l, "first_token_ms").unwrap_or(0) as f64);
         }
         if l.contains("stop=Deadline") {
             report.deadline_stops += 1;
         } else {
-            report.total_ms.push(field(l, "total_ms").unwrap_or(0) as f64);
+            report
+                .total_ms
+                .push(field(l, "total_ms").unwrap_or(0) as f64);
         }
     }
-    report.first_token_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    report
+        .first_token_ms
+        .sort_by(|a, b| a.partial_cmp(b).unwrap());
     report.total_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let _ = server.shutdown();
     report
@@ -316,7 +344,10 @@ fn main() {
         .into_iter()
         .filter(|r| args.only.is_none_or(|o| o == *r))
         .map(|reuse| {
-            eprintln!("replaying with KV reuse {} …", if reuse { "on" } else { "off" });
+            eprintln!(
+                "replaying with KV reuse {} …",
+                if reuse { "on" } else { "off" }
+            );
             (reuse, replay(&args, before, &typed, after, reuse))
         })
         .collect();
@@ -331,24 +362,65 @@ fn main() {
         .collect();
     println!("{:<34}{}", "", header.join(""));
     row("requests", &|r| r.requests.to_string());
-    row("answered with a suggestion", &|r| format!("{} ({:.0}%)", r.answered.len(), 100.0 * r.answered.len() as f64 / r.requests.max(1) as f64));
+    row("answered with a suggestion", &|r| {
+        format!(
+            "{} ({:.0}%)",
+            r.answered.len(),
+            100.0 * r.answered.len() as f64 / r.requests.max(1) as f64
+        )
+    });
     row("  of which from the cache", &|r| r.cached.to_string());
-    row("superseded by the next keystroke", &|r| format!("{:.0}%", 100.0 * r.superseded as f64 / r.requests.max(1) as f64));
+    row("superseded by the next keystroke", &|r| {
+        format!(
+            "{:.0}%",
+            100.0 * r.superseded as f64 / r.requests.max(1) as f64
+        )
+    });
     row("empty (nothing to suggest)", &|r| r.empty.to_string());
     row("errors / unanswered", &|r| r.errors.to_string());
-    row("p50 latency, answered (ms)", &|r| format!("{:.0}", percentile(&r.answered, 0.5)));
-    row("p95 latency, answered (ms)", &|r| format!("{:.0}", percentile(&r.answered, 0.95)));
+    row("p50 latency, answered (ms)", &|r| {
+        format!("{:.0}", percentile(&r.answered, 0.5))
+    });
+    row("p95 latency, answered (ms)", &|r| {
+        format!("{:.0}", percentile(&r.answered, 0.95))
+    });
     row("model runs", &|r| r.model_runs.to_string());
-    row("  stopped by the time budget", &|r| r.deadline_stops.to_string());
-    row("p50 first token, model run (ms)", &|r| format!("{:.0}", percentile(&r.first_token_ms, 0.5)));
-    row("p50 whole model run, finished (ms)", &|r| format!("{:.0}", percentile(&r.total_ms, 0.5)));
-    row("prompt tokens / run", &|r| format!("{:.0}", r.prompt_tokens as f64 / r.model_runs.max(1) as f64));
-    row("reused tokens / run", &|r| format!("{:.0}", r.reused_tokens as f64 / r.model_runs.max(1) as f64));
-    row("evaluated tokens / run", &|r| format!("{:.1}", r.evaluated_tokens as f64 / r.model_runs.max(1) as f64));
-    row("generated tokens / run", &|r| format!("{:.1}", r.generated_tokens as f64 / r.model_runs.max(1) as f64));
+    row("  stopped by the time budget", &|r| {
+        r.deadline_stops.to_string()
+    });
+    row("p50 first token, model run (ms)", &|r| {
+        format!("{:.0}", percentile(&r.first_token_ms, 0.5))
+    });
+    row("p50 whole model run, finished (ms)", &|r| {
+        format!("{:.0}", percentile(&r.total_ms, 0.5))
+    });
+    row("prompt tokens / run", &|r| {
+        format!("{:.0}", r.prompt_tokens as f64 / r.model_runs.max(1) as f64)
+    });
+    row("reused tokens / run", &|r| {
+        format!("{:.0}", r.reused_tokens as f64 / r.model_runs.max(1) as f64)
+    });
+    row("evaluated tokens / run", &|r| {
+        format!(
+            "{:.1}",
+            r.evaluated_tokens as f64 / r.model_runs.max(1) as f64
+        )
+    });
+    row("generated tokens / run", &|r| {
+        format!(
+            "{:.1}",
+            r.generated_tokens as f64 / r.model_runs.max(1) as f64
+        )
+    });
     if let [(true, on), (false, off)] = runs.as_slice() {
-        let (a, b) = (percentile(&on.first_token_ms, 0.5), percentile(&off.first_token_ms, 0.5));
-        println!("p50 first token of a model run, reuse off / on: {:.1}x", b / a);
+        let (a, b) = (
+            percentile(&on.first_token_ms, 0.5),
+            percentile(&off.first_token_ms, 0.5),
+        );
+        println!(
+            "p50 first token of a model run, reuse off / on: {:.1}x",
+            b / a
+        );
     }
     println!("(reuse off runs with a 10-minute time budget so that its model runs finish)");
 }
