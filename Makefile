@@ -15,8 +15,9 @@ demo: deps model build
 	@echo "--- completing examples/fibonacci.py at line 5, column 5 ---" >&2
 	$(BIN) complete examples/fibonacci.py:5:5
 
+# Binaries and tests are built in one go, with one feature resolution, so llama.cpp is built once.
 test: deps models
-	$(CARGO) build --bin ghostline --bin bench-infill
+	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 	$(MAKE) quality-floor
 	$(MAKE) test-editors

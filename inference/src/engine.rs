@@ -800,8 +800,13 @@ impl<'m> Worker<'m> {
         };
         // The last prompt token is always evaluated: its logits give the first token.
         n_past = n_past.min(prompt.len().saturating_sub(1));
+        let refresh = self.config.reuse_refresh_tokens;
         let shift = if try_shift {
-            find_shift(cached, prompt, n_past, min_shift)
+            find_shift(cached, prompt, n_past, min_shift + refresh).map(|sh| Shift {
+                cache_start: sh.cache_start + refresh,
+                prompt_start: sh.prompt_start + refresh,
+                len: sh.len - refresh,
+            })
         } else {
             None
         };

@@ -109,6 +109,7 @@ fn exact_prefix_reuse_without_shifting_is_identical_to_cold() {
 fn an_edit_in_the_prefix_shifts_the_unchanged_suffix_instead_of_evaluating_it() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
+    let refresh = engine.config().reuse_refresh_tokens;
     let suffix: String = (0..20)
         .map(|i| format!("print(fibonacci({i}))\n"))
         .collect();
@@ -119,8 +120,9 @@ fn an_edit_in_the_prefix_shifts_the_unchanged_suffix_instead_of_evaluating_it() 
     let c = engine
         .complete(fim(&format!("{FIB_PREFIX}re"), &suffix), CancelToken::new())
         .unwrap();
+    // The first `refresh` tokens after the edit are evaluated again; the rest is shifted.
     assert!(c.stats.shifted_tokens > 100, "{:?}", c.stats);
-    assert!(c.stats.evaluated_tokens <= 4, "{:?}", c.stats);
+    assert!(c.stats.evaluated_tokens <= refresh + 4, "{:?}", c.stats);
     assert!(!c.text.is_empty());
 }
 
@@ -135,10 +137,21 @@ fn long_prefix(lines: usize) -> String {
     s
 }
 
+/// How long one 128-token prompt chunk takes on this machine now (measured, because shared
+/// machines differ a lot), so that "within one chunk" can be checked without a fixed number.
+fn chunk_time(engine: &Engine) -> Duration {
+    let c = engine
+        .complete(fim(&long_prefix(12), ""), CancelToken::new())
+        .unwrap();
+    let per_token = c.stats.prompt_ms / c.stats.evaluated_tokens.max(1) as f64;
+    Duration::from_secs_f64(per_token * 128.0 / 1000.0)
+}
+
 #[test]
 fn a_cancelled_request_stops_within_one_chunk() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
+    let chunk = chunk_time(&engine);
     let cancel = CancelToken::new();
     let canceller = cancel.clone();
     let t = std::thread::spawn(move || {
@@ -152,18 +165,20 @@ fn a_cancelled_request_stops_within_one_chunk() {
     let cancelled_at = t.join().unwrap();
     assert_eq!(result, Err(EngineError::Cancelled));
     let late = Instant::now().saturating_duration_since(cancelled_at);
-    // One 128-token chunk of the 0.5B takes about 0.9 s on 2 cores; the full prompt ~15 s.
+    // At most the chunk under way finishes (one 128-token chunk of the 0.5B is about 0.9 s on
+    // two idle cores; the whole prompt about 15 s).
     assert!(
-        late < Duration::from_secs(4),
-        "stopped {late:?} after cancel"
+        late < chunk * 2 + Duration::from_millis(500),
+        "stopped {late:?} after cancel; one chunk takes {chunk:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(started.elapsed() < chunk * 3 + Duration::from_secs(1));
 }
 
 #[test]
 fn a_deadline_is_respected() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
+    let chunk = chunk_time(&engine);
     let mut req = fim(&long_prefix(120), "");
     let deadline = Instant::now() + Duration::from_millis(500);
     req.deadline = Some(deadline);
@@ -181,8 +196,8 @@ fn a_deadline_is_respected() {
     assert_eq!(first.stop, StopReason::Deadline);
     let late = answered.saturating_duration_since(deadline);
     assert!(
-        late < Duration::from_secs(4),
-        "answered {late:?} after the deadline"
+        late < chunk * 2 + Duration::from_millis(700),
+        "answered {late:?} after the deadline; one chunk takes {chunk:?}"
     );
     assert!(!next.text.is_empty());
 }

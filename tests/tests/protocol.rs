@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use ghostline_tests::{editor_capabilities, file_uri, model_lock, small_model, Server, Spawn, TIMEOUT};
+use ghostline_tests::{
+    editor_capabilities, file_uri, model_lock, small_model, Server, Spawn, TIMEOUT,
+};
 use serde_json::{json, Value};
 
 const FIB: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    \n\n\nprint(fibonacci(10))\n";
@@ -44,14 +46,20 @@ fn editor_session_mechanics() {
     // --- start-up: initialize answers at once; the model loads afterwards with progress.
     let t0 = Instant::now();
     let init = s.initialize(editor_capabilities(), options());
-    assert!(t0.elapsed() < Duration::from_secs(5), "initialize took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "initialize took {:?}",
+        t0.elapsed()
+    );
     let caps = &init["capabilities"];
     assert_eq!(caps["positionEncoding"], "utf-16");
     assert_eq!(caps["textDocumentSync"]["change"], 2);
     assert_eq!(caps["inlineCompletionProvider"], true);
     assert!(caps["completionProvider"].is_object());
     assert!(caps["codeActionProvider"].is_object());
-    let commands = caps["executeCommandProvider"]["commands"].as_array().unwrap();
+    let commands = caps["executeCommandProvider"]["commands"]
+        .as_array()
+        .unwrap();
     assert!(commands.contains(&json!("ghostline.explainFunction")));
     s.wait_status(0, "ready", TIMEOUT);
     let create = s
@@ -60,25 +68,53 @@ fn editor_session_mechanics() {
     let token = create["params"]["token"].clone();
     for kind in ["begin", "end"] {
         assert!(
-            s.wait_message(0, "$/progress", TIMEOUT, |p| p["token"] == token && p["value"]["kind"] == kind).is_some(),
+            s.wait_message(0, "$/progress", TIMEOUT, |p| p["token"] == token
+                && p["value"]["kind"] == kind)
+                .is_some(),
             "no $/progress {kind}"
         );
     }
-    assert!(s.wait_message(0, "ghostline/status", TIMEOUT, |p| p["state"] == "loading").is_some());
+    assert!(s
+        .wait_message(0, "ghostline/status", TIMEOUT, |p| p["state"] == "loading")
+        .is_some());
 
     // --- documents: incremental edits with non-ASCII text, in UTF-16 positions.
     let doc = file_uri("/tmp/ghostline-tests/edits.py");
     s.open(&doc, "python", "x = 1\ny = 2\n");
-    s.notify("textDocument/didChange", change(&doc, 2, json!([edit(0, 4, 0, 5, "\"é😀\""), edit(1, 0, 1, 1, "zz")])));
+    s.notify(
+        "textDocument/didChange",
+        change(
+            &doc,
+            2,
+            json!([edit(0, 4, 0, 5, "\"é😀\""), edit(1, 0, 1, 1, "zz")]),
+        ),
+    );
     assert_eq!(s.document_text(&doc), "x = \"é😀\"\nzz = 2\n");
     // After `x = "é😀` is 4 + 1 + 1 + 2 = 8 UTF-16 units.
     let col = utf16_len("x = \"é😀");
-    s.notify("textDocument/didChange", change(&doc, 3, json!([edit(0, col, 0, col, "!")])));
+    s.notify(
+        "textDocument/didChange",
+        change(&doc, 3, json!([edit(0, col, 0, col, "!")])),
+    );
     assert_eq!(s.document_text(&doc), "x = \"é😀!\"\nzz = 2\n");
     // Inside the surrogate pair rounds down; past the end of a line clamps; full replacement.
-    s.notify("textDocument/didChange", change(&doc, 4, json!([edit(0, 7, 0, 7, "|"), edit(1, 99, 1, 99, ";")])));
+    s.notify(
+        "textDocument/didChange",
+        change(
+            &doc,
+            4,
+            json!([edit(0, 7, 0, 7, "|"), edit(1, 99, 1, 99, ";")]),
+        ),
+    );
     assert_eq!(s.document_text(&doc), "x = \"é|😀!\"\nzz = 2;\n");
-    s.notify("textDocument/didChange", change(&doc, 5, json!([{"text": "a = 1\r\nb = 2\r\n"}, edit(1, 0, 1, 1, "c")])));
+    s.notify(
+        "textDocument/didChange",
+        change(
+            &doc,
+            5,
+            json!([{"text": "a = 1\r\nb = 2\r\n"}, edit(1, 0, 1, 1, "c")]),
+        ),
+    );
     assert_eq!(s.document_text(&doc), "a = 1\r\nc = 2\r\n");
 
     // --- a completion on a line with é and an emoji: the range is where the client meant.
@@ -88,8 +124,16 @@ fn editor_session_mechanics() {
     let end = utf16_len(line);
     let items = s.inline(&uni, 0, end, true);
     for item in &items {
-        assert_eq!(item["range"]["start"], json!({"line": 0, "character": end}), "{item}");
-        assert_eq!(item["range"]["end"], json!({"line": 0, "character": end}), "{item}");
+        assert_eq!(
+            item["range"]["start"],
+            json!({"line": 0, "character": end}),
+            "{item}"
+        );
+        assert_eq!(
+            item["range"]["end"],
+            json!({"line": 0, "character": end}),
+            "{item}"
+        );
     }
 
     // --- sensible code at the cursor, then the cache: the same request needs no model work,
@@ -103,25 +147,45 @@ fn editor_session_mechanics() {
     let again = s.inline(&fib, 4, 4, true);
     assert_eq!(again, items);
     let typed: String = suggestion.chars().take(3).collect();
-    s.notify("textDocument/didChange", change(&fib, 2, json!([edit(4, 4, 4, 4, &typed)])));
+    s.notify(
+        "textDocument/didChange",
+        change(&fib, 2, json!([edit(4, 4, 4, 4, &typed)])),
+    );
     let rest = s.inline(&fib, 4, 4 + utf16_len(&typed), false);
     assert_eq!(rest.len(), 1, "{rest:?}");
-    assert_eq!(format!("{typed}{}", rest[0]["insertText"].as_str().unwrap()), suggestion);
+    assert_eq!(
+        format!("{typed}{}", rest[0]["insertText"].as_str().unwrap()),
+        suggestion
+    );
     assert!(
-        s.wait_stderr(Duration::from_secs(5), |log| log.matches("outcome=\"cached\"").count() >= 2),
+        s.wait_stderr(Duration::from_secs(5), |log| log
+            .matches("outcome=\"cached\"")
+            .count()
+            >= 2),
         "expected two cache hits in the log\n{}",
         s.stderr()
     );
-    s.notify("textDocument/didChange", change(&fib, 3, json!([edit(4, 4, 4, 4 + utf16_len(&typed), "")])));
+    s.notify(
+        "textDocument/didChange",
+        change(&fib, 3, json!([edit(4, 4, 4, 4 + utf16_len(&typed), "")])),
+    );
     assert_eq!(s.document_text(&fib), FIB);
 
     // --- a newer request supersedes the older one: empty result at once, one response each.
     let body = file_uri("/tmp/ghostline-tests/body.py");
-    s.open(&body, "python", "import math\n\n\ndef area_of_circle(radius):\n    \n");
+    s.open(
+        &body,
+        "python",
+        "import math\n\n\ndef area_of_circle(radius):\n    \n",
+    );
     let first = s.send_inline(&body, 4, 4, true);
     let second = s.send_inline(&body, 4, 4, true);
     let r1 = s.response(first, TIMEOUT).ok();
-    assert_eq!(r1["items"], json!([]), "the superseded request must get an empty result");
+    assert_eq!(
+        r1["items"],
+        json!([]),
+        "the superseded request must get an empty result"
+    );
     let _ = s.response(second, TIMEOUT).ok();
     settle();
     assert_eq!((s.response_count(first), s.response_count(second)), (1, 1));
@@ -138,30 +202,45 @@ fn editor_session_mechanics() {
 
     // --- an edit while generating stops the work for the old version.
     let id = s.send_inline(&other, 1, 4, true);
-    s.notify("textDocument/didChange", change(&other, 2, json!([edit(0, 0, 0, 0, "# config\n")])));
+    s.notify(
+        "textDocument/didChange",
+        change(&other, 2, json!([edit(0, 0, 0, 0, "# config\n")])),
+    );
     let r = s.response(id, TIMEOUT).ok();
     assert_eq!(r["items"], json!([]));
     settle();
     assert_eq!(s.response_count(id), 1);
 
     // --- bad requests get errors, and the server keeps working.
-    let inline = |uri: &str, line: u32, ch: u32| {
-        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": ch}, "context": {"triggerKind": 1}})
-    };
+    let inline = |uri: &str, line: u32, ch: u32| json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": ch}, "context": {"triggerKind": 1}});
     let r = s.request("textDocument/inlineCompletion", inline(&fib, 999, 0));
     assert_eq!(r.error_code(), Some(-32602), "{r:?}");
-    let r = s.request("textDocument/inlineCompletion", inline("file:///not/open.py", 0, 0));
+    let r = s.request(
+        "textDocument/inlineCompletion",
+        inline("file:///not/open.py", 0, 0),
+    );
     assert_eq!(r.error_code(), Some(-32602), "{r:?}");
-    let r = s.request("textDocument/inlineCompletion", json!({"textDocument": {"uri": fib}, "context": {"triggerKind": 1}}));
+    let r = s.request(
+        "textDocument/inlineCompletion",
+        json!({"textDocument": {"uri": fib}, "context": {"triggerKind": 1}}),
+    );
     assert_eq!(r.error_code(), Some(-32602), "{r:?}");
     let r = s.request("textDocument/inlineCompletion", json!({"textDocument": {"uri": fib}, "position": {"line": -1, "character": "x"}, "context": {"triggerKind": 1}}));
     assert_eq!(r.error_code(), Some(-32602), "{r:?}");
-    let r = s.request("workspace/executeCommand", json!({"command": "ghostline.explainFunction", "arguments": [{"nope": 1}]}));
+    let r = s.request(
+        "workspace/executeCommand",
+        json!({"command": "ghostline.explainFunction", "arguments": [{"nope": 1}]}),
+    );
     assert_eq!(r.error_code(), Some(-32602), "{r:?}");
-    let r = s.request("workspace/executeCommand", json!({"command": "ghostline.noSuchCommand"}));
+    let r = s.request(
+        "workspace/executeCommand",
+        json!({"command": "ghostline.noSuchCommand"}),
+    );
     assert!(r.error.is_some());
     // A character past the end of the line is clamped to the end of the line.
-    let r = s.request("textDocument/inlineCompletion", inline(&fib, 4, 400)).ok();
+    let r = s
+        .request("textDocument/inlineCompletion", inline(&fib, 4, 400))
+        .ok();
     for item in r["items"].as_array().unwrap() {
         assert_eq!(item["range"]["start"], json!({"line": 4, "character": 4}));
     }
@@ -186,23 +265,47 @@ fn editor_session_mechanics() {
         .ok();
     let selected = r["items"].as_array().unwrap();
     assert_eq!(selected.len(), 1, "{r}");
-    assert!(selected[0]["insertText"].as_str().unwrap().starts_with("path"), "{r}");
-    assert_eq!(selected[0]["range"]["start"], json!({"line": 2, "character": 16}));
-    assert_eq!(selected[0]["range"]["end"], json!({"line": 2, "character": 18}));
+    assert!(
+        selected[0]["insertText"]
+            .as_str()
+            .unwrap()
+            .starts_with("path"),
+        "{r}"
+    );
+    assert_eq!(
+        selected[0]["range"]["start"],
+        json!({"line": 2, "character": 16})
+    );
+    assert_eq!(
+        selected[0]["range"]["end"],
+        json!({"line": 2, "character": 18})
+    );
 
     // --- settings: an invalid value is reported and ignored; `trigger: manual` turns off
     // automatic suggestions only.
     let from = s.message_count();
-    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"maxTokens": "lots", "trigger": "manual"}}}));
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"ghostline": {"maxTokens": "lots", "trigger": "manual"}}}),
+    );
     let warning = s
         .wait_message(from, "window/showMessage", TIMEOUT, |p| p["type"] == 2)
         .expect("a warning about maxTokens");
-    assert!(warning["params"]["message"].as_str().unwrap().contains("maxTokens"), "{warning}");
+    assert!(
+        warning["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maxTokens"),
+        "{warning}"
+    );
     let t = Instant::now();
     assert_eq!(s.inline(&body, 4, 4, false), Vec::<Value>::new());
     assert!(t.elapsed() < Duration::from_secs(1));
     assert_eq!(s.inline(&fib, 4, 4, true).len(), 1);
-    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"trigger": "automatic"}}}));
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"ghostline": {"trigger": "automatic"}}}),
+    );
 
     // --- automatic triggers skip the middle of a word.
     let mid = file_uri("/tmp/ghostline-tests/mid.py");
@@ -218,12 +321,18 @@ fn missing_model_reports_and_recovers() {
     let _lock = model_lock();
     let mut s = Server::spawn(Spawn::default());
     let missing = "/nonexistent/ghostline/missing-model.gguf";
-    s.initialize(editor_capabilities(), json!({"model": missing, "timeBudgetMs": 60000, "invokedTimeBudgetMs": 60000}));
+    s.initialize(
+        editor_capabilities(),
+        json!({"model": missing, "timeBudgetMs": 60000, "invokedTimeBudgetMs": 60000}),
+    );
     let error = s
         .wait_message(0, "window/showMessage", TIMEOUT, |p| p["type"] == 1)
         .expect("an error message");
     let message = error["params"]["message"].as_str().unwrap();
-    assert!(message.contains(missing) && message.contains("does not exist"), "{message}");
+    assert!(
+        message.contains(missing) && message.contains("does not exist"),
+        "{message}"
+    );
     s.wait_status(0, "error", TIMEOUT);
 
     let fib = file_uri("/tmp/ghostline-tests/fib.py");
@@ -231,16 +340,28 @@ fn missing_model_reports_and_recovers() {
     let t = Instant::now();
     assert_eq!(s.inline(&fib, 4, 4, true), Vec::<Value>::new());
     let r = s
-        .request("textDocument/completion", json!({"textDocument": {"uri": fib}, "position": {"line": 4, "character": 4}}))
+        .request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": fib}, "position": {"line": 4, "character": 4}}),
+        )
         .ok();
     assert_eq!(r["items"], json!([]));
     assert!(t.elapsed() < Duration::from_secs(2));
     let r = s.request("workspace/executeCommand", json!({"command": "ghostline.explainFunction", "arguments": [{"uri": fib, "position": {"line": 3, "character": 8}}]}));
-    assert!(r.error.as_ref().is_some_and(|e| e["message"].as_str().unwrap().contains("could not be loaded")), "{r:?}");
+    assert!(
+        r.error.as_ref().is_some_and(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be loaded")),
+        "{r:?}"
+    );
 
     // Fixing the setting reloads.
     let from = s.message_count();
-    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"model": small_model()}}}));
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"ghostline": {"model": small_model()}}}),
+    );
     s.wait_status(from, "ready", TIMEOUT);
     assert_eq!(s.inline(&fib, 4, 4, true).len(), 1);
     assert!(s.shutdown().success());
@@ -260,10 +381,17 @@ fn completion_fallback_for_a_utf8_client_without_inline_completion() {
 
     let uri = file_uri("/tmp/ghostline-tests/fallback.py");
     let prefix = "# Grüße 😀\ndef fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    ";
-    s.open(&uri, "python", &format!("{prefix}\n\n\nprint(fibonacci(10))\n"));
+    s.open(
+        &uri,
+        "python",
+        &format!("{prefix}\n\n\nprint(fibonacci(10))\n"),
+    );
     // UTF-8 positions: an edit right after the emoji (byte 15 of line 0).
     let col = "# Grüße 😀".len() as u32;
-    s.notify("textDocument/didChange", change(&uri, 2, json!([edit(0, col, 0, col, "!")])));
+    s.notify(
+        "textDocument/didChange",
+        change(&uri, 2, json!([edit(0, col, 0, col, "!")])),
+    );
     assert!(s.document_text(&uri).starts_with("# Grüße 😀!\n"));
 
     let r = s
@@ -277,10 +405,21 @@ fn completion_fallback_for_a_utf8_client_without_inline_completion() {
     let item = &items[0];
     let new_text = item["textEdit"]["newText"].as_str().unwrap();
     assert!(new_text.contains("fibonacci"), "{new_text:?}");
-    assert_eq!(item["textEdit"]["range"]["start"], json!({"line": 5, "character": 4}));
-    assert_eq!(item["label"].as_str().unwrap(), new_text.lines().next().unwrap().trim());
+    assert_eq!(
+        item["textEdit"]["range"]["start"],
+        json!({"line": 5, "character": 4})
+    );
+    assert_eq!(
+        item["label"].as_str().unwrap(),
+        new_text.lines().next().unwrap().trim()
+    );
     let doc = item["documentation"]["value"].as_str().unwrap();
-    assert!(item["documentation"]["kind"] == "markdown" && doc.starts_with("```python\n") && doc.contains(new_text), "{doc}");
+    assert!(
+        item["documentation"]["kind"] == "markdown"
+            && doc.starts_with("```python\n")
+            && doc.contains(new_text),
+        "{doc}"
+    );
     assert!(s.shutdown().success());
 }
 
@@ -290,10 +429,19 @@ fn last_prompt_tokens(s: &Server) -> usize {
     let line = log
         .lines()
         .rev()
-        .find(|l| l.contains("method=textDocument/inlineCompletion") && l.contains("prompt_tokens=") && l.contains("done"))
+        .find(|l| {
+            l.contains("method=textDocument/inlineCompletion")
+                && l.contains("prompt_tokens=")
+                && l.contains("done")
+        })
         .unwrap_or_else(|| panic!("no completion in the log\n{log}"));
     let at = line.find("prompt_tokens=").unwrap() + "prompt_tokens=".len();
-    line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -317,15 +465,27 @@ fn repository_context_reaches_the_prompt() {
     let uri = file_uri(&root.join("main.py").to_string_lossy());
     s.open(&uri, "python", main);
     let with_context = s.inline(&uri, 4, 4, true);
-    assert!(s.wait_stderr(Duration::from_secs(5), |l| l.contains("inlineCompletion") && l.contains("prompt_tokens=")));
+    assert!(
+        s.wait_stderr(Duration::from_secs(5), |l| l.contains("inlineCompletion")
+            && l.contains("prompt_tokens="))
+    );
     let with = last_prompt_tokens(&s);
 
-    s.notify("workspace/didChangeConfiguration", json!({"settings": {"ghostline": {"repoContext": {"enabled": false}}}}));
-    let _ = s.request("workspace/executeCommand", json!({"command": "ghostline.debugDocument", "arguments": [uri]}));
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"ghostline": {"repoContext": {"enabled": false}}}}),
+    );
+    let _ = s.request(
+        "workspace/executeCommand",
+        json!({"command": "ghostline.debugDocument", "arguments": [uri]}),
+    );
     let without_context = s.inline(&uri, 4, 4, true);
     std::thread::sleep(Duration::from_millis(500));
     let without = last_prompt_tokens(&s);
-    assert!(with > without + 100, "with context {with} tokens, without {without}: {with_context:?} {without_context:?}");
+    assert!(
+        with > without + 100,
+        "with context {with} tokens, without {without}: {with_context:?} {without_context:?}"
+    );
     assert!(s.shutdown().success());
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use ghostline_tests::{default_model, editor_capabilities, file_uri, model_lock, Server, Spawn, TIMEOUT};
+use ghostline_tests::{
+    default_model, editor_capabilities, file_uri, model_lock, Server, Spawn, TIMEOUT,
+};
 use serde_json::json;
 
 const FIB: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    \n\n\nprint(fibonacci(10))\n";
@@ -18,8 +20,14 @@ fn fibonacci_completion_and_explanation() {
         editor_capabilities(),
         json!({"model": model, "repoContext": {"enabled": false}, "explainMaxTokens": 160, "invokedTimeBudgetMs": 60000}),
     );
-    assert!(t0.elapsed() < Duration::from_secs(5), "initialize must answer at once");
-    assert_eq!(init["capabilities"]["inlineCompletionProvider"], json!(true));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "initialize must answer at once"
+    );
+    assert_eq!(
+        init["capabilities"]["inlineCompletionProvider"],
+        json!(true)
+    );
     s.wait_status(0, "ready", TIMEOUT);
 
     let uri = file_uri("/tmp/ghostline-tests/fib.py");
@@ -27,7 +35,12 @@ fn fibonacci_completion_and_explanation() {
 
     // The cursor on the empty line after `return n`, indented.
     let items = s.inline(&uri, 4, 4, true);
-    assert_eq!(items.len(), 1, "one suggestion expected, got {items:?}\n{}", s.stderr());
+    assert_eq!(
+        items.len(),
+        1,
+        "one suggestion expected, got {items:?}\n{}",
+        s.stderr()
+    );
     let text = items[0]["insertText"].as_str().unwrap();
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     assert!(
@@ -35,8 +48,14 @@ fn fibonacci_completion_and_explanation() {
         "unexpected suggestion {text:?}\n{}",
         s.stderr()
     );
-    assert!(!text.contains("print(fibonacci(10))"), "the suggestion runs into the next lines: {text:?}");
-    assert_eq!(items[0]["range"], json!({"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}}));
+    assert!(
+        !text.contains("print(fibonacci(10))"),
+        "the suggestion runs into the next lines: {text:?}"
+    );
+    assert_eq!(
+        items[0]["range"],
+        json!({"start": {"line": 4, "character": 4}, "end": {"line": 4, "character": 4}})
+    );
 
     // The code action is offered inside the function, and not outside.
     let actions = s
@@ -53,7 +72,10 @@ fn fibonacci_completion_and_explanation() {
             json!({"textDocument": {"uri": uri}, "range": {"start": {"line": 7, "character": 1}, "end": {"line": 7, "character": 1}}, "context": {"diagnostics": []}}),
         )
         .ok();
-    assert!(outside.is_null() || outside.as_array().is_some_and(|a| a.is_empty()), "{outside}");
+    assert!(
+        outside.is_null() || outside.as_array().is_some_and(|a| a.is_empty()),
+        "{outside}"
+    );
 
     // Run the action's command with a progress token, as an editor does.
     let from = s.message_count();
@@ -69,11 +91,22 @@ fn fibonacci_completion_and_explanation() {
         .messages()
         .into_iter()
         .skip(from)
-        .filter(|m| m["method"] == "$/progress" && m["params"]["token"] == "explain-1" && m["params"]["value"]["kind"] == "report")
+        .filter(|m| {
+            m["method"] == "$/progress"
+                && m["params"]["token"] == "explain-1"
+                && m["params"]["value"]["kind"] == "report"
+        })
         .count();
     assert!(reports >= 2, "expected streamed progress, got {reports}");
-    assert!(s.wait_message(from, "ghostline/explainProgress", TIMEOUT, |p| p["done"] == true && p["text"] == markdown).is_some());
-    assert!(s.wait_message(from, "window/showMessage", TIMEOUT, |p| p["type"] == 3 && p["message"] == markdown).is_some());
+    assert!(s
+        .wait_message(from, "ghostline/explainProgress", TIMEOUT, |p| p["done"]
+            == true
+            && p["text"] == markdown)
+        .is_some());
+    assert!(s
+        .wait_message(from, "window/showMessage", TIMEOUT, |p| p["type"] == 3
+            && p["message"] == markdown)
+        .is_some());
 
     assert!(s.protocol_errors().is_empty(), "{:?}", s.protocol_errors());
     assert!(s.shutdown().success());

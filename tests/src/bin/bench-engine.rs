@@ -419,6 +419,10 @@ fn shift_quality(args: &Args) {
     let cold = Engine::start(config.clone()).unwrap_or_else(|e| die(&e.to_string()));
     config.reuse = true;
     config.reuse_shift = true;
+    config.reuse_refresh_tokens = std::env::var("GHOSTLINE_REFRESH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(config.reuse_refresh_tokens);
     let warm = Engine::start(config).unwrap_or_else(|e| die(&e.to_string()));
 
     let selected: Vec<&humaneval::Task> = tasks
@@ -435,9 +439,12 @@ fn shift_quality(args: &Args) {
     let (mut pass_cold, mut pass_shift, mut same, mut shifted) = (0, 0, 0, 0usize);
     let started = Instant::now();
     for (i, t) in selected.iter().enumerate() {
+        // The editor's state (bench-infill's): the hole is an empty line, so the text after
+        // the cursor starts with that line's break.
+        let suffix = format!("\n{}", t.suffix);
         let req = |prefix: &str| FimRequest {
             prefix: prefix.to_owned(),
-            suffix: t.suffix.clone(),
+            suffix: suffix.clone(),
             max_tokens: Some(64),
             stop: vec!["\n".into()],
             stop_at_suffix: true,
@@ -445,7 +452,8 @@ fn shift_quality(args: &Args) {
             ..FimRequest::default()
         };
         let c = cold.complete(req(&t.prompt), CancelToken::new()).unwrap();
-        // The keystroke before: the same document without the prefix's last character.
+        // The keystroke before: Enter not yet pressed (the prefix without its last line
+        // break; the text after the cursor is the same).
         let before: String = {
             let mut p = t.prompt.clone();
             p.pop();
