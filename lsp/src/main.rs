@@ -49,12 +49,12 @@ enum Command {
     Complete(cli::CompleteArgs),
 }
 
-fn init_logging(common: &Common) -> anyhow::Result<()> {
+fn init_logging(common: &Common, default_level: &str) -> anyhow::Result<()> {
     let filter = common
         .log_level
         .clone()
         .or_else(|| std::env::var("GHOSTLINE_LOG").ok())
-        .unwrap_or_else(|| "info".into());
+        .unwrap_or_else(|| default_level.into());
     let filter = EnvFilter::try_new(&filter)
         .map_err(|e| anyhow::anyhow!("invalid log level {filter:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
@@ -76,7 +76,12 @@ fn init_logging(common: &Common) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.common)?;
+    // `complete` prints one statistics line on stderr; only errors join it unless asked.
+    let default_level = match cli.command {
+        Some(Command::Complete(_)) => "error",
+        _ => "info",
+    };
+    init_logging(&cli.common, default_level)?;
     match cli.command {
         Some(Command::Complete(args)) => cli::complete(args),
         command => {
