@@ -6,7 +6,11 @@ set -euo pipefail
 
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# bindgen needs libclang itself (libclang.so / libclang-NN.so); libclang-cpp does not do.
+if ! compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null \
+    && ! compgen -G '/usr/lib/llvm-*/lib/libclang-[0-9]*.so*' >/dev/null \
+    && ! compgen -G '/usr/lib/*-linux-gnu/libclang.so*' >/dev/null \
+    && ! compgen -G '/usr/lib/*-linux-gnu/libclang-[0-9]*.so*' >/dev/null; then
   need+=(libclang-dev)
 fi
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
