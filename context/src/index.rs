@@ -1,6 +1,9 @@
-//! The workspace index: which source files exist under the roots, their imports (parsed once
-//! per content hash), their outlines, and the unsaved editor buffers that override them. Builds
-//! the repository context and the definitions for "explain this function" from it.
+//! The workspace index: which source files exist under the roots, their imports and outlines
+//! (parsed on first need, once per content hash), and the unsaved editor buffers that override
+//! them. Builds the repository context and the definitions for "explain this function" from it.
+//!
+//! The walk only reads and hashes files (parsing every file was 80% of indexing time); a file
+//! is parsed when a context first reaches it, with its imports and outline from one parse.
 //!
 //! All state sits behind locks, so one `Index` in an `Arc` serves queries while
 //! [`Index::index_all`] runs on another thread; files not indexed yet are read on demand.
@@ -23,7 +26,7 @@ use ignore::{Match, WalkBuilder};
 
 use crate::confine::{normalize, read_source, Roots};
 use crate::graph;
-use crate::imports::{self, RawImport};
+use crate::imports;
 use crate::language::{language_for_path, Language};
 use crate::manifest::Manifest;
 use crate::outline::{self, Details};
@@ -40,52 +43,72 @@ const MAX_REEXPORT_HOPS: usize = 3;
 struct FileEntry {
     lang: Language,
     hash: u64,
-    /// Bytes of the text the entry was parsed from.
+    /// Bytes of the text the entry was read from.
     len: usize,
     /// The editor's unsaved text, which overrides the disk.
     buffer: Option<Arc<str>>,
-    imports: Vec<RawImport>,
-    /// Byte ranges of the import statements.
-    statements: Vec<std::ops::Range<usize>>,
-    /// Outline and definitions; computed with the imports while indexing, else on demand.
+    /// Imports and the byte ranges of their statements: parsed on first need (not by the
+    /// walk, which only reads and hashes), then kept as long as the hash is the same.
+    imports: OnceLock<Arc<imports::Imports>>,
+    /// Outline and definitions; computed with the imports for files read from disk, on
+    /// demand for editor buffers.
     details: OnceLock<Arc<Details>>,
     /// Resolved imports, valid for the file-set generation they were computed in.
     resolved: Mutex<Option<(u64, Arc<Vec<Edge>>)>>,
 }
 
 impl FileEntry {
-    fn parse(lang: Language, text: &str, hash: u64, with_details: bool) -> FileEntry {
-        let details = OnceLock::new();
-        let found = match lang.parse(text) {
-            Some(tree) => {
-                if with_details {
-                    let _ = details.set(Arc::new(outline::details(lang, &tree, text)));
-                }
-                imports::extract(lang, &tree, text)
-            }
-            None => imports::Imports::default(),
-        };
+    /// An entry for `text`, not parsed yet.
+    fn new(lang: Language, text: &str, hash: u64) -> FileEntry {
         FileEntry {
             lang,
             hash,
             len: text.len(),
             buffer: None,
-            imports: found.imports,
-            statements: found.statements,
-            details,
+            imports: OnceLock::new(),
+            details: OnceLock::new(),
             resolved: Mutex::new(None),
         }
     }
 
-    /// The outline and definitions; `text` must be the text this entry was parsed from.
+    /// The imports; `text` must be the text this entry was read from. Parses it if needed,
+    /// with the outline too when `with_details` (one parse for both).
+    fn imports(&self, text: &str, with_details: bool) -> Arc<imports::Imports> {
+        if let Some(found) = self.imports.get() {
+            return found.clone();
+        }
+        let found = match self.lang.parse(text) {
+            Some(tree) => {
+                if with_details && self.details.get().is_none() {
+                    let _ = self
+                        .details
+                        .set(Arc::new(outline::details(self.lang, &tree, text)));
+                }
+                imports::extract(self.lang, &tree, text)
+            }
+            None => imports::Imports::default(),
+        };
+        self.imports.get_or_init(|| Arc::new(found)).clone()
+    }
+
+    /// The outline and definitions; `text` must be the text this entry was read from. Parses
+    /// it if needed, recording the imports from the same parse.
     fn details(&self, text: &str) -> Arc<Details> {
-        self.details
-            .get_or_init(|| {
-                Arc::new(self.lang.parse(text).map_or_else(Details::default, |tree| {
-                    outline::details(self.lang, &tree, text)
-                }))
-            })
-            .clone()
+        if let Some(details) = self.details.get() {
+            return details.clone();
+        }
+        let details = match self.lang.parse(text) {
+            Some(tree) => {
+                if self.imports.get().is_none() {
+                    let _ = self
+                        .imports
+                        .set(Arc::new(imports::extract(self.lang, &tree, text)));
+                }
+                outline::details(self.lang, &tree, text)
+            }
+            None => Details::default(),
+        };
+        self.details.get_or_init(|| Arc::new(details)).clone()
     }
 }
 
@@ -241,10 +264,10 @@ impl Index {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Walks every root and parses every source file (in parallel), calling
-    /// `progress(done, total)` on the calling thread from time to time and once at the end.
-    /// Files whose content hash did not change are not parsed again. Queries may run
-    /// meanwhile.
+    /// Walks every root and reads and hashes every source file (in parallel; a file is parsed
+    /// when a query first needs it), calling `progress(done, total)` on the calling thread from
+    /// time to time and once at the end. Files whose content hash did not change keep their
+    /// parse. Queries may run meanwhile.
     pub fn index_all(&self, progress: &mut dyn FnMut(usize, usize)) -> IndexStats {
         let _span = tracing::info_span!("index_all", roots = self.roots.paths().len()).entered();
         let max_bytes = self.config().max_file_bytes;
@@ -346,7 +369,7 @@ impl Index {
         stats
     }
 
-    /// Reads and parses one walked file (canonical, inside a root) unless its hash is known.
+    /// Reads and hashes one walked file (canonical, inside a root); a known hash keeps its entry.
     fn index_disk_file(&self, path: &Path, max_bytes: u64) -> Result<Indexed, Error> {
         let lang = language_for_path(path).ok_or_else(|| Error::Unsupported {
             path: path.to_path_buf(),
@@ -358,7 +381,7 @@ impl Index {
                 return Ok(Indexed::Unchanged);
             }
         }
-        let entry = Arc::new(FileEntry::parse(lang, &text, hash, true));
+        let entry = Arc::new(FileEntry::new(lang, &text, hash));
         let mut state = write(&self.state);
         if state.files.get(path).is_some_and(|e| e.buffer.is_some()) {
             return Ok(Indexed::Unchanged);
@@ -395,7 +418,7 @@ impl Index {
                 return Ok(());
             }
         }
-        let mut entry = FileEntry::parse(lang, text, hash, false);
+        let mut entry = FileEntry::new(lang, text, hash);
         entry.buffer = Some(Arc::from(text));
         let added = write(&self.state)
             .files
@@ -615,7 +638,7 @@ impl Index {
         self.load(path, known)
     }
 
-    /// Reads `path` from disk; reuses `known` if the hash matches, else parses and stores it.
+    /// Reads `path` from disk; reuses `known` if the hash matches, else stores a new (unparsed) entry.
     fn load(
         &self,
         path: &Path,
@@ -633,7 +656,7 @@ impl Index {
         if let Some(entry) = known.filter(|e| e.hash == hash) {
             return Some((entry, Arc::from(text)));
         }
-        let entry = Arc::new(FileEntry::parse(lang, &text, hash, false));
+        let entry = Arc::new(FileEntry::new(lang, &text, hash));
         let mut state = write(&self.state);
         if let Some(existing) = state.files.get(path).filter(|e| e.buffer.is_some()) {
             let buffer = existing.buffer.clone()?;
@@ -643,9 +666,32 @@ impl Index {
         Some((entry, Arc::from(text)))
     }
 
+    /// The imports of a known entry, parsed now if they were not yet. A file not open in the
+    /// editor is read again for that; if it changed on disk, its entry is replaced (as
+    /// [`Index::text`] does).
+    fn imports_of(
+        &self,
+        path: &Path,
+        entry: &Arc<FileEntry>,
+    ) -> (Arc<FileEntry>, Arc<imports::Imports>) {
+        if let Some(found) = entry.imports.get() {
+            return (entry.clone(), found.clone());
+        }
+        if let Some(buffer) = &entry.buffer {
+            return (entry.clone(), entry.imports(buffer, false));
+        }
+        match self.load(path, Some(entry.clone())) {
+            Some((entry, text)) => {
+                let found = entry.imports(&text, entry.buffer.is_none());
+                (entry, found)
+            }
+            None => (entry.clone(), Arc::new(imports::Imports::default())),
+        }
+    }
+
     /// The resolved imports of an indexed file, cached per file-set generation once the walk
     /// has completed.
-    fn edges(&self, path: &Path, entry: &FileEntry) -> Arc<Vec<Edge>> {
+    fn edges(&self, path: &Path, entry: &Arc<FileEntry>) -> Arc<Vec<Edge>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let cache = self.walked.load(Ordering::SeqCst);
         if cache {
@@ -656,7 +702,8 @@ impl Index {
                 }
             }
         }
-        let edges = Arc::new(resolve::resolve(self, entry.lang, path, &entry.imports));
+        let (entry, found) = self.imports_of(path, entry);
+        let edges = Arc::new(resolve::resolve(self, entry.lang, path, &found.imports));
         if cache {
             *entry.resolved.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((generation, edges.clone()));
@@ -931,7 +978,14 @@ impl<'t> Current<'t> {
             .filter(|e| e.hash == hash)
             .cloned();
         let (edges, statements) = match known {
-            Some(entry) => (index.edges(&real, &entry), entry.statements.clone()),
+            Some(entry) => {
+                // `text` is the entry's text: parse it here rather than read the disk again.
+                let statements = entry
+                    .imports(text, entry.buffer.is_none())
+                    .statements
+                    .clone();
+                (index.edges(&real, &entry), statements)
+            }
             None => {
                 let tree = lang.parse(text)?;
                 let found = imports::extract(lang, &tree, text);
