@@ -270,6 +270,7 @@ impl Index {
     /// parse. Queries may run meanwhile.
     pub fn index_all(&self, progress: &mut dyn FnMut(usize, usize)) -> IndexStats {
         let _span = tracing::info_span!("index_all", roots = self.roots.paths().len()).entered();
+        let started = std::time::Instant::now();
         let max_bytes = self.config().max_file_bytes;
         self.ignores
             .lock()
@@ -365,7 +366,11 @@ impl Index {
         self.walked.store(true, Ordering::SeqCst);
         self.bump();
         progress(total, total);
-        tracing::info!(?stats, "indexed");
+        tracing::info!(
+            ?stats,
+            elapsed_ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
+            "indexed"
+        );
         stats
     }
 
@@ -730,6 +735,7 @@ impl Index {
     ) -> Vec<ContextBlock> {
         let span = tracing::debug_span!("context_for", path = %path.display(), files = tracing::field::Empty, blocks = tracing::field::Empty);
         let _enter = span.enter();
+        let started = std::time::Instant::now();
         let config = self.config();
         if config.budget_tokens == 0 || config.max_depth == 0 {
             return Vec::new();
@@ -808,6 +814,11 @@ impl Index {
         );
         span.record("files", nodes.len());
         span.record("blocks", blocks.len());
+        // Token counting (the model's tokenizer in the server) is included.
+        tracing::debug!(
+            context_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
+            "context built"
+        );
         blocks
     }
 
