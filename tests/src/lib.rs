@@ -14,6 +14,7 @@
 //! It knows nothing of the server's internals.
 
 pub mod humaneval;
+pub mod peer;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

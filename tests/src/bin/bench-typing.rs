@@ -6,23 +6,34 @@
 //! hits, and prompt vs. evaluated tokens and time to first token per model run (from the
 //! server's log).
 //!
+//! In the same run, the same keystrokes are replayed against llama.cpp's own `llama-server`
+//! (`/infill`, the llama.vscode path; see `ghostline_tests::peer`) when its binary is present
+//! (`scripts/build-llama-server.sh` builds it outside the repository), and the ratios of the
+//! latencies are printed.
+//!
 //! The file defaults to a Python standard-library module found on the machine; typing starts at
 //! the first line after `--prefix-chars` characters. Ratios matter more than absolute times on
-//! a shared machine. The llama-server peer comparison of issue 3 is not part of this driver.
+//! a shared machine.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ghostline_tests::peer::{self, Peer};
 use ghostline_tests::{editor_capabilities, file_uri, model_dir, Server, Spawn};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const USAGE: &str = "\
 bench-typing: keystroke latency of the language server on a replayed typing session
 
 USAGE:
     bench-typing [--model 1.5b|0.5b|PATH] [--file FILE] [--keys N] [--interval-ms MS]
-                 [--prefix-chars N] [--threads N] [--only on|off] [--line-pause-ms MS]
+                 [--prefix-chars N] [--threads N] [--runs on,off,peer] [--peer LLAMA_SERVER]
+                 [--line-pause-ms MS]
 
+--runs picks the replays: ghostline with KV reuse on, off, and the llama-server peer (default:
+all three; the peer only when its binary exists).
+--peer is the llama-server binary (default: $GHOSTLINE_PEER_BIN, else
+~/.cache/ghostline/peer/llama-server, which scripts/build-llama-server.sh builds).
 --line-pause-ms adds a pause before the first character of each line (0: steady typing).
 
 Runs the ghostline binary of target/debug (or $GHOSTLINE_BIN).";
@@ -34,8 +45,26 @@ struct Args {
     interval: Duration,
     prefix_chars: usize,
     threads: Option<usize>,
-    only: Option<bool>,
+    runs: Vec<Run>,
+    peer: PathBuf,
     line_pause: Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Run {
+    ReuseOn,
+    ReuseOff,
+    Peer,
+}
+
+impl Run {
+    fn name(self) -> &'static str {
+        match self {
+            Run::ReuseOn => "reuse on",
+            Run::ReuseOff => "reuse off",
+            Run::Peer => "llama-server",
+        }
+    }
 }
 
 fn default_file() -> PathBuf {
@@ -69,10 +98,12 @@ fn parse_args() -> Args {
         interval: Duration::from_millis(80),
         prefix_chars: 4000,
         threads: None,
-        only: None,
+        runs: Vec::new(),
+        peer: peer::default_binary(),
         line_pause: Duration::ZERO,
     };
     let mut file = None;
+    let mut runs = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || {
@@ -97,7 +128,23 @@ fn parse_args() -> Args {
             }
             "--prefix-chars" => args.prefix_chars = value().parse().expect("--prefix-chars N"),
             "--threads" => args.threads = Some(value().parse().expect("--threads N")),
-            "--only" => args.only = Some(value() == "on"),
+            "--runs" | "--only" => {
+                let v = value();
+                runs = Some(
+                    v.split(',')
+                        .map(|r| match r {
+                            "on" => Run::ReuseOn,
+                            "off" => Run::ReuseOff,
+                            "peer" => Run::Peer,
+                            other => {
+                                eprintln!("unknown run {other} (on, off, peer)");
+                                std::process::exit(2)
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            "--peer" => args.peer = PathBuf::from(value()),
             "--line-pause-ms" => {
                 args.line_pause =
                     Duration::from_millis(value().parse().expect("--line-pause-ms MS"))
@@ -113,6 +160,18 @@ fn parse_args() -> Args {
         }
     }
     args.file = file.unwrap_or_else(default_file);
+    args.runs = runs.unwrap_or_else(|| {
+        let mut all = vec![Run::ReuseOn, Run::ReuseOff];
+        if args.peer.exists() {
+            all.push(Run::Peer);
+        } else {
+            eprintln!(
+                "no llama-server at {} (scripts/build-llama-server.sh builds it): the peer replay is skipped",
+                args.peer.display()
+            );
+        }
+        all
+    });
     args
 }
 
@@ -308,6 +367,121 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
     report
 }
 
+/// The same keystrokes against llama-server's `/infill`: one request per keystroke, the one
+/// still in flight aborted by the next keystroke (see `ghostline_tests::peer`).
+fn replay_peer(args: &Args, before: &str, typed: &str, after: &str) -> Report {
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get().min(8))
+            .unwrap_or(2)
+    });
+    let server = Peer::start(&args.peer, &args.model, threads, 4096).unwrap_or_else(|e| {
+        eprintln!("bench-typing: {e}");
+        std::process::exit(1)
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let mut doc = format!("{before}{after}");
+    let mut cursor = before.len();
+    // Warm up like an editor that just opened the file.
+    if let Some(_warm) = server.infill(
+        usize::MAX,
+        &peer::infill_body(&doc, cursor),
+        done_tx.clone(),
+    ) {
+        let _ = done_rx.recv_timeout(Duration::from_secs(900));
+    }
+    let mut sent: Vec<Instant> = Vec::new();
+    let mut in_flight: Option<(usize, std::net::TcpStream)> = None;
+    let mut outcomes: Vec<Option<peer::Outcome>> = Vec::new();
+    let mut next = Instant::now();
+    let mut line_so_far = String::new();
+    let mut aborted = vec![false; typed.chars().count()];
+    for (k, ch) in typed.chars().enumerate() {
+        if !ch.is_whitespace() && line_so_far.trim().is_empty() && k > 0 {
+            next += args.line_pause;
+        }
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        next += args.interval;
+        while let Ok(o) = done_rx.try_recv() {
+            let i = o.index;
+            outcomes[i] = Some(o);
+        }
+        if let Some((i, stream)) = in_flight.take() {
+            if outcomes[i].is_none() {
+                aborted[i] = true;
+                peer::abort(&stream);
+            }
+        }
+        doc.insert(cursor, ch);
+        cursor += ch.len_utf8();
+        if ch == '\n' {
+            line_so_far.clear();
+        } else {
+            line_so_far.push(ch);
+        }
+        outcomes.push(None);
+        sent.push(Instant::now());
+        in_flight = server
+            .infill(k, &peer::infill_body(&doc, cursor), done_tx.clone())
+            .map(|s| (k, s));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while outcomes.iter().any(Option::is_none) && Instant::now() < deadline {
+        if let Ok(o) = done_rx.recv_timeout(Duration::from_millis(100)) {
+            let i = o.index;
+            outcomes[i] = Some(o);
+        }
+    }
+    let mut report = Report {
+        requests: sent.len(),
+        ..Report::default()
+    };
+    for (i, at) in sent.iter().enumerate() {
+        let Some(o) = &outcomes[i] else {
+            report.errors += 1;
+            continue;
+        };
+        let Some(body) = &o.body else {
+            if aborted[i] {
+                report.superseded += 1;
+            } else {
+                report.errors += 1;
+            }
+            continue;
+        };
+        let t = &body["timings"];
+        let n = |v: &Value| v.as_u64().unwrap_or(0) as usize;
+        report.model_runs += 1;
+        report.evaluated_tokens += n(&t["prompt_n"]);
+        report.reused_tokens += n(&t["cache_n"]);
+        report.prompt_tokens += n(&t["prompt_n"]) + n(&t["cache_n"]);
+        report.generated_tokens += n(&t["predicted_n"]);
+        if let Some(ms) = t["prompt_ms"].as_f64() {
+            report.first_token_ms.push(ms);
+        }
+        if let (Some(p), Some(g)) = (t["prompt_ms"].as_f64(), t["predicted_ms"].as_f64()) {
+            report.total_ms.push(p + g);
+        }
+        let content = body["content"].as_str().unwrap_or("");
+        if content.trim().is_empty() {
+            report.empty += 1;
+        } else {
+            report
+                .answered
+                .push(o.at.duration_since(*at).as_secs_f64() * 1000.0);
+        }
+    }
+    report.answered.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    report
+        .first_token_ms
+        .sort_by(|a, b| a.partial_cmp(b).unwrap());
+    report.total_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    eprintln!("llama-server log: {}", server.log.display());
+    report
+}
+
 fn main() {
     let args = parse_args();
     let text = std::fs::read_to_string(&args.file).expect("read the file");
@@ -340,15 +514,17 @@ fn main() {
         args.model.file_name().unwrap_or_default().to_string_lossy()
     );
 
-    let runs: Vec<(bool, Report)> = [true, false]
-        .into_iter()
-        .filter(|r| args.only.is_none_or(|o| o == *r))
-        .map(|reuse| {
-            eprintln!(
-                "replaying with KV reuse {} …",
-                if reuse { "on" } else { "off" }
-            );
-            (reuse, replay(&args, before, &typed, after, reuse))
+    let runs: Vec<(Run, Report)> = args
+        .runs
+        .iter()
+        .map(|&run| {
+            eprintln!("replaying: {} …", run.name());
+            let report = match run {
+                Run::ReuseOn => replay(&args, before, &typed, after, true),
+                Run::ReuseOff => replay(&args, before, &typed, after, false),
+                Run::Peer => replay_peer(&args, before, &typed, after),
+            };
+            (run, report)
         })
         .collect();
 
@@ -358,7 +534,7 @@ fn main() {
     };
     let header: Vec<String> = runs
         .iter()
-        .map(|(reuse, _)| format!("{:>14}", if *reuse { "reuse on" } else { "reuse off" }))
+        .map(|(run, _)| format!("{:>14}", run.name()))
         .collect();
     println!("{:<34}{}", "", header.join(""));
     row("requests", &|r| r.requests.to_string());
@@ -412,7 +588,8 @@ fn main() {
             r.generated_tokens as f64 / r.model_runs.max(1) as f64
         )
     });
-    if let [(true, on), (false, off)] = runs.as_slice() {
+    let get = |want: Run| runs.iter().find(|(r, _)| *r == want).map(|(_, r)| r);
+    if let (Some(on), Some(off)) = (get(Run::ReuseOn), get(Run::ReuseOff)) {
         let (a, b) = (
             percentile(&on.first_token_ms, 0.5),
             percentile(&off.first_token_ms, 0.5),
@@ -421,6 +598,18 @@ fn main() {
             "p50 first token of a model run, reuse off / on: {:.1}x",
             b / a
         );
+        println!("(reuse off runs with a 10-minute time budget so that its model runs finish)");
     }
-    println!("(reuse off runs with a 10-minute time budget so that its model runs finish)");
+    if let (Some(on), Some(peer)) = (get(Run::ReuseOn), get(Run::Peer)) {
+        for (name, p) in [("p50", 0.5), ("p95", 0.95)] {
+            println!(
+                "{name} answered latency, ghostline / llama-server: {:.2}",
+                percentile(&on.answered, p) / percentile(&peer.answered, p)
+            );
+        }
+        println!(
+            "(llama-server: /infill as llama.vscode sends it, --cache-reuse 256, same model and threads; \
+             its first-token and whole-run rows are its own prompt_ms and prompt_ms + predicted_ms)"
+        );
+    }
 }
