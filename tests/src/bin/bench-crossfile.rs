@@ -268,8 +268,8 @@ struct Imported {
 }
 
 /// Import statements joined into single strings (Python parentheses and backslashes, Rust
-/// until `;`), with the line index each starts at.
-fn statements(text: &str, lang: Lang) -> Vec<(usize, String)> {
+/// until `;`), with the range of line indices each spans.
+fn statements(text: &str, lang: Lang) -> Vec<(std::ops::Range<usize>, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -312,7 +312,7 @@ fn statements(text: &str, lang: Lang) -> Vec<(usize, String)> {
                 break;
             }
         }
-        out.push((first, joined));
+        out.push((first..i, joined));
     }
     out
 }
@@ -477,7 +477,7 @@ fn rust_imports(project: &Project, file: &Path, text: &str) -> Vec<Imported> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for (line, stmt) in statements(text, Lang::Rust) {
+    for (lines, stmt) in statements(text, Lang::Rust) {
         // Only top-level `use`: one inside an inline module (`mod tests { use super::*; }`)
         // or a function would need scopes this reader does not track.
         let Some(start) = stmt.find("use ") else {
@@ -485,7 +485,7 @@ fn rust_imports(project: &Project, file: &Path, text: &str) -> Vec<Imported> {
         };
         if text
             .lines()
-            .nth(line)
+            .nth(lines.start)
             .is_some_and(|l| l.starts_with(char::is_whitespace))
         {
             continue;
@@ -612,7 +612,7 @@ fn cases_of_file(
     }
     let import_lines: Vec<usize> = statements(&text, lang)
         .iter()
-        .flat_map(|(first, s)| *first..=*first + s.matches(',').count().min(40))
+        .flat_map(|(lines, _)| lines.clone())
         .collect();
     let mut candidates = Vec::new();
     let mut in_string = false;
@@ -721,20 +721,29 @@ fn project_cases(
             .any(|c| matches!(c.as_os_str().to_str(), Some("tests" | "test" | "benches")))
     });
     rng.shuffle(&mut files);
+    // Files with `per_file` cases first: each file costs one cold prompt evaluation, its
+    // further cases only what changed.
     let mut out = Vec::new();
+    let mut short = Vec::new();
     for file in files {
         if out.len() >= quota {
             break;
         }
         let take = per_file.min(quota - out.len());
-        out.extend(cases_of_file(
-            project,
-            index,
-            &file,
-            max_prefix_bytes,
-            rng,
-            take,
-        ));
+        let found = cases_of_file(project, index, &file, max_prefix_bytes, rng, take);
+        if found.len() == take {
+            out.extend(found);
+        } else if !found.is_empty() {
+            short.push(found);
+        }
+    }
+    short.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    for found in short {
+        if out.len() >= quota {
+            break;
+        }
+        let take = found.len().min(quota - out.len());
+        out.extend(found.into_iter().take(take));
     }
     out
 }
