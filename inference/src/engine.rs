@@ -520,7 +520,7 @@ impl<'m> Worker<'m> {
         } else {
             ""
         };
-        let checker = StopChecker::new(stops, suffix_for_stop);
+        let checker = StopChecker::new(stops, suffix_for_stop).with_line_end(req.line_end.clone());
         let mut text = String::new();
         let mut pending_bytes = Vec::new();
         let mut stop = StopReason::MaxTokens;

@@ -29,7 +29,7 @@ pub use model::{default_model_path, model_cache_dir, ModelInfo};
 pub fn llama_backend() -> &'static llama_cpp_2::llama_backend::LlamaBackend {
     model::backend()
 }
-pub use stop::StopReason;
+pub use stop::{LineEnd, StopReason};
 
 /// Engine settings. Everything that affects speed lives here, not in per-request parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +208,9 @@ pub struct FimRequest {
     pub stop: Vec<String>,
     /// Stop when the completion starts reproducing the text after the cursor.
     pub stop_at_suffix: bool,
+    /// End a completion that continues the cursor line at its first line break (see
+    /// [`LineEnd`]); `None`: only `stop` and the other rules end it.
+    pub line_end: Option<LineEnd>,
     /// PSM or SPM; the format's default when `None`.
     pub order: Option<FimOrder>,
     /// Give up (returning the text so far) at this instant.

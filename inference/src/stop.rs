@@ -22,10 +22,55 @@ pub enum StopReason {
     ContextFull,
 }
 
+/// Ends a completion that continues the cursor line at its first line break, unless the line
+/// it finishes ends with a block opener (the body follows) or the completion put nothing on it
+/// (the cursor line was complete and the model goes on with new lines).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineEnd {
+    /// The cursor line, left of the cursor.
+    pub cursor_line: String,
+    /// Characters that open a block at the end of a line (`:` in Python, `{`, `(`, `[`).
+    pub openers: Vec<char>,
+}
+
+impl LineEnd {
+    /// Whether generation stops at the line break that ends `first_line` (generated text).
+    fn stops_after(&self, first_line: &str) -> bool {
+        if first_line.trim().is_empty() {
+            return false;
+        }
+        let full = format!("{}{}", self.cursor_line, first_line);
+        let code = strip_line_comment(full.trim_end());
+        !code
+            .trim_end()
+            .chars()
+            .next_back()
+            .is_some_and(|c| self.openers.contains(&c))
+    }
+}
+
+/// `line` without a trailing `#` or `//` comment (roughly: not inside quotes).
+fn strip_line_comment(line: &str) -> &str {
+    let mut quote = None;
+    let bytes = line.as_bytes();
+    for (i, ch) in line.char_indices() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(ch),
+            (None, '#') => return &line[..i],
+            (None, '/') if bytes.get(i + 1) == Some(&b'/') => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
 /// Decides, from the text generated so far, whether and where generation stops.
 #[derive(Debug, Clone)]
 pub struct StopChecker {
     stop_strings: Vec<String>,
+    line_end: Option<LineEnd>,
     /// Rest of the cursor line (right of the cursor), trimmed; empty when blank.
     rest_trimmed: String,
     /// The line a generated line (after the first) must not be: the rest of the cursor line
@@ -47,9 +92,16 @@ impl StopChecker {
         };
         StopChecker {
             stop_strings: stop_strings.into_iter().filter(|s| !s.is_empty()).collect(),
+            line_end: None,
             rest_trimmed: rest.trim().to_owned(),
             next_line: next_line.map(|l| l.trim_end().to_owned()),
         }
+    }
+
+    /// Adds the end-of-line rule of [`LineEnd`].
+    pub fn with_line_end(mut self, line_end: Option<LineEnd>) -> Self {
+        self.line_end = line_end;
+        self
     }
 
     /// Where the completion must end, given all `text` generated so far: `Some((len, why))`
@@ -64,6 +116,11 @@ impl StopChecker {
         for stop in &self.stop_strings {
             if let Some(i) = text.find(stop.as_str()) {
                 consider(i, StopReason::StopString);
+            }
+        }
+        if let (Some(rule), Some(nl)) = (&self.line_end, text.find('\n')) {
+            if rule.stops_after(&text[..nl]) {
+                consider(nl, StopReason::StopString);
             }
         }
         // Complete lines (followed by '\n') of the generated text.
@@ -128,6 +185,29 @@ mod tests {
             c.check("    result = w * h\n    return result\n"),
             Some((19, StopReason::SuffixReached))
         );
+    }
+
+    #[test]
+    fn a_continued_line_ends_at_its_line_break_unless_it_opens_a_block_or_was_complete() {
+        let rule = |line: &str| {
+            StopChecker::new(vec![], "").with_line_end(Some(LineEnd {
+                cursor_line: line.into(),
+                openers: vec![':', '(', '[', '{'],
+            }))
+        };
+        // Finishing the line: stop at its end.
+        assert_eq!(
+            rule("    x = f(").check("a, b)\n    y = 2\n"),
+            Some((5, StopReason::StopString))
+        );
+        // The finished line opens a block (even with a comment after the opener): go on.
+        assert_eq!(
+            rule("    for i in r").check("ange(n):\n        s += i\n"),
+            None
+        );
+        assert_eq!(rule("    if x").check(":  # done\n        y()\n"), None);
+        // The cursor line was complete: the model starts new lines.
+        assert_eq!(rule("    return []").check("\n    arr.sort()\n"), None);
     }
 
     #[test]

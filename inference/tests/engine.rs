@@ -18,6 +18,7 @@ fn fim(prefix: &str, suffix: &str) -> FimRequest {
         suffix: suffix.into(),
         max_tokens: Some(48),
         stop_at_suffix: true,
+        line_end: None,
         ..FimRequest::default()
     }
 }

@@ -139,6 +139,7 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         max_tokens: Some(args.max_tokens),
         stop,
         stop_at_suffix: true,
+        line_end: None,
         deadline: (args.time_budget_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(args.time_budget_ms)),
         ..FimRequest::default()

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_inference::{EngineError, FimRequest};
+use ghostline_inference::{EngineError, FimRequest, LineEnd};
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
@@ -224,6 +224,10 @@ pub async fn suggest(
                     max_tokens: Some(plan.max_tokens),
                     stop: plan.stop.clone(),
                     stop_at_suffix: true,
+                    line_end: plan.line_end_openers.clone().map(|openers| LineEnd {
+                        cursor_line: cur.before.to_owned(),
+                        openers,
+                    }),
                     order: None,
                     deadline: Some(Instant::now() + Duration::from_millis(budget)),
                     // A cursor right after a word character: the model re-chooses the last token.

@@ -3,8 +3,11 @@
 //!
 //! - [`skip_automatic`]: positions where an automatic suggestion is unlikely to help (in the
 //!   middle of an identifier, before more than a few characters that are not closing brackets).
-//! - [`plan`]: a single line when there is text right of the cursor (or the line just needs to be
-//!   finished), a block when the cursor line is blank or ends with a block opener.
+//! - [`plan`]: a single line when there is text right of the cursor, a block when the cursor
+//!   line is blank or ends with a block opener, and at the end of any other line the rest of
+//!   that line — followed by the lines after it only when the finished line opens a block or
+//!   the model judged the line complete and went on with new lines (the engine's `LineEnd`
+//!   rule stops everything else at the line break, so typing stays fast).
 //! - [`shape`]: cuts a block at the end of its indentation (Python) or where its brackets close
 //!   something opened before the cursor (brace languages); trims what duplicates the text right
 //!   of the cursor or the next line; drops blank suggestions, suggestions that are only closing
@@ -108,6 +111,9 @@ pub enum Mode {
     Line,
     /// One block of lines, starting at the cursor.
     Block,
+    /// The rest of the cursor line, then possibly the block it opens or the statements after
+    /// it (see [`plan`]).
+    Continue,
 }
 
 /// Parameters of the model request for a cursor.
@@ -119,6 +125,9 @@ pub struct Plan {
     pub stop: Vec<String>,
     /// Token cap.
     pub max_tokens: usize,
+    /// Stop at the end of the cursor line unless it opens a block or was complete (the
+    /// engine's `LineEnd` rule, with these openers).
+    pub line_end_openers: Option<Vec<char>>,
 }
 
 fn is_ident(c: char) -> bool {
@@ -150,13 +159,13 @@ pub fn skip_automatic(c: &Cursor<'_>) -> bool {
 
 /// Line or block, stop strings and token cap for a cursor.
 pub fn plan(c: &Cursor<'_>, max_tokens: usize) -> Plan {
-    let line = Plan {
-        mode: Mode::Line,
-        stop: vec!["\n".into()],
-        max_tokens: max_tokens.min(LINE_MAX_TOKENS),
-    };
     if !c.after.trim().is_empty() {
-        return line;
+        return Plan {
+            mode: Mode::Line,
+            stop: vec!["\n".into()],
+            max_tokens: max_tokens.min(LINE_MAX_TOKENS),
+            line_end_openers: None,
+        };
     }
     let before = c.before.trim_end();
     let opens = before
@@ -168,9 +177,15 @@ pub fn plan(c: &Cursor<'_>, max_tokens: usize) -> Plan {
             mode: Mode::Block,
             stop: vec!["\n\n".into()],
             max_tokens,
+            line_end_openers: None,
         }
     } else {
-        line
+        Plan {
+            mode: Mode::Continue,
+            stop: vec!["\n\n".into()],
+            max_tokens,
+            line_end_openers: Some(c.lang.block_openers().to_vec()),
+        }
     }
 }
 
@@ -312,6 +327,8 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
             trim_rest_overlap(c, line)
         }
         Mode::Block => shape_block(c, &raw),
+        Mode::Continue if raw.trim_end().contains('\n') => shape_block(c, &raw),
+        Mode::Continue => trim_rest_overlap(c, raw.split('\n').next().unwrap_or("").trim_end()),
     };
     let trimmed = text.trim();
     if trimmed.is_empty()
@@ -346,7 +363,20 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
     let mut min_indent: Option<usize> = if c.before.trim().is_empty() {
         let first = format!("{}{}", c.before, lines[0]);
         (!first.trim().is_empty()).then(|| indent(&first))
+    } else if lines[0].trim().is_empty()
+        && !c
+            .before
+            .trim_end()
+            .chars()
+            .next_back()
+            .is_some_and(|ch| c.lang.block_openers().contains(&ch))
+    {
+        // The cursor line was complete: statements may follow at its level, or at the level
+        // of the code after the cursor (leaving the cursor line's block).
+        let below = c.below.map_or(usize::MAX, indent);
+        Some(indent(c.before).min(below))
     } else {
+        // The finished line opens a block: its body is indented deeper.
         Some(indent(c.before) + 1)
     };
     let below = c.below.map(str::trim).filter(|l| !l.is_empty());
@@ -585,10 +615,10 @@ mod tests {
                 Python "def add($0):" max=48 stop=["\n"]
                   raw:    "a, b)"
                   shaped: Some("a, b")
-                Python "x = $0" max=48 stop=["\n"]
+                Python "x = $0" max=128 stop=["\n\n"]
                   raw:    "compute(1, 2)  \n"
                   shaped: Some("compute(1, 2)")
-                Python "    return fib$0" max=48 stop=["\n"]
+                Python "    return fib$0" max=128 stop=["\n\n"]
                   raw:    "onacci(n - 1)\n"
                   shaped: Some("onacci(n - 1)")
                 Python "value = some_fu$0nction(1)" [skip automatic] max=48 stop=["\n"]
@@ -603,12 +633,54 @@ mod tests {
                 Rust "let v = foo($0);" max=48 stop=["\n"]
                   raw:    ")"
                   shaped: None
-                Python "total = $0" max=48 stop=["\n"]
+                Python "total = $0" max=128 stop=["\n\n"]
                   raw:    "0"
                   shaped: None
                 Python "s = \"caf$0\"" max=48 stop=["\n"]
                   raw:    "é 😀\""
                   shaped: Some("é 😀")
+            "#]],
+        );
+    }
+
+    #[test]
+    fn lines_that_continue() {
+        check(
+            &[
+                // A complete line: the model went on with the statements after it.
+                (
+                    Lang::Python,
+                    "def f(arr, k):\n    if k == 0:\n        return []$0\n    return ans\n",
+                    "\n    arr.sort()\n    ans = arr[-k:]",
+                ),
+                // ... but not past the end of its scope.
+                (
+                    Lang::Python,
+                    "def f(xs):\n    for x in xs:\n        print(x)$0\n",
+                    "\n        y = x\nprint(1)",
+                ),
+                // The finished line opens a block: its body follows, one level deeper.
+                (
+                    Lang::Python,
+                    "def f(n):\n    for i in r$0\n    return 0\n",
+                    "ange(n):\n        if n % i == 0:\n            return i\n    return 0",
+                ),
+                // The engine stopped at the line break: the rest of the line only.
+                (Lang::Python, "def f(n):\n    x = f($0\n", "n - 1)"),
+            ],
+            expect![[r#"
+                Python "        return []$0" max=128 stop=["\n\n"]
+                  raw:    "\n    arr.sort()\n    ans = arr[-k:]"
+                  shaped: Some("\n    arr.sort()\n    ans = arr[-k:]")
+                Python "        print(x)$0" max=128 stop=["\n\n"]
+                  raw:    "\n        y = x\nprint(1)"
+                  shaped: Some("\n        y = x")
+                Python "    for i in r$0" max=128 stop=["\n\n"]
+                  raw:    "ange(n):\n        if n % i == 0:\n            return i\n    return 0"
+                  shaped: Some("ange(n):\n        if n % i == 0:\n            return i")
+                Python "    x = f($0" max=128 stop=["\n\n"]
+                  raw:    "n - 1)"
+                  shaped: Some("n - 1)")
             "#]],
         );
     }

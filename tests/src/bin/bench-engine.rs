@@ -448,6 +448,7 @@ fn shift_quality(args: &Args) {
             max_tokens: Some(64),
             stop: vec!["\n".into()],
             stop_at_suffix: true,
+            line_end: None,
             deadline: Some(Instant::now() + Duration::from_secs(60)),
             ..FimRequest::default()
         };
