@@ -31,6 +31,8 @@ pub struct LineEnd {
     pub cursor_line: String,
     /// Characters that open a block at the end of a line (`:` in Python, `{`, `(`, `[`).
     pub openers: Vec<char>,
+    /// What starts a line comment in the language (`#`, `//`); empty for none.
+    pub line_comment: String,
 }
 
 impl LineEnd {
@@ -40,7 +42,7 @@ impl LineEnd {
             return false;
         }
         let full = format!("{}{}", self.cursor_line, first_line);
-        let code = strip_line_comment(full.trim_end());
+        let code = strip_line_comment(full.trim_end(), &self.line_comment);
         !code
             .trim_end()
             .chars()
@@ -49,17 +51,18 @@ impl LineEnd {
     }
 }
 
-/// `line` without a trailing `#` or `//` comment (roughly: not inside quotes).
-fn strip_line_comment(line: &str) -> &str {
+/// `line` without a trailing line comment starting with `marker` (outside quotes, roughly).
+fn strip_line_comment<'a>(line: &'a str, marker: &str) -> &'a str {
+    if marker.is_empty() {
+        return line;
+    }
     let mut quote = None;
-    let bytes = line.as_bytes();
     for (i, ch) in line.char_indices() {
         match (quote, ch) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(ch),
-            (None, '#') => return &line[..i],
-            (None, '/') if bytes.get(i + 1) == Some(&b'/') => return &line[..i],
+            (None, _) if line[i..].starts_with(marker) => return &line[..i],
             _ => {}
         }
     }
@@ -193,6 +196,7 @@ mod tests {
             StopChecker::new(vec![], "").with_line_end(Some(LineEnd {
                 cursor_line: line.into(),
                 openers: vec![':', '(', '[', '{'],
+                line_comment: "#".into(),
             }))
         };
         // Finishing the line: stop at its end.

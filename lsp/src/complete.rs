@@ -227,6 +227,7 @@ pub async fn suggest(
                     line_end: plan.line_end_openers.clone().map(|openers| LineEnd {
                         cursor_line: cur.before.to_owned(),
                         openers,
+                        line_comment: lang.line_comment().to_owned(),
                     }),
                     order: None,
                     deadline: Some(Instant::now() + Duration::from_millis(budget)),

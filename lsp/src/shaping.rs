@@ -54,6 +54,15 @@ impl Lang {
         }
     }
 
+    /// What starts a line comment (empty when unknown).
+    pub fn line_comment(self) -> &'static str {
+        match self {
+            Lang::Python => "#",
+            Lang::Rust | Lang::CLike => "//",
+            Lang::Other => "",
+        }
+    }
+
     fn block_openers(self) -> &'static [char] {
         match self {
             Lang::Python => &[':', '(', '[', '{'],
