@@ -212,6 +212,42 @@ fn field(line: &str, name: &str) -> Option<usize> {
         .ok()
 }
 
+/// Paces a replay: one keystroke per interval, plus the pause before each line's first
+/// non-blank character.
+struct Pacer {
+    next: Instant,
+    interval: Duration,
+    line_pause: Duration,
+    line_so_far: String,
+}
+
+impl Pacer {
+    fn new(args: &Args) -> Self {
+        Pacer {
+            next: Instant::now(),
+            interval: args.interval,
+            line_pause: args.line_pause,
+            line_so_far: String::new(),
+        }
+    }
+
+    /// Sleeps until keystroke `k` (typing `ch`) is due.
+    fn wait(&mut self, k: usize, ch: char) {
+        if !ch.is_whitespace() && self.line_so_far.trim().is_empty() && k > 0 {
+            self.next += self.line_pause;
+        }
+        if let Some(wait) = self.next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        self.next += self.interval;
+        if ch == '\n' {
+            self.line_so_far.clear();
+        } else {
+            self.line_so_far.push(ch);
+        }
+    }
+}
+
 fn utf16_len(s: &str) -> u32 {
     s.encode_utf16().count() as u32
 }
@@ -247,16 +283,9 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
     let log_start = server.stderr().len();
 
     let mut sent: Vec<(i64, Instant)> = Vec::new();
-    let mut next = Instant::now();
-    let mut line_so_far = String::new();
+    let mut pacer = Pacer::new(args);
     for (k, ch) in typed.chars().enumerate() {
-        if !ch.is_whitespace() && line_so_far.trim().is_empty() && k > 0 {
-            next += args.line_pause;
-        }
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        next += args.interval;
+        pacer.wait(k, ch);
         let version = k as i32 + 2;
         let mut buf = [0u16; 2];
         server.notify(
@@ -269,10 +298,8 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
         if ch == '\n' {
             line += 1;
             col = 0;
-            line_so_far.clear();
         } else {
             col += ch.encode_utf16(&mut buf).len() as u32;
-            line_so_far.push(ch);
         }
         let id = server.send_inline(&uri, line, col, false);
         sent.push((id, Instant::now()));
@@ -393,17 +420,10 @@ fn replay_peer(args: &Args, before: &str, typed: &str, after: &str) -> Report {
     let mut sent: Vec<Instant> = Vec::new();
     let mut in_flight: Option<(usize, std::net::TcpStream)> = None;
     let mut outcomes: Vec<Option<peer::Outcome>> = Vec::new();
-    let mut next = Instant::now();
-    let mut line_so_far = String::new();
+    let mut pacer = Pacer::new(args);
     let mut aborted = vec![false; typed.chars().count()];
     for (k, ch) in typed.chars().enumerate() {
-        if !ch.is_whitespace() && line_so_far.trim().is_empty() && k > 0 {
-            next += args.line_pause;
-        }
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        next += args.interval;
+        pacer.wait(k, ch);
         while let Ok(o) = done_rx.try_recv() {
             let i = o.index;
             outcomes[i] = Some(o);
@@ -416,11 +436,6 @@ fn replay_peer(args: &Args, before: &str, typed: &str, after: &str) -> Report {
         }
         doc.insert(cursor, ch);
         cursor += ch.len_utf8();
-        if ch == '\n' {
-            line_so_far.clear();
-        } else {
-            line_so_far.push(ch);
-        }
         outcomes.push(None);
         sent.push(Instant::now());
         in_flight = server
