@@ -26,21 +26,22 @@ def main(paths):
     cores = os.cpu_count()
     lines = [
         BEGIN,
-        "| set | model | tasks | pass@1 | p50 ms | p95 ms | mean generated tokens | hit token cap |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| set | model | tasks | pass@1 | p50 ms | p95 ms | mean generated tokens | hit token cap | commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in rows:
         every = f"every {s['stride']}th" if s["stride"] > 1 else "all"
         lines.append(
             f"| {s['set']} ({every}) | {s['model'].replace('-instruct-q4_k_m.gguf', '')} | {s['tasks']} "
             f"| **{s['pass_at_1']:.1f}%** | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} "
-            f"| {s['mean_generated_tokens']:.1f} | {100 * s['hit_token_cap']:.0f}% |"
+            f"| {s['mean_generated_tokens']:.1f} | {100 * s['hit_token_cap']:.0f}% | `{s.get('commit') or 'unrecorded'}` |"
         )
     lines.append("")
     lines.append(
         f"Through the real server over stdio (Invoked inline completion, greedy; every task is a newly "
         f"opened file, so its latency includes evaluating the whole prompt cold), {cores} cores, "
-        f"{rows[0]['threads'] if rows else 2} threads, commit `{commit}`; regenerate with `make bench-table`."
+        f"{rows[0]['threads'] if rows else 2} threads; the commit column is what each row measured "
+        f"(table written at `{commit}`); regenerate with `make bench-table`."
     )
     lines.append(END)
     readme = open("README.md").read()

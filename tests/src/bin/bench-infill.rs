@@ -164,6 +164,29 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The checkout's commit (with `-dirty` when it has uncommitted changes), so that a result says
+/// what it measured; empty outside a git checkout.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return String::new();
+    };
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{head}-dirty")
+    } else {
+        head
+    }
+}
+
 fn main() {
     let args = parse_args();
     let tasks = humaneval::load(&args.set);
@@ -307,7 +330,7 @@ fn main() {
             "p50_ms": percentile(&latencies, 0.5).round(), "p95_ms": percentile(&latencies, 0.95).round(),
             "mean_generated_tokens": generated as f64 / with_stats.max(1) as f64,
             "hit_token_cap": capped as f64 / with_stats.max(1) as f64,
-            "threads": args.threads,
+            "threads": args.threads, "commit": commit(),
         });
         std::fs::write(path, format!("{summary:#}\n"))
             .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
