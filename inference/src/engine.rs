@@ -453,8 +453,24 @@ impl<'m> Worker<'m> {
                 return Ok(tokens);
             }
             let over = tokens.len() - room;
+            // What gives way, in order: the suffix beyond a quarter of the window; the prefix
+            // beyond half of it while there is repository context (nearby code matters more
+            // than a distant start of the file, and context beats both once that is gone);
+            // context blocks, the first (most basic dependency) first; then the prefix.
+            let prefix_tokens = count(prefix);
             if count(suffix) > room / 4 && suffix.contains('\n') {
                 suffix = cut_lines_from_end(suffix, count, room / 4);
+            } else if !context.is_empty()
+                && prefix_tokens > room / 2 + PREFIX_TRIM_SLACK
+                && prefix.contains('\n')
+            {
+                let cut =
+                    cut_line_blocks_from_start(prefix, count, over.min(prefix_tokens - room / 2));
+                if cut.len() == prefix.len() {
+                    context = &context[1..];
+                } else {
+                    prefix = cut;
+                }
             } else if !context.is_empty() {
                 context = &context[1..];
             } else if prefix.contains('\n') {
@@ -1011,6 +1027,10 @@ fn cut_lines_from_end<'a>(text: &'a str, count: impl Fn(&str) -> usize, budget: 
 /// Drops whole blocks of [`PREFIX_TRIM_LINES`] lines from the start of `text` until at least
 /// `over` tokens are gone (at least one block). Block boundaries depend only on the text's
 /// start, so the trimmed prompt's start does not move while the user types at its end.
+/// How far past half the window a prefix may run before it is trimmed in favour of repository
+/// context (one trim block of lines is about this many tokens).
+const PREFIX_TRIM_SLACK: usize = 256;
+
 fn cut_line_blocks_from_start<'a>(
     text: &'a str,
     count: impl Fn(&str) -> usize,

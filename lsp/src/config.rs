@@ -51,6 +51,8 @@ pub struct Config {
     pub engine_reuse: bool,
     /// Hidden (benchmarks): shift reused KV entries after an edit.
     pub engine_reuse_shift: bool,
+    /// Hidden (benchmarks): tokens re-evaluated at the start of a shifted run.
+    pub engine_reuse_refresh_tokens: usize,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             explain_time_budget_ms: 60_000,
             engine_reuse: true,
             engine_reuse_shift: true,
+            engine_reuse_refresh_tokens: 32,
         }
     }
 }
@@ -106,7 +109,8 @@ impl Config {
             || self.context_size != before.context_size
             || self.fim_template != before.fim_template
             || self.engine_reuse != before.engine_reuse
-            || self.engine_reuse_shift != before.engine_reuse_shift;
+            || self.engine_reuse_shift != before.engine_reuse_shift
+            || self.engine_reuse_refresh_tokens != before.engine_reuse_refresh_tokens;
         update
     }
 
@@ -149,6 +153,9 @@ impl Config {
             "explainTimeBudgetMs" => self.explain_time_budget_ms = int(v, 100, 3_600_000)?,
             "engine.reuse" => self.engine_reuse = boolean(v)?,
             "engine.reuseShift" => self.engine_reuse_shift = boolean(v)?,
+            "engine.reuseRefreshTokens" => {
+                self.engine_reuse_refresh_tokens = int(v, 0, 4096)? as usize
+            }
             "repoContext" | "engine" => match v {
                 Value::Object(map) => self.apply_object(map, key, update),
                 Value::Null => {}

@@ -251,6 +251,7 @@ impl Inner {
         e.fim_template = c.fim_template.clone();
         e.reuse = c.engine_reuse;
         e.reuse_shift = c.engine_reuse_shift;
+        e.reuse_refresh_tokens = c.engine_reuse_refresh_tokens;
         e
     }
 

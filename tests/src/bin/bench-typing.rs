@@ -28,13 +28,19 @@ bench-typing: keystroke latency of the language server on a replayed typing sess
 USAGE:
     bench-typing [--model 1.5b|0.5b|PATH] [--file FILE] [--keys N] [--interval-ms MS]
                  [--prefix-chars N] [--threads N] [--runs on,off,peer] [--peer LLAMA_SERVER]
-                 [--line-pause-ms MS]
+                 [--line-pause-ms MS] [--refresh N] [--wait]
 
 --runs picks the replays: ghostline with KV reuse on, off, and the llama-server peer (default:
 all three; the peer only when its binary exists).
 --peer is the llama-server binary (default: $GHOSTLINE_PEER_BIN, else
 ~/.cache/ghostline/peer/llama-server, which scripts/build-llama-server.sh builds).
 --line-pause-ms adds a pause before the first character of each line (0: steady typing).
+--wait types each character only after the answer to the previous keystroke arrived (and at
+least the interval after the previous character): every keystroke gets its own answer, so the
+latency of each is measured (llama.vscode's figure of merit); without it keystrokes never wait
+and superseded requests are counted.
+--refresh sets the server's engine.reuseRefreshTokens (tokens re-evaluated at the start of a
+shifted suffix; the server's default when absent).
 
 Runs the ghostline binary of target/debug (or $GHOSTLINE_BIN).";
 
@@ -45,6 +51,8 @@ struct Args {
     interval: Duration,
     prefix_chars: usize,
     threads: Option<usize>,
+    refresh: Option<usize>,
+    wait: bool,
     runs: Vec<Run>,
     peer: PathBuf,
     line_pause: Duration,
@@ -98,6 +106,8 @@ fn parse_args() -> Args {
         interval: Duration::from_millis(80),
         prefix_chars: 4000,
         threads: None,
+        refresh: None,
+        wait: false,
         runs: Vec::new(),
         peer: peer::default_binary(),
         line_pause: Duration::ZERO,
@@ -145,6 +155,8 @@ fn parse_args() -> Args {
                 )
             }
             "--peer" => args.peer = PathBuf::from(value()),
+            "--refresh" => args.refresh = Some(value().parse().expect("--refresh N")),
+            "--wait" => args.wait = true,
             "--line-pause-ms" => {
                 args.line_pause =
                     Duration::from_millis(value().parse().expect("--line-pause-ms MS"))
@@ -231,6 +243,11 @@ impl Pacer {
         }
     }
 
+    /// The answer to the last keystroke arrived: the next one follows an interval from now.
+    fn resume(&mut self) {
+        self.next = self.next.max(Instant::now());
+    }
+
     /// Sleeps until keystroke `k` (typing `ch`) is due.
     fn wait(&mut self, k: usize, ch: char) {
         if !ch.is_whitespace() && self.line_so_far.trim().is_empty() && k > 0 {
@@ -269,6 +286,9 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
     if let Some(t) = args.threads {
         options["threads"] = json!(t);
     }
+    if let Some(n) = args.refresh {
+        options["engine"]["reuseRefreshTokens"] = json!(n);
+    }
     server.initialize(editor_capabilities(), options);
     server.wait_status(0, "ready", Duration::from_secs(300));
     let uri = file_uri("/tmp/ghostline-bench/typing.py");
@@ -303,6 +323,10 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
         }
         let id = server.send_inline(&uri, line, col, false);
         sent.push((id, Instant::now()));
+        if args.wait {
+            let _ = server.response(id, Duration::from_secs(60));
+            pacer.resume();
+        }
     }
     // Let the last requests finish.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -441,6 +465,13 @@ fn replay_peer(args: &Args, before: &str, typed: &str, after: &str) -> Report {
         in_flight = server
             .infill(k, &peer::infill_body(&doc, cursor), done_tx.clone())
             .map(|s| (k, s));
+        if args.wait {
+            if let Ok(o) = done_rx.recv_timeout(Duration::from_secs(60)) {
+                let i = o.index;
+                outcomes[i] = Some(o);
+            }
+            pacer.resume();
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while outcomes.iter().any(Option::is_none) && Instant::now() < deadline {
@@ -521,10 +552,11 @@ fn main() {
     let after = format!("\n{}", &text[end..]);
     let after = after.as_str();
     println!(
-        "bench-typing: {} keystrokes of {} (from byte {cut}) at {} ms, {} ms pause per line, model {}",
+        "bench-typing: {} keystrokes of {} (from byte {cut}) at {} ms{}, {} ms pause per line, model {}",
         typed.chars().count(),
         args.file.display(),
         args.interval.as_millis(),
+        if args.wait { " after each answer" } else { "" },
         args.line_pause.as_millis(),
         args.model.file_name().unwrap_or_default().to_string_lossy()
     );
