@@ -12,7 +12,7 @@
 //! latencies are printed.
 //!
 //! The file defaults to a Python standard-library module found on the machine; typing starts at
-//! the first line after `--prefix-chars` characters. Ratios matter more than absolute times on
+//! the first function definition after `--prefix-chars` characters. Ratios matter more than absolute times on
 //! a shared machine.
 
 use std::path::PathBuf;
@@ -532,15 +532,18 @@ fn main() {
     let args = parse_args();
     let text = std::fs::read_to_string(&args.file).expect("read the file");
     let text = text.replace("\r\n", "\n");
-    // Start typing at the first line after `prefix_chars`.
-    let cut = text[..args.prefix_chars.min(text.len())]
-        .rfind('\n')
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    let cut = text[args.prefix_chars.min(text.len())..]
-        .find('\n')
-        .map(|i| args.prefix_chars.min(text.len()) + i + 1)
-        .unwrap_or(cut);
+    // Start typing at the first function definition at or after `prefix_chars` (code, not a
+    // docstring or comment block), else at the first line after it.
+    let from = args.prefix_chars.min(text.len());
+    let from = (from..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    let line_after = text[from..].find('\n').map(|i| from + i + 1).unwrap_or(0);
+    let cut = ["\ndef ", "\n    def ", "\nfn ", "\n    fn ", "\npub fn "]
+        .iter()
+        .filter_map(|pat| text[from..].find(pat).map(|i| from + i + 1))
+        .min()
+        .unwrap_or(line_after);
     // Type whole lines (at least `keys` characters); the rest of the file follows on the
     // line below the cursor, as when writing new code above existing code.
     let mut typed: String = text[cut..].chars().take(args.keys).collect();
