@@ -652,11 +652,16 @@ fn main() {
     }
     if let (Some(on), Some(peer)) = (get(Run::ReuseOn), get(Run::Peer)) {
         for (name, p) in [("p50", 0.5), ("p95", 0.95)] {
+            let (a, b) = (percentile(&on.answered, p), percentile(&peer.answered, p));
             println!(
-                "{name} answered latency, ghostline / llama-server: {:.2}",
-                percentile(&on.answered, p) / percentile(&peer.answered, p)
+                "{name} answered latency, ghostline / llama-server: {a:.0} / {b:.0} ms = {:.3}",
+                a / b
             );
         }
+        println!(
+            "p50 first token of a model run, ghostline / llama-server: {:.2}",
+            percentile(&on.first_token_ms, 0.5) / percentile(&peer.first_token_ms, 0.5)
+        );
         println!(
             "(llama-server: /infill as llama.vscode sends it, --cache-reuse 256, same model and threads; \
              its first-token and whole-run rows are its own prompt_ms and prompt_ms + predicted_ms)"
