@@ -30,7 +30,9 @@ def main(paths):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in rows:
-        every = f"every {s['stride']}th" if s["stride"] > 1 else "all"
+        n = s["stride"]
+        ordinal = {1: "st", 2: "nd", 3: "rd"}.get(n % 10 if n % 100 not in (11, 12, 13) else 0, "th")
+        every = f"every {n}{ordinal}" if n > 1 else "all"
         lines.append(
             f"| {s['set']} ({every}) | {s['model'].replace('-instruct-q4_k_m.gguf', '')} | {s['tasks']} "
             f"| **{s['pass_at_1']:.1f}%** | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} "

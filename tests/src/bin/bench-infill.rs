@@ -189,6 +189,8 @@ fn commit() -> String {
 
 fn main() {
     let args = parse_args();
+    // Read before the run: the checkout may change while it goes on.
+    let measured_commit = commit();
     let tasks = humaneval::load(&args.set);
     if tasks.is_empty() {
         die(&format!(
@@ -330,7 +332,7 @@ fn main() {
             "p50_ms": percentile(&latencies, 0.5).round(), "p95_ms": percentile(&latencies, 0.95).round(),
             "mean_generated_tokens": generated as f64 / with_stats.max(1) as f64,
             "hit_token_cap": capped as f64 / with_stats.max(1) as f64,
-            "threads": args.threads, "commit": commit(),
+            "threads": args.threads, "commit": measured_commit,
         });
         std::fs::write(path, format!("{summary:#}\n"))
             .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
