@@ -30,6 +30,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ghostline_tests::utf16_offset as offset;
 use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
 use serde_json::{json, Value};
 
@@ -784,25 +785,6 @@ fn similarity(a: &str, b: &str) -> f64 {
         return 1.0;
     }
     1.0 - levenshtein(a, b) as f64 / longest as f64
-}
-
-/// Byte offset of an LSP (line, UTF-16 character) position.
-fn offset(text: &str, line: u64, character: u64) -> usize {
-    let mut start = 0;
-    for _ in 0..line {
-        match text[start..].find('\n') {
-            Some(i) => start += i + 1,
-            None => return text.len(),
-        }
-    }
-    let mut units = 0u64;
-    for (i, c) in text[start..].char_indices() {
-        if units >= character || c == '\n' {
-            return start + i;
-        }
-        units += c.len_utf16() as u64;
-    }
-    text.len()
 }
 
 /// The cursor's line after applying the first item (its range, else at the cursor), cut at the

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ghostline_tests::humaneval::{self, Task};
+use ghostline_tests::utf16_offset as offset;
 use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
 use serde_json::{json, Value};
 
@@ -109,25 +110,6 @@ fn editor_state(task: &Task, whole_lines: bool) -> (String, u32, u32) {
     let last = task.prompt.rsplit('\n').next().unwrap_or("");
     let character = last.encode_utf16().count() as u32;
     (text, line, character)
-}
-
-/// Byte offset of an LSP (line, UTF-16 character) position.
-fn offset(text: &str, line: u64, character: u64) -> usize {
-    let mut start = 0;
-    for _ in 0..line {
-        match text[start..].find('\n') {
-            Some(i) => start += i + 1,
-            None => return text.len(),
-        }
-    }
-    let mut units = 0u64;
-    for (i, c) in text[start..].char_indices() {
-        if units >= character || c == '\n' {
-            return start + i;
-        }
-        units += c.len_utf16() as u64;
-    }
-    text.len()
 }
 
 fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
