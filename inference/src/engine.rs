@@ -43,9 +43,7 @@ const SEQ_CHAT: i32 = 2;
 /// the prompt stays put while the user types.
 const PREFIX_TRIM_LINES: usize = 32;
 
-type FimReply = Box<dyn FnOnce(Result<Completion, EngineError>) + Send>;
-type ChatReply = Box<dyn FnOnce(Result<ChatOutput, EngineError>) + Send>;
-type ChatStream = Box<dyn FnMut(&str) + Send>;
+use crate::backend::{ChatReply, ChatStream, FimReply};
 
 enum Job {
     Fim {
@@ -205,6 +203,34 @@ impl Engine {
             let _ = tx.send(r);
         });
         rx.recv().unwrap_or(Err(EngineError::Stopped))
+    }
+}
+
+impl crate::backend::Backend for Engine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn context_size(&self) -> usize {
+        self.config.context_size.max(256) as usize
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        Engine::count_tokens(self, text)
+    }
+
+    fn submit_fim(&self, req: FimRequest, cancel: CancelToken, reply: FimReply) {
+        Engine::submit_fim(self, req, cancel, reply)
+    }
+
+    fn submit_chat(
+        &self,
+        req: ChatRequest,
+        cancel: CancelToken,
+        on_text: ChatStream,
+        reply: ChatReply,
+    ) {
+        Engine::submit_chat(self, req, cancel, on_text, reply)
     }
 }
 

@@ -9,6 +9,7 @@
 //! This crate knows llama.cpp, tokenizers, FIM formats and chat templates. It knows nothing of
 //! LSP, editors, tree-sitter or the file system beyond loading the model file.
 
+pub mod backend;
 mod engine;
 pub mod fim;
 mod llama_log;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use backend::{complete_blocking, Backend, BackendHandle, FakeBackend};
 pub use engine::{Engine, EngineHandle};
 pub use fim::{ContextBlock, FimFormat, FimOrder};
 pub use model::{default_model_path, model_cache_dir, ModelInfo};

@@ -309,7 +309,7 @@ pub async fn suggest(
 
 async fn repo_context(
     inner: &Arc<Inner>,
-    engine: &Arc<ghostline_inference::Engine>,
+    engine: &ghostline_inference::BackendHandle,
     loc: &crate::workspace::Location,
     rope: &Rope,
     config: &crate::config::Config,

@@ -20,9 +20,22 @@ pub enum Trigger {
     Manual,
 }
 
+/// Which model backend answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The in-process llama.cpp engine (the default).
+    Local,
+    /// A deterministic stand-in without a model file, for tests (`ghostline_inference::FakeBackend`).
+    Fake,
+}
+
 /// All settings, with their defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Which backend answers.
+    pub backend: BackendKind,
+    /// Hidden (tests): milliseconds per token of the fake backend.
+    pub fake_delay_ms: u64,
     /// GGUF file; the command line's `--model`, `GHOSTLINE_MODEL` or the cache path when `None`.
     pub model: Option<PathBuf>,
     /// Engine threads; all cores up to 8 when `None`.
@@ -58,6 +71,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            backend: BackendKind::Local,
+            fake_delay_ms: 0,
             model: None,
             threads: None,
             context_size: 4096,
@@ -104,7 +119,9 @@ impl Config {
                 .push(format!("ghostline settings must be an object, not {other}")),
         }
         update.changed = *self != before;
-        update.engine_changed = self.model != before.model
+        update.engine_changed = self.backend != before.backend
+            || self.fake_delay_ms != before.fake_delay_ms
+            || self.model != before.model
             || self.threads != before.threads
             || self.context_size != before.context_size
             || self.fim_template != before.fim_template
@@ -131,6 +148,14 @@ impl Config {
 
     fn apply_key(&mut self, key: &str, v: &Value, update: &mut Update) -> Result<(), String> {
         match key {
+            "backend" => {
+                self.backend = match v.as_str() {
+                    Some("local") => BackendKind::Local,
+                    Some("fake") => BackendKind::Fake,
+                    _ => return Err("expected \"local\" or \"fake\"".into()),
+                }
+            }
+            "fake.delayMs" => self.fake_delay_ms = int(v, 0, 10_000)?,
             "model" => self.model = opt_string(v)?.map(PathBuf::from),
             "threads" => self.threads = opt_int(v, 1, 256)?.map(|n| n as usize),
             "contextSize" => self.context_size = int(v, 256, 131_072)? as u32,
@@ -156,7 +181,7 @@ impl Config {
             "engine.reuseRefreshTokens" => {
                 self.engine_reuse_refresh_tokens = int(v, 0, 4096)? as usize
             }
-            "repoContext" | "engine" => match v {
+            "repoContext" | "engine" | "fake" => match v {
                 Value::Object(map) => self.apply_object(map, key, update),
                 Value::Null => {}
                 _ => return Err("expected an object".into()),

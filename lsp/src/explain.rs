@@ -246,12 +246,12 @@ pub async fn execute(
             deadline: Some(Instant::now() + Duration::from_millis(config.explain_time_budget_ms)),
         },
         cancel,
-        move |piece: &str| {
+        Box::new(move |piece: &str| {
             let _ = piece_tx.send(piece.to_owned());
-        },
-        move |r| {
+        }),
+        Box::new(move |r| {
             let _ = reply_tx.send(r);
-        },
+        }),
     );
     inner
         .status(State::Generating, Some(title.clone()), None)

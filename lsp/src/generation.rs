@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ghostline_inference::{CancelToken, Engine, EngineError, FimRequest, Stats, StopReason};
+use ghostline_inference::{BackendHandle, CancelToken, EngineError, FimRequest, Stats, StopReason};
 use tokio::sync::watch;
 use tower_lsp_server::ls_types::Uri;
 
@@ -113,7 +113,7 @@ pub struct Spec {
 
 /// Starts a generation for `uri` and registers it as the document's current one (cancelling
 /// the previous one).
-pub fn start(inner: &Arc<Inner>, engine: Arc<Engine>, uri: &Uri, spec: Spec) -> Arc<Generation> {
+pub fn start(inner: &Arc<Inner>, engine: BackendHandle, uri: &Uri, spec: Spec) -> Arc<Generation> {
     let (tx, rx) = watch::channel(None);
     let cancel = CancelToken::new();
     let generation = Arc::new(Generation {
@@ -132,9 +132,13 @@ pub fn start(inner: &Arc<Inner>, engine: Arc<Engine>, uri: &Uri, spec: Spec) -> 
     let (inner, uri, g) = (inner.clone(), uri.clone(), generation.clone());
     tokio::spawn(async move {
         let (reply_tx, reply) = tokio::sync::oneshot::channel();
-        engine.submit_fim(spec.request, cancel, move |r| {
-            let _ = reply_tx.send(r);
-        });
+        engine.submit_fim(
+            spec.request,
+            cancel,
+            Box::new(move |r| {
+                let _ = reply_tx.send(r);
+            }),
+        );
         inner.status(State::Generating, None, None).await;
         let outcome = match reply.await {
             Ok(Ok(c)) => {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ghostline_inference::{Engine, EngineConfig};
+use ghostline_inference::{BackendHandle, Engine, EngineConfig, FakeBackend};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
@@ -57,7 +57,7 @@ pub enum EngineState {
     /// Loading.
     Loading,
     /// Loaded.
-    Ready(Arc<Engine>),
+    Ready(BackendHandle),
     /// Could not be loaded; the message says why.
     Failed(String),
 }
@@ -77,7 +77,7 @@ impl EngineSlot {
     }
 
     /// The engine when it is loaded.
-    pub fn ready(&self) -> Option<Arc<Engine>> {
+    pub fn ready(&self) -> Option<BackendHandle> {
         match &*lock(&self.state) {
             EngineState::Ready(e) => Some(e.clone()),
             _ => None,
@@ -361,13 +361,23 @@ impl Inner {
         )
         .await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
+        let settings = self.config();
         let mut load = tokio::task::spawn_blocking(move || {
+            if settings.backend == config::BackendKind::Fake {
+                let _ = tx.send(1.0);
+                let delay = Duration::from_millis(settings.fake_delay_ms);
+                let fake = FakeBackend::new()
+                    .with_delay_per_token(delay)
+                    .with_context_size(config.context_size as usize);
+                return Ok(Arc::new(fake) as BackendHandle);
+            }
             Engine::start_with_progress(
                 config,
                 Box::new(move |p| {
                     let _ = tx.send(p);
                 }),
             )
+            .map(|engine| Arc::new(engine) as BackendHandle)
         });
         let result = loop {
             tokio::select! {
@@ -387,10 +397,7 @@ impl Inner {
         match result {
             Ok(engine) => {
                 let info = engine.info().clone();
-                if !self
-                    .engine
-                    .finish(generation, EngineState::Ready(Arc::new(engine)))
-                {
+                if !self.engine.finish(generation, EngineState::Ready(engine)) {
                     progress
                         .end(Some("superseded by a newer load".into()))
                         .await;
