@@ -170,6 +170,18 @@ pub enum EngineError {
     /// The engine thread is gone (the model was unloaded or the thread panicked).
     #[error("the inference engine has stopped")]
     Stopped,
+    /// The backend failed in a way that later requests will hit too (a panic on the engine
+    /// thread, a llama.cpp state it cannot recover from): the server reports it and restarts
+    /// the backend.
+    #[error("the inference engine failed: {0}")]
+    Crashed(String),
+}
+
+impl EngineError {
+    /// Whether the backend must be restarted before it can answer again.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, EngineError::Stopped | EngineError::Crashed(_))
+    }
 }
 
 /// A flag that stops a request between prompt chunks and between generated tokens.
