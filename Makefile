@@ -9,18 +9,26 @@ MODEL ?= 1.5b
 CARGO ?= cargo
 BIN := target/debug/ghostline
 
-.PHONY: demo test test-editors deps model models build bench-engine bench-shift-quality bench-infill bench-table quality-floor fmt clippy
+.PHONY: demo test test-model test-editors deps model models build bench-engine bench-shift-quality bench-infill bench-table quality-floor fmt clippy
 
 demo: deps model build
 	@echo "--- completing examples/fibonacci.py at line 5, column 5 ---" >&2
 	$(BIN) complete examples/fibonacci.py:5:5
 
 # Binaries and tests are built in one go, with one feature resolution, so llama.cpp is built once.
+# Two tiers: `cargo test --workspace` needs no model (pipeline, protocol, storm, shaping and
+# fixture tests run against the fake backend); the real-model tests are `#[ignore]`d there and
+# run in the second tier (`make test-model`).
 test: deps models
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
+	$(MAKE) test-model
 	$(MAKE) quality-floor
 	$(MAKE) test-editors
+
+# The real-model tier alone (needs `make models`).
+test-model:
+	$(CARGO) test --workspace -- --ignored
 
 # The editor clients in real editors against the real server (installs Neovim, Chromium,
 # code-server and the extension's npm packages).
