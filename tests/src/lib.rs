@@ -13,6 +13,7 @@
 //!
 //! It knows nothing of the server's internals.
 
+pub mod args;
 pub mod humaneval;
 pub mod peer;
 

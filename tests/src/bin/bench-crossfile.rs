@@ -79,61 +79,23 @@ fn die(msg: &str) -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args {
-        model: "1.5b".into(),
-        cases: 40,
-        seed: 1,
-        budget_tokens: 1024,
-        context_size: 3072,
-        per_file: 5,
-        threads: 2,
-        projects: DEFAULT_PROJECTS.iter().map(|s| s.to_string()).collect(),
-        out: None,
-        dry_run: false,
+    let mut a = ghostline_tests::args::Args::parse(USAGE);
+    let args = Args {
+        model: a.text("--model").unwrap_or_else(|| "1.5b".into()),
+        cases: a.get("--cases", 40),
+        seed: a.get("--seed", 1),
+        budget_tokens: a.get("--budget-tokens", 1024),
+        context_size: a.get("--context-size", 3072),
+        per_file: a.get("--per-file", 5usize).max(1),
+        threads: a.get("--threads", 2),
+        projects: a
+            .list("--projects")
+            .unwrap_or_else(|| DEFAULT_PROJECTS.iter().map(|s| s.to_string()).collect()),
+        out: a.value("--out"),
+        dry_run: a.flag("--dry-run"),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| die(&format!("{arg} needs a value")))
-        };
-        let number = |v: String| -> u64 {
-            v.parse()
-                .unwrap_or_else(|_| die(&format!("{v:?} is not a number")))
-        };
-        match arg.as_str() {
-            "--model" => a.model = value(),
-            "--cases" => a.cases = number(value()) as usize,
-            "--seed" => a.seed = number(value()),
-            "--budget-tokens" => a.budget_tokens = number(value()) as usize,
-            "--context-size" => a.context_size = number(value()) as usize,
-            "--per-file" => a.per_file = number(value()).max(1) as usize,
-            "--threads" => a.threads = number(value()) as usize,
-            "--projects" => {
-                a.projects = value()
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
-            "--out" => a.out = Some(value().into()),
-            "--dry-run" => a.dry_run = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => die(&format!("unknown argument {other}\n\n{USAGE}")),
-        }
-    }
-    a
-}
-
-fn model_path(name: &str) -> PathBuf {
-    match name {
-        "1.5b" | "1.5B" => ghostline_tests::default_model(),
-        "0.5b" | "0.5B" => ghostline_tests::small_model(),
-        path => PathBuf::from(path),
-    }
+    a.finish();
+    args
 }
 
 /// SplitMix64: a small deterministic generator (no dependency for a benchmark's dice).
@@ -968,7 +930,7 @@ fn summarize(outcomes: &[&Outcome]) -> Summary {
 
 fn main() {
     let args = parse_args();
-    let model = model_path(&args.model);
+    let model = ghostline_tests::args::model_path(&args.model);
     if !model.is_file() {
         die(&format!("model {} is missing", model.display()));
     }

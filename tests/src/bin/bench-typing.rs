@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ghostline_tests::peer::{self, Peer};
-use ghostline_tests::{editor_capabilities, file_uri, model_dir, Server, Spawn};
+use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
 use serde_json::{json, Value};
 
 const USAGE: &str = "\
@@ -99,78 +99,35 @@ fn default_file() -> PathBuf {
 }
 
 fn parse_args() -> Args {
+    let mut a = ghostline_tests::args::Args::parse(USAGE);
+    let file = a.value::<PathBuf>("--file");
+    let runs = a
+        .list::<String>("--runs")
+        .or_else(|| a.list("--only"))
+        .map(|runs| {
+            runs.iter()
+                .map(|r| match r.as_str() {
+                    "on" => Run::ReuseOn,
+                    "off" => Run::ReuseOff,
+                    "peer" => Run::Peer,
+                    other => a.die(&format!("unknown run {other} (on, off, peer)")),
+                })
+                .collect::<Vec<_>>()
+        });
     let mut args = Args {
-        model: model_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
+        model: a.model(),
         file: PathBuf::new(),
-        keys: 300,
-        interval: Duration::from_millis(80),
-        prefix_chars: 4000,
-        threads: None,
-        refresh: None,
-        wait: false,
+        keys: a.get("--keys", 300),
+        interval: Duration::from_millis(a.get("--interval-ms", 80)),
+        prefix_chars: a.get("--prefix-chars", 4000),
+        threads: a.value("--threads"),
+        refresh: a.value("--refresh"),
+        wait: a.flag("--wait"),
         runs: Vec::new(),
-        peer: peer::default_binary(),
-        line_pause: Duration::ZERO,
+        peer: a.value("--peer").unwrap_or_else(peer::default_binary),
+        line_pause: Duration::from_millis(a.get("--line-pause-ms", 0)),
     };
-    let mut file = None;
-    let mut runs = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next().unwrap_or_else(|| {
-                eprintln!("{a} needs a value\n\n{USAGE}");
-                std::process::exit(2)
-            })
-        };
-        match a.as_str() {
-            "--model" => {
-                let v = value();
-                args.model = match v.as_str() {
-                    "1.5b" => model_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
-                    "0.5b" => model_dir().join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-                    p => PathBuf::from(p),
-                }
-            }
-            "--file" => file = Some(PathBuf::from(value())),
-            "--keys" => args.keys = value().parse().expect("--keys N"),
-            "--interval-ms" => {
-                args.interval = Duration::from_millis(value().parse().expect("--interval-ms MS"))
-            }
-            "--prefix-chars" => args.prefix_chars = value().parse().expect("--prefix-chars N"),
-            "--threads" => args.threads = Some(value().parse().expect("--threads N")),
-            "--runs" | "--only" => {
-                let v = value();
-                runs = Some(
-                    v.split(',')
-                        .map(|r| match r {
-                            "on" => Run::ReuseOn,
-                            "off" => Run::ReuseOff,
-                            "peer" => Run::Peer,
-                            other => {
-                                eprintln!("unknown run {other} (on, off, peer)");
-                                std::process::exit(2)
-                            }
-                        })
-                        .collect(),
-                )
-            }
-            "--peer" => args.peer = PathBuf::from(value()),
-            "--refresh" => args.refresh = Some(value().parse().expect("--refresh N")),
-            "--wait" => args.wait = true,
-            "--line-pause-ms" => {
-                args.line_pause =
-                    Duration::from_millis(value().parse().expect("--line-pause-ms MS"))
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0)
-            }
-            other => {
-                eprintln!("unknown argument {other}\n\n{USAGE}");
-                std::process::exit(2)
-            }
-        }
-    }
+    a.finish();
     args.file = file.unwrap_or_else(default_file);
     args.runs = runs.unwrap_or_else(|| {
         let mut all = vec![Run::ReuseOn, Run::ReuseOff];
