@@ -81,11 +81,18 @@ fn indent(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
-/// The identifier after `keyword` in `line`.
+/// The identifier after `keyword` in `line`, past a receiver in parentheses (Go's
+/// `func (s *S) Len()`).
 fn name_after(line: &str, keyword: &str) -> Option<String> {
     let at = line.find(keyword)? + keyword.len();
-    let name: String = line[at..]
-        .trim_start()
+    let mut rest = line[at..].trim_start();
+    if rest.starts_with('(') {
+        rest = rest
+            .split_once(')')
+            .map_or("", |(_, after)| after)
+            .trim_start();
+    }
+    let name: String = rest
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect();

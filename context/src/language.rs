@@ -26,6 +26,12 @@ pub fn language_for_path(path: &Path) -> Option<Language> {
     Language::from_lang(ghostline_lang::Language::from_extension(ext)?)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes this thread handed to the parser, for tests that check what is parsed how often.
+    pub(crate) static PARSED_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Which query file of a language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueryKind {
@@ -161,6 +167,8 @@ impl Language {
     /// Parses `text` unless `stop()` turns true meanwhile (asked every few thousand bytes):
     /// then `None`, and the parser is reset for the next text.
     pub(crate) fn parse_until(self, text: &str, stop: &dyn Fn() -> bool) -> Option<Tree> {
+        #[cfg(test)]
+        PARSED_BYTES.with(|n| n.set(n.get() + text.len()));
         thread_local! {
             static PARSERS: RefCell<Vec<(Language, Parser)>> = const { RefCell::new(Vec::new()) };
         }
