@@ -1,5 +1,6 @@
-//! The languages this crate understands, their tree-sitter grammars and the query files from
-//! `grammars/<lang>/*.scm`, embedded at build time.
+//! The languages this crate parses with tree-sitter, their grammars and the query files from
+//! `grammars/<lang>/*.scm`, embedded at build time. Which files and language ids name a
+//! language is `ghostline-lang`'s to say; this module only adds the grammars.
 //!
 //! Parsing goes through one parser per language per thread, so any thread may parse without
 //! locking. This module does not interpret query captures; `imports` and `outline` do.
@@ -21,11 +22,14 @@ pub enum Language {
 
 /// The language of a file, from its extension; `None` for anything this crate does not read.
 pub fn language_for_path(path: &Path) -> Option<Language> {
-    match path.extension()?.to_str()? {
-        "py" | "pyi" => Some(Language::Python),
-        "rs" => Some(Language::Rust),
-        _ => None,
-    }
+    let ext = path.extension()?.to_str()?;
+    Language::from_lang(ghostline_lang::Language::from_extension(ext)?)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes this thread handed to the parser, for tests that check what is parsed how often.
+    pub(crate) static PARSED_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Which query file of a language.
@@ -41,10 +45,20 @@ impl Language {
 
     /// The folder name of the language under `grammars/`.
     pub fn name(self) -> &'static str {
+        self.lang().grammar().unwrap_or("")
+    }
+
+    /// The language's facts.
+    pub fn lang(self) -> ghostline_lang::Language {
         match self {
-            Language::Python => "python",
-            Language::Rust => "rust",
+            Language::Python => ghostline_lang::Language::Python,
+            Language::Rust => ghostline_lang::Language::Rust,
         }
+    }
+
+    /// The parsed language for `lang`, when it has a grammar here.
+    pub fn from_lang(lang: ghostline_lang::Language) -> Option<Language> {
+        Language::ALL.into_iter().find(|l| l.lang() == lang)
     }
 
     pub(crate) fn grammar(self) -> tree_sitter::Language {
@@ -147,6 +161,14 @@ impl Language {
 
     /// Parses `text`; `None` only if tree-sitter gives up (it recovers from syntax errors).
     pub(crate) fn parse(self, text: &str) -> Option<Tree> {
+        self.parse_until(text, &|| false)
+    }
+
+    /// Parses `text` unless `stop()` turns true meanwhile (asked every few thousand bytes):
+    /// then `None`, and the parser is reset for the next text.
+    pub(crate) fn parse_until(self, text: &str, stop: &dyn Fn() -> bool) -> Option<Tree> {
+        #[cfg(test)]
+        PARSED_BYTES.with(|n| n.set(n.get() + text.len()));
         thread_local! {
             static PARSERS: RefCell<Vec<(Language, Parser)>> = const { RefCell::new(Vec::new()) };
         }
@@ -164,7 +186,19 @@ impl Language {
                     parsers.len() - 1
                 }
             };
-            parsers[index].1.parse(text, None)
+            let parser = &mut parsers[index].1;
+            let bytes = text.as_bytes();
+            let mut progress = |_: &tree_sitter::ParseState| stop();
+            let options = tree_sitter::ParseOptions::new().progress_callback(&mut progress);
+            let tree = parser.parse_with_options(
+                &mut |at, _| bytes.get(at..).unwrap_or(&[]),
+                None,
+                Some(options),
+            );
+            if tree.is_none() {
+                parser.reset();
+            }
+            tree
         })
     }
 }

@@ -9,7 +9,12 @@
 //! - `graph`: imports followed to a depth, topologically sorted, cycles broken by in-degree;
 //! - `outline`: signatures and definitions with bodies dropped (`outline.scm`);
 //! - `render`: blocks chosen by relevance under the budget;
-//! - `index`: the cached, thread-safe [`Index`] that ties them together.
+//! - `store`: the cached, thread-safe [`Index`]: files, hashes, parses, editor buffers;
+//! - `context` and `definitions`: the two queries, each cancellable through a [`Stop`];
+//! - `function`: the function around a cursor (tree-sitter, else textual fallbacks).
+//!
+//! Facts about languages (extensions, ids, comment markers, block rules) come from
+//! `ghostline-lang`, re-exported as [`lang`].
 //!
 //! Plain data in, plain data out: paths, byte offsets and strings. This crate knows nothing of
 //! LSP, async runtimes or models; it reads files only inside the workspace roots, never writes,
@@ -37,14 +42,18 @@
 //! ```
 
 mod confine;
+mod context;
+mod definitions;
+mod function;
 mod graph;
 mod imports;
-mod index;
 mod language;
 mod manifest;
 mod outline;
 mod render;
 mod resolve;
+mod stop;
+mod store;
 
 #[cfg(test)]
 mod tests;
@@ -52,8 +61,11 @@ mod tests;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use index::Index;
+pub use function::{enclosing_function_for, WINDOW_BYTES};
+pub use ghostline_lang as lang;
 pub use language::{language_for_path, Language};
+pub use stop::{Stop, Stopped};
+pub use store::Index;
 
 /// Settings of the repository context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,8 +125,8 @@ pub struct IndexStats {
 /// The function around an offset, from [`enclosing_function`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSpan {
-    /// The function's name.
-    pub name: String,
+    /// The function's name, when one could be read (always with tree-sitter).
+    pub name: Option<String>,
     /// Its bytes in the text (Python decorators included).
     pub range: Range<usize>,
 }
@@ -184,12 +196,11 @@ pub enum Error {
     },
 }
 
-/// The innermost function or method (Python `def`, Rust `fn`) of `text` that contains the byte
-/// `offset`, with its name and byte range — for the "explain this function" action. `None`
-/// outside any function or for an unsupported language. `path` only selects the language.
+/// The innermost function or method of `text` that contains the byte `offset`, with its name
+/// and byte range — for the "explain this function" action. `None` outside any function or
+/// for a language without facts. `path` only selects the language (by its extension); see
+/// [`enclosing_function_for`] to name the language instead.
 pub fn enclosing_function(path: &Path, text: &str, offset: usize) -> Option<FunctionSpan> {
-    let lang = language_for_path(path)?;
-    let tree = lang.parse(text)?;
-    let (name, range) = outline::enclosing_function(lang, &tree, text, offset)?;
-    Some(FunctionSpan { name, range })
+    let lang = lang::Language::from_path(&path.to_string_lossy())?;
+    enclosing_function_for(lang, text, offset)
 }

@@ -5,6 +5,8 @@
 
 mod context;
 mod fixture;
+mod function;
 mod imports;
 mod index;
 mod outline;
+mod robustness;

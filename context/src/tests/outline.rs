@@ -29,7 +29,7 @@ fn check_enclosing(name: &str, text: &str, expect: Expect) {
             let body = &text[span.range.clone()];
             format!(
                 "{} {:?} .. {:?}",
-                span.name,
+                span.name.unwrap_or_default(),
                 body.lines().next().unwrap_or(""),
                 body.lines().last().unwrap_or("")
             )

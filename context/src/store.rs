@@ -1,6 +1,9 @@
-//! The workspace index: which source files exist under the roots, their imports and outlines
-//! (parsed on first need, once per content hash), and the unsaved editor buffers that override
-//! them. Builds the repository context and the definitions for "explain this function" from it.
+//! The store of the workspace index: which source files exist under the roots, their hashes,
+//! imports and outlines (parsed on first need, once per content hash), the unsaved editor
+//! buffers that override them, and the parse cache of editor texts it does not hold (files
+//! over the size limit are read once per content, and only their first `max_file_bytes`). The
+//! queries live in `context` (repository context) and `definitions` (for "explain this
+//! function"); this module answers what they ask about files.
 //!
 //! The walk only reads and hashes files (parsing every file was 80% of indexing time); a file
 //! is parsed when a context first reaches it, with its imports and outline from one parse.
@@ -14,7 +17,7 @@
 //! re-parses them. Resolved imports are cached per file until the set of files changes. The
 //! index never writes, and never prints.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -25,34 +28,29 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{Match, WalkBuilder};
 
 use crate::confine::{normalize, read_source, Roots};
-use crate::graph;
 use crate::imports;
 use crate::language::{language_for_path, Language};
 use crate::manifest::Manifest;
 use crate::outline::{self, Details};
-use crate::render::{self, Candidate};
 use crate::resolve::{self, Edge, Probe};
-use crate::{ContextBlock, ContextConfig, Error, IndexStats};
-
-/// How deep re-exports are followed when looking for a definition (`from .a import X` in an
-/// `__init__.py`, `pub use`).
-const MAX_REEXPORT_HOPS: usize = 3;
+use crate::stop::Stop;
+use crate::{ContextConfig, Error, IndexStats};
 
 /// What the index knows about one file.
 #[derive(Debug)]
-struct FileEntry {
-    lang: Language,
+pub(crate) struct FileEntry {
+    pub(crate) lang: Language,
     hash: u64,
     /// Bytes of the text the entry was read from.
-    len: usize,
+    pub(crate) len: usize,
     /// The editor's unsaved text, which overrides the disk.
-    buffer: Option<Arc<str>>,
+    pub(crate) buffer: Option<Arc<str>>,
     /// Imports and the byte ranges of their statements: parsed on first need (not by the
     /// walk, which only reads and hashes), then kept as long as the hash is the same.
     imports: OnceLock<Arc<imports::Imports>>,
     /// Outline and definitions; computed with the imports for files read from disk, on
     /// demand for editor buffers.
-    details: OnceLock<Arc<Details>>,
+    pub(crate) details: OnceLock<Arc<Details>>,
     /// Resolved imports, valid for the file-set generation they were computed in.
     resolved: Mutex<Option<(u64, Arc<Vec<Edge>>)>>,
 }
@@ -93,7 +91,7 @@ impl FileEntry {
 
     /// The outline and definitions; `text` must be the text this entry was read from. Parses
     /// it if needed, recording the imports from the same parse.
-    fn details(&self, text: &str) -> Arc<Details> {
+    pub(crate) fn details(&self, text: &str) -> Arc<Details> {
         if let Some(details) = self.details.get() {
             return details.clone();
         }
@@ -112,7 +110,7 @@ impl FileEntry {
     }
 }
 
-fn content_hash(text: &str) -> u64 {
+pub(crate) fn content_hash(text: &str) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     text.hash(&mut hasher);
     hasher.finish()
@@ -138,7 +136,7 @@ impl State {
 /// `Arc`.
 #[derive(Debug)]
 pub struct Index {
-    roots: Roots,
+    pub(crate) roots: Roots,
     config: RwLock<ContextConfig>,
     state: RwLock<State>,
     /// Bumped whenever the set of files or manifests changes (cached resolutions expire).
@@ -147,6 +145,8 @@ pub struct Index {
     walked: AtomicBool,
     /// `.gitignore`/`.ignore` matchers by folder, for files looked up before the first walk.
     ignores: Mutex<HashMap<PathBuf, Option<Arc<Gitignore>>>>,
+    /// Analyses of editor texts the store does not hold, most recent first.
+    analyses: Mutex<Vec<Analysis>>,
 }
 
 /// Everything a walk found under one folder.
@@ -225,6 +225,7 @@ impl Index {
             generation: AtomicU64::new(0),
             walked: AtomicBool::new(false),
             ignores: Mutex::new(HashMap::new()),
+            analyses: Mutex::new(Vec::new()),
         }
     }
 
@@ -625,7 +626,7 @@ impl Index {
     }
 
     /// The entry for a canonical `path`, reading it from disk if the index does not know it.
-    fn entry(&self, path: &Path) -> Option<Arc<FileEntry>> {
+    pub(crate) fn entry(&self, path: &Path) -> Option<Arc<FileEntry>> {
         if let Some(entry) = read(&self.state).files.get(path) {
             return Some(entry.clone());
         }
@@ -633,7 +634,7 @@ impl Index {
     }
 
     /// The current text of a canonical `path` and its entry (re-parsed if the disk changed).
-    fn text(&self, path: &Path) -> Option<(Arc<FileEntry>, Arc<str>)> {
+    pub(crate) fn text(&self, path: &Path) -> Option<(Arc<FileEntry>, Arc<str>)> {
         let known = read(&self.state).files.get(path).cloned();
         if let Some(entry) = &known {
             if let Some(buffer) = &entry.buffer {
@@ -696,7 +697,7 @@ impl Index {
 
     /// The resolved imports of an indexed file, cached per file-set generation once the walk
     /// has completed.
-    fn edges(&self, path: &Path, entry: &Arc<FileEntry>) -> Arc<Vec<Edge>> {
+    pub(crate) fn edges(&self, path: &Path, entry: &Arc<FileEntry>) -> Arc<Vec<Edge>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let cache = self.walked.load(Ordering::SeqCst);
         if cache {
@@ -715,299 +716,123 @@ impl Index {
         }
         edges
     }
-
-    /// The repository context for the file at `path` whose (unsaved) text is `text`: the
-    /// workspace files it imports, directly and transitively up to `max_depth`, that fit in
-    /// `budget_tokens` as counted by `count_tokens`; whole where they fit, else as outlines.
-    /// In dependency order (each file after the files it imports); the current file is not
-    /// included.
-    ///
-    /// The result depends on the imports of `text`, on which imported names occur in `text`
-    /// (a word scan outside the import statements, which only matters when not everything
-    /// fits) and on the imported files — not on the cursor — so it stays byte-identical while
-    /// the user types inside a function. When `text` is what [`Index::update_file`] last got
-    /// for `path`, its parse is reused.
-    pub fn context_for(
-        &self,
-        path: &Path,
-        text: &str,
-        count_tokens: &dyn Fn(&str) -> usize,
-    ) -> Vec<ContextBlock> {
-        let span = tracing::debug_span!("context_for", path = %path.display(), files = tracing::field::Empty, blocks = tracing::field::Empty);
-        let _enter = span.enter();
-        let started = std::time::Instant::now();
-        let config = self.config();
-        if config.budget_tokens == 0 || config.max_depth == 0 {
-            return Vec::new();
-        }
-        let Some(current) = Current::analyze(self, path, text) else {
-            return Vec::new();
-        };
-        let nodes = graph::build(
-            &current.path,
-            &current.edges,
-            config.max_depth,
-            config.max_files,
-            &mut |p| {
-                let entry = self.entry(p)?;
-                Some(self.edges(p, &entry))
-            },
-        );
-        let order = graph::order(&nodes);
-
-        // Relevance: names the current file imports and uses.
-        let direct: HashMap<&Path, &Edge> = current
-            .edges
-            .iter()
-            .map(|e| (e.target.as_path(), e))
-            .collect();
-        let used_remote: BTreeSet<&str> = current
-            .edges
-            .iter()
-            .flat_map(|e| e.names.iter())
-            .filter(|b| current.used.contains(b.local()))
-            .map(|b| b.name.as_str())
-            .collect();
-        let mut ranked: Vec<(bool, usize, String, usize)> = Vec::new();
-        let mut candidates = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            let rel = self.roots.relative(&node.path);
-            // Unreadable files keep their slot (indices follow `nodes`) but offer nothing.
-            let Some(mut source) = Source::new(self, &node.path) else {
-                candidates.push(Candidate {
-                    path: rel,
-                    len: 0,
-                    load: Box::new(|_| None),
-                });
-                continue;
-            };
-            let details = source.details();
-            let edge_used = direct.get(node.path.as_path()).is_some_and(|edge| {
-                edge.locals().any(|l| current.used.contains(l))
-                    || edge.glob && current.used.iter().any(|u| details.defines(u))
-            });
-            let used = edge_used || used_remote.iter().any(|n| details.defines(n));
-            ranked.push((!used, node.depth, rel.clone(), i));
-            let len = source.entry.len;
-            let source = std::cell::RefCell::new(source);
-            candidates.push(Candidate {
-                path: rel,
-                len,
-                load: Box::new(move |outline| {
-                    let mut source = source.borrow_mut();
-                    if outline {
-                        Some(source.details().outline.clone())
-                    } else {
-                        source.text().map(|t| t.to_string())
-                    }
-                }),
-            });
-        }
-        ranked.sort();
-        let by_relevance: Vec<usize> = ranked.iter().map(|r| r.3).collect();
-        let blocks = render::fill(
-            candidates,
-            &by_relevance,
-            &order,
-            config.budget_tokens,
-            count_tokens,
-        );
-        span.record("files", nodes.len());
-        span.record("blocks", blocks.len());
-        // Token counting (the model's tokenizer in the server) is included.
-        tracing::debug!(
-            context_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
-            "context built"
-        );
-        blocks
-    }
-
-    /// For "explain this function": the top-level definitions that `snippet` (a part of the
-    /// file at `path` whose text is `text`) uses and that the file imports from the workspace,
-    /// whole where they fit in `budget` tokens, else as outlines; one block per file, files by
-    /// path, definitions in file order. Re-exports (`from .a import X` in a package,
-    /// `pub use`) are followed to the defining file.
-    pub fn definitions_for(
-        &self,
-        path: &Path,
-        text: &str,
-        snippet: &str,
-        count_tokens: &dyn Fn(&str) -> usize,
-        budget: usize,
-    ) -> Vec<ContextBlock> {
-        let _span = tracing::debug_span!("definitions_for", path = %path.display()).entered();
-        let Some(current) = Current::analyze(self, path, text) else {
-            return Vec::new();
-        };
-        let words: HashSet<&str> = imports::words(snippet).collect();
-        // (file, remote name) pairs to look up.
-        let mut wanted: Vec<(PathBuf, String)> = Vec::new();
-        for edge in current.edges.iter() {
-            for binding in &edge.names {
-                if words.contains(binding.local()) {
-                    wanted.push((edge.target.clone(), binding.name.clone()));
-                }
-            }
-            let whole_module = edge.glob || edge.modules.iter().any(|m| words.contains(m.as_str()));
-            if whole_module {
-                if let Some((entry, text)) = self.text(&edge.target) {
-                    for def in &entry.details(&text).defs {
-                        for name in def.names.iter().filter(|n| words.contains(n.as_str())) {
-                            wanted.push((edge.target.clone(), name.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        // Follow re-exports to the file that defines each name.
-        let mut found: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
-        for (file, name) in wanted {
-            if let Some(defining) = self.defining_file(&file, &name, MAX_REEXPORT_HOPS) {
-                found.entry(defining).or_default().insert(name);
-            }
-        }
-        let mut remaining = budget;
-        let mut blocks = Vec::new();
-        let mut files: Vec<(String, PathBuf, BTreeSet<String>)> = found
-            .into_iter()
-            .map(|(p, names)| (self.roots.relative(&p), p, names))
-            .collect();
-        files.sort();
-        for (rel, file, names) in files {
-            let Some((entry, text)) = self.text(&file) else {
-                continue;
-            };
-            let details = entry.details(&text);
-            let mut parts = Vec::new();
-            for def in details
-                .defs
-                .iter()
-                .filter(|d| d.names.iter().any(|n| names.contains(n)))
-            {
-                let whole = text.get(def.range.clone()).unwrap_or("");
-                for candidate in [whole, details.def_outline(def)] {
-                    let cost = count_tokens(&render::block_text(&rel, candidate));
-                    if !candidate.trim().is_empty() && cost <= remaining {
-                        remaining -= cost;
-                        parts.push(candidate.trim_end().to_string());
-                        break;
-                    }
-                }
-            }
-            if !parts.is_empty() {
-                let mut text = parts.join("\n\n");
-                text.push('\n');
-                blocks.push(ContextBlock { path: rel, text });
-            }
-        }
-        blocks
-    }
-
-    /// The file that defines `name`, starting at `file` and following its imports of that name.
-    fn defining_file(&self, file: &Path, name: &str, hops: usize) -> Option<PathBuf> {
-        let (entry, text) = self.text(file)?;
-        if entry.details(&text).defines(name) {
-            return Some(file.to_path_buf());
-        }
-        if hops == 0 {
-            return None;
-        }
-        let edges = self.edges(file, &entry);
-        edges
-            .iter()
-            .filter(|e| e.names.iter().any(|b| b.local() == name))
-            .find_map(|e| {
-                let remote = e.names.iter().find(|b| b.local() == name)?;
-                self.defining_file(&e.target, &remote.name, hops - 1)
-            })
-    }
 }
 
-/// One file of a context, its text read only when needed.
-struct Source<'i> {
-    index: &'i Index,
+/// Most analyses of texts the store does not hold (files over the size limit, files not
+/// indexed yet) that are kept, most recent first.
+const MAX_ANALYSES: usize = 4;
+
+/// The analysis of an editor text the store does not hold, kept per content so that asking
+/// again (every completion asks) costs a hash, not a parse.
+#[derive(Debug)]
+pub(crate) struct Analysis {
     path: PathBuf,
-    entry: Arc<FileEntry>,
-    text: Option<Arc<str>>,
+    hash: u64,
+    generation: u64,
+    edges: Arc<Vec<Edge>>,
+    used: Arc<HashSet<String>>,
 }
 
-impl<'i> Source<'i> {
-    fn new(index: &'i Index, path: &Path) -> Option<Source<'i>> {
-        let entry = index.entry(path)?;
-        let text = entry.buffer.clone();
-        Some(Source {
-            index,
-            path: path.to_path_buf(),
-            entry,
-            text,
-        })
+/// At most `max_bytes` of `text`, cut after its last line break inside the limit (or at a
+/// char boundary when there is none): the part of a file too large to index that is parsed.
+pub(crate) fn bounded(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
     }
-
-    /// The current text (a re-read that changed the hash also replaces the entry).
-    fn text(&mut self) -> Option<Arc<str>> {
-        if self.text.is_none() {
-            let (entry, text) = self.index.text(&self.path)?;
-            self.entry = entry;
-            self.text = Some(text);
-        }
-        self.text.clone()
+    let mut cut = max_bytes;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
     }
-
-    /// The outline and definitions, from the index when known, else from the text.
-    fn details(&mut self) -> Arc<Details> {
-        if let Some(details) = self.entry.details.get() {
-            return details.clone();
-        }
-        match self.text() {
-            Some(text) => self.entry.details(&text),
-            None => Arc::new(Details::default()),
-        }
-    }
+    let head = &text[..cut];
+    head.rfind('\n').map_or(head, |nl| &head[..nl + 1])
 }
 
 /// The file being edited: its canonical path, resolved imports and the words it uses outside
 /// its import statements (a lexical scan: also words in comments and strings).
-struct Current<'t> {
-    path: PathBuf,
-    edges: Arc<Vec<Edge>>,
-    used: HashSet<&'t str>,
+pub(crate) struct Current {
+    pub(crate) path: PathBuf,
+    pub(crate) edges: Arc<Vec<Edge>>,
+    pub(crate) used: Arc<HashSet<String>>,
 }
 
-impl<'t> Current<'t> {
+impl Current {
     /// Reuses the index's parse when `text` is what the index holds for `path` (the editor
-    /// sent it with `update_file`), else parses it.
-    fn analyze(index: &Index, path: &Path, text: &'t str) -> Option<Current<'t>> {
+    /// sent it with `update_file`), else the analysis kept for the same text, else parses it.
+    /// Of a text over the size limit only the first `max_file_bytes` are read (imports come
+    /// first), once per content. `None` when the file is not one to read, or when stopped.
+    pub(crate) fn analyze(index: &Index, path: &Path, text: &str, stop: Stop) -> Option<Current> {
         let lang = language_for_path(path)?;
         let Some(real) = index.roots.confine_new(path) else {
             tracing::debug!("outside the workspace roots");
             return None;
         };
+        let max_bytes = usize::try_from(index.config().max_file_bytes).unwrap_or(usize::MAX);
+        let text = bounded(text, max_bytes);
         let hash = content_hash(text);
         let known = read(&index.state)
             .files
             .get(&real)
             .filter(|e| e.hash == hash)
             .cloned();
-        let (edges, statements) = match known {
-            Some(entry) => {
-                // `text` is the entry's text: parse it here rather than read the disk again.
-                let statements = entry
-                    .imports(text, entry.buffer.is_none())
-                    .statements
-                    .clone();
-                (index.edges(&real, &entry), statements)
+        if let Some(entry) = known {
+            // `text` is the entry's text: parse it here rather than read the disk again.
+            let statements = entry
+                .imports(text, entry.buffer.is_none())
+                .statements
+                .clone();
+            let used = imports::words_outside(text, &statements)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            return Some(Current {
+                edges: index.edges(&real, &entry),
+                path: real,
+                used: Arc::new(used),
+            });
+        }
+        let generation = index.generation.load(Ordering::SeqCst);
+        {
+            let mut kept = index.analyses.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(at) = kept
+                .iter()
+                .position(|a| a.path == real && a.hash == hash && a.generation == generation)
+            {
+                let found = kept.remove(at);
+                let current = Current {
+                    path: real,
+                    edges: found.edges.clone(),
+                    used: found.used.clone(),
+                };
+                kept.insert(0, found);
+                return Some(current);
             }
-            None => {
-                let tree = lang.parse(text)?;
-                let found = imports::extract(lang, &tree, text);
-                let edges = resolve::resolve(index, lang, &real, &found.imports);
-                (Arc::new(edges), found.statements)
-            }
-        };
+        }
+        let tree = lang.parse_until(text, &|| stop.stopped())?;
+        let found = imports::extract(lang, &tree, text);
+        let edges = Arc::new(resolve::resolve(index, lang, &real, &found.imports));
+        let used: Arc<HashSet<String>> = Arc::new(
+            imports::words_outside(text, &found.statements)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        );
+        let mut kept = index.analyses.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|a| a.path != real);
+        kept.insert(
+            0,
+            Analysis {
+                path: real.clone(),
+                hash,
+                generation,
+                edges: edges.clone(),
+                used: used.clone(),
+            },
+        );
+        kept.truncate(MAX_ANALYSES);
         Some(Current {
             path: real,
             edges,
-            used: imports::words_outside(text, &statements),
+            used,
         })
     }
 }
