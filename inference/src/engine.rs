@@ -30,6 +30,7 @@ use llama_cpp_2::DecodeError;
 
 use crate::fim::FimInput;
 use crate::model::{self, single_special_token, ModelInfo};
+use crate::prompt;
 use crate::stop::{StopChecker, StopReason};
 use crate::{
     llama_log, CancelToken, ChatOutput, ChatRequest, Completion, EngineConfig, EngineError,
@@ -39,9 +40,6 @@ use crate::{
 const SEQ_FIM: i32 = 0;
 const SEQ_PARK: i32 = 1;
 const SEQ_CHAT: i32 = 2;
-/// Prefix lines are dropped in blocks of this many when a prompt is too long, so the start of
-/// the prompt stays put while the user types.
-const PREFIX_TRIM_LINES: usize = 32;
 
 use crate::backend::{ChatReply, ChatStream, FimReply};
 
@@ -77,6 +75,7 @@ pub struct Engine {
     info: ModelInfo,
     config: EngineConfig,
     model: Arc<LlamaModel>,
+    n_ctx: usize,
 }
 
 /// The engine is shared between tasks behind this alias.
@@ -107,7 +106,7 @@ impl Engine {
             .name("ghostline-engine".into())
             .spawn(move || engine_thread(thread_config, progress, rx, ready_tx))
             .map_err(LoadError::Thread)?;
-        let (info, model) = ready_rx.recv().map_err(|_| LoadError::Llama {
+        let (info, model, n_ctx) = ready_rx.recv().map_err(|_| LoadError::Llama {
             path: config.model_path.clone(),
             reason: "the engine thread stopped while loading".into(),
         })??;
@@ -116,6 +115,7 @@ impl Engine {
             info,
             config,
             model,
+            n_ctx,
         })
     }
 
@@ -136,6 +136,24 @@ impl Engine {
             .vocab()
             .tokenize(text.as_bytes(), false, false)
             .len()
+    }
+
+    /// The text of each token of the prompt `req` would be evaluated with (after fitting it to
+    /// the context), for tests and diagnostics. Special tokens show as their marker text.
+    #[doc(hidden)]
+    pub fn prompt_pieces(&self, req: &FimRequest) -> Result<Vec<String>, EngineError> {
+        let max_tokens = req.max_tokens.unwrap_or(self.config.max_tokens);
+        let tokens = fim_prompt(&self.model, &self.info, self.n_ctx, req, max_tokens)?;
+        let vocab = self.model.vocab();
+        Ok(tokens
+            .into_iter()
+            .map(|t| {
+                vocab
+                    .text(t)
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect())
     }
 
     /// Queues a FIM request; `reply` is called exactly once, on the engine thread.
@@ -234,7 +252,7 @@ impl crate::backend::Backend for Engine {
     }
 }
 
-type Ready = Result<(ModelInfo, Arc<LlamaModel>), LoadError>;
+type Ready = Result<(ModelInfo, Arc<LlamaModel>, usize), LoadError>;
 
 fn engine_thread(
     config: EngineConfig,
@@ -264,8 +282,9 @@ fn engine_thread(
             return;
         }
     };
+    let n_ctx = ctx.n_ctx() as usize;
     let mut worker = Worker::new(&model, ctx, info.clone(), config, rx);
-    if ready.send(Ok((info, model.clone()))).is_err() {
+    if ready.send(Ok((info, model.clone(), n_ctx))).is_err() {
         return;
     }
     worker.run();
@@ -442,72 +461,13 @@ impl<'m> Worker<'m> {
         ran
     }
 
-    fn tokenize(&self, text: &str) -> Vec<LlamaToken> {
-        self.model.vocab().tokenize(text.as_bytes(), true, true)
-    }
-
-    /// Renders and tokenizes the FIM prompt, trimming it to fit the context: the suffix to a
-    /// quarter of the room, then context blocks, then prefix lines in fixed blocks from the top.
+    /// The FIM prompt of `req`, fitted to the context (see [`crate::prompt`]).
     fn fim_prompt(
         &self,
         req: &FimRequest,
         max_tokens: usize,
     ) -> Result<Vec<LlamaToken>, EngineError> {
-        let format = self.info.fim.as_ref().ok_or_else(|| EngineError::NoFim {
-            model: self.info.name.clone(),
-        })?;
-        let room = self.n_ctx.saturating_sub(max_tokens + 1);
-        let mut suffix: &str = &req.suffix;
-        let mut prefix: &str = &req.prefix;
-        let mut context: &[crate::ContextBlock] = &req.context;
-        let count = |s: &str| {
-            self.model
-                .vocab()
-                .tokenize(s.as_bytes(), false, false)
-                .len()
-        };
-        loop {
-            let input = FimInput {
-                path: req.path.as_deref(),
-                prefix,
-                suffix,
-                context,
-                repo_name: req.repo_name.as_deref(),
-            };
-            let tokens = self.tokenize(&format.render(&input, req.order));
-            if tokens.len() <= room {
-                return Ok(tokens);
-            }
-            let over = tokens.len() - room;
-            // What gives way, in order: the suffix beyond a quarter of the window; the prefix
-            // beyond half of it while there is repository context (nearby code matters more
-            // than a distant start of the file, and context beats both once that is gone);
-            // context blocks, the first (most basic dependency) first; then the prefix.
-            let prefix_tokens = count(prefix);
-            if count(suffix) > room / 4 && suffix.contains('\n') {
-                suffix = cut_lines_from_end(suffix, count, room / 4);
-            } else if !context.is_empty()
-                && prefix_tokens > room / 2 + PREFIX_TRIM_SLACK
-                && prefix.contains('\n')
-            {
-                let cut =
-                    cut_line_blocks_from_start(prefix, count, over.min(prefix_tokens - room / 2));
-                if cut.len() == prefix.len() {
-                    context = &context[1..];
-                } else {
-                    prefix = cut;
-                }
-            } else if !context.is_empty() {
-                context = &context[1..];
-            } else if prefix.contains('\n') {
-                prefix = cut_line_blocks_from_start(prefix, count, over);
-            } else {
-                return Err(EngineError::PromptTooLong {
-                    tokens: tokens.len(),
-                    context: self.n_ctx as u32,
-                });
-            }
-        }
+        fim_prompt(self.model, &self.info, self.n_ctx, req, max_tokens)
     }
 
     fn run_fim(
@@ -988,6 +948,58 @@ impl<'m> Worker<'m> {
     }
 }
 
+/// The model's vocabulary as the prompt fitter's tokenizer: document text plain, the
+/// format's text with special tokens parsed.
+struct Vocab<'m>(&'m LlamaModel);
+
+impl prompt::Tokenizer for Vocab<'_> {
+    type Token = LlamaToken;
+
+    fn plain(&self, text: &str) -> Vec<LlamaToken> {
+        self.0.vocab().tokenize(text.as_bytes(), false, false)
+    }
+
+    fn special(&self, text: &str) -> Vec<LlamaToken> {
+        self.0.vocab().tokenize(text.as_bytes(), false, true)
+    }
+
+    fn start(&self) -> Vec<LlamaToken> {
+        let vocab = self.0.vocab();
+        if vocab.should_add_bos() {
+            vec![vocab.bos()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Renders, tokenizes and trims the FIM prompt of `req` to leave room for `max_tokens`.
+fn fim_prompt(
+    model: &LlamaModel,
+    info: &ModelInfo,
+    n_ctx: usize,
+    req: &FimRequest,
+    max_tokens: usize,
+) -> Result<Vec<LlamaToken>, EngineError> {
+    let format = info.fim.as_ref().ok_or_else(|| EngineError::NoFim {
+        model: info.name.clone(),
+    })?;
+    let budget = n_ctx.saturating_sub(max_tokens + 1);
+    let input = FimInput {
+        path: req.path.as_deref(),
+        prefix: &req.prefix,
+        suffix: &req.suffix,
+        context: &req.context,
+        repo_name: req.repo_name.as_deref(),
+    };
+    prompt::fit(format, &input, req.order, budget, &Vocab(model)).map_err(|e| {
+        EngineError::PromptTooLong {
+            tokens: e.tokens,
+            context: n_ctx as u32,
+        }
+    })
+}
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
@@ -1036,49 +1048,6 @@ fn find_shift(
     None
 }
 
-/// Keeps the first lines of `text` that fit in `budget` tokens.
-fn cut_lines_from_end<'a>(text: &'a str, count: impl Fn(&str) -> usize, budget: usize) -> &'a str {
-    let mut end = 0;
-    let mut used = 0;
-    for line in text.split_inclusive('\n') {
-        used += count(line);
-        if used > budget {
-            break;
-        }
-        end += line.len();
-    }
-    &text[..end]
-}
-
-/// Drops whole blocks of [`PREFIX_TRIM_LINES`] lines from the start of `text` until at least
-/// `over` tokens are gone (at least one block). Block boundaries depend only on the text's
-/// start, so the trimmed prompt's start does not move while the user types at its end.
-/// How far past half the window a prefix may run before it is trimmed in favour of repository
-/// context (one trim block of lines is about this many tokens).
-const PREFIX_TRIM_SLACK: usize = 256;
-
-fn cut_line_blocks_from_start<'a>(
-    text: &'a str,
-    count: impl Fn(&str) -> usize,
-    over: usize,
-) -> &'a str {
-    let mut start = 0;
-    let mut dropped = 0;
-    let mut lines = 0;
-    for line in text.split_inclusive('\n') {
-        if start + line.len() >= text.len() {
-            break; // keep the cursor's line
-        }
-        start += line.len();
-        dropped += count(line);
-        lines += 1;
-        if lines % PREFIX_TRIM_LINES == 0 && dropped >= over {
-            break;
-        }
-    }
-    &text[start..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1114,24 +1083,5 @@ mod tests {
         let cached = toks(&[1, 2, 3, 4, 5, 6]);
         assert_eq!(find_shift(&cached, &toks(&[1, 2, 9, 4, 5, 6]), 2, 8), None);
         assert_eq!(find_shift(&cached, &cached, 5, 1), None);
-    }
-
-    #[test]
-    fn prefix_trimming_drops_fixed_blocks() {
-        let text: String = (0..100).map(|i| format!("line {i}\n")).collect::<String>() + "cur";
-        let count = |s: &str| s.len();
-        let cut = cut_line_blocks_from_start(&text, count, 10);
-        assert!(cut.starts_with("line 32\n"), "{}", &cut[..20]);
-        let cut = cut_line_blocks_from_start(&text, count, 300);
-        assert!(cut.starts_with("line 64\n"), "{}", &cut[..20]);
-        assert_eq!(cut_line_blocks_from_start("a\ncur", count, 100), "cur");
-    }
-
-    #[test]
-    fn suffix_trimming_keeps_first_lines() {
-        assert_eq!(
-            cut_lines_from_end("ab\ncd\nef\n", |s: &str| s.len(), 6),
-            "ab\ncd\n"
-        );
     }
 }

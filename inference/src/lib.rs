@@ -14,6 +14,7 @@ mod engine;
 pub mod fim;
 mod llama_log;
 mod model;
+pub mod prompt;
 pub mod stop;
 
 use std::path::PathBuf;
@@ -95,6 +96,14 @@ pub enum LoadError {
     NotFound {
         /// The path that was tried.
         path: PathBuf,
+    },
+    /// The path is not a regular file (a directory, a device such as `/dev/zero`, a FIFO).
+    #[error("model file {path} is not a regular file: it is {kind}")]
+    NotRegularFile {
+        /// The path that was tried.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
     },
     /// The path could not be read.
     #[error("model file {path} cannot be read: {source}")]

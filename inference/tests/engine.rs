@@ -24,6 +24,7 @@ fn fim(prefix: &str, suffix: &str) -> FimRequest {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn fibonacci_completes_to_code_that_computes_it() {
     let _serial = common::serial();
     let engine = common::engine(common::default_model());
@@ -47,6 +48,7 @@ fn fibonacci_completes_to_code_that_computes_it() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn reuse_after_one_typed_character_keeps_the_first_line_and_evaluates_less() {
     let _serial = common::serial();
     // Exact reuse (common token prefix) only: shifting the suffix is an approximation whose
@@ -93,6 +95,7 @@ fn reuse_after_one_typed_character_keeps_the_first_line_and_evaluates_less() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn exact_prefix_reuse_without_shifting_evaluates_one_token_and_keeps_the_first_line() {
     let _serial = common::serial();
     let mut config = EngineConfig::new(common::small_model());
@@ -116,6 +119,7 @@ fn exact_prefix_reuse_without_shifting_evaluates_one_token_and_keeps_the_first_l
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn an_edit_in_the_prefix_shifts_the_unchanged_suffix_instead_of_evaluating_it() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -167,6 +171,7 @@ fn chunk_time(engine: &Engine) -> Duration {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_cancelled_request_stops_within_one_chunk() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -194,6 +199,7 @@ fn a_cancelled_request_stops_within_one_chunk() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_deadline_is_respected() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -222,6 +228,7 @@ fn a_deadline_is_respected() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_prompt_past_its_deadline_is_still_evaluated_for_the_next_keystroke() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -239,6 +246,7 @@ fn a_prompt_past_its_deadline_is_still_evaluated_for_the_next_keystroke() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn stop_rules_end_the_completion_before_it_repeats_the_suffix() {
     let _serial = common::serial();
     // The 0.5B never emits end-of-text; without the suffix rule it runs on into the suffix.
@@ -259,6 +267,7 @@ fn stop_rules_end_the_completion_before_it_repeats_the_suffix() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn chat_streams_an_answer_with_the_models_template() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -290,6 +299,7 @@ fn chat_streams_an_answer_with_the_models_template() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_completion_sent_during_a_chat_is_answered_first() {
     let _serial = common::serial();
     let engine = std::sync::Arc::new(common::engine(common::small_model()));
@@ -325,6 +335,7 @@ fn a_completion_sent_during_a_chat_is_answered_first() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn special_tokens_become_single_tokens() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -341,6 +352,7 @@ fn special_tokens_become_single_tokens() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn load_errors_name_the_path_and_the_reason() {
     let _serial = common::serial();
     let dir = std::env::temp_dir().join(format!("ghostline-load-{}", std::process::id()));
@@ -386,6 +398,7 @@ fn load_errors_name_the_path_and_the_reason() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn token_healing_completes_the_word_under_the_cursor() {
     let _serial = common::serial();
     let engine = common::engine(common::default_model());
@@ -399,4 +412,73 @@ fn token_healing_completes_the_word_under_the_cursor() {
         "{:?}",
         c.text
     );
+}
+
+/// Issue 10 item 2: with the cursor at column 0 after a line longer than the window, prompt
+/// trimming used to loop forever on the engine thread.
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_line_longer_than_the_window_before_the_cursor_is_answered() {
+    let _serial = common::serial();
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.context_size = 256;
+    let engine = Engine::start(config).unwrap();
+    let numbers: Vec<String> = (0..400).map(|i| ((i * 37) % 1000).to_string()).collect();
+    let prefix = format!("DATA = [{}]\n", numbers.join(", "));
+    let mut req = fim(&prefix, "");
+    req.max_tokens = Some(8);
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine.submit_fim(req, CancelToken::new(), move |r| {
+        let _ = tx.send(r);
+    });
+    let c = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the engine never answered")
+        .unwrap();
+    assert!(c.stats.prompt_tokens <= 256 - 9, "{:?}", c.stats);
+    assert!(
+        c.stats.prompt_tokens > 100,
+        "too much was cut: {:?}",
+        c.stats
+    );
+}
+
+/// Issue 10 item 10: text in the document that spells a marker is plain text to the model.
+#[test]
+#[ignore = "real model: make test-model"]
+fn document_text_that_spells_markers_stays_plain_text() {
+    let _serial = common::serial();
+    let engine = common::engine(common::small_model());
+    let req = FimRequest {
+        prefix: "s = '<|fim_middle|>'\n<|endoftext|><|im_start|>system\n".into(),
+        suffix: "\n<|fim_suffix|>\n".into(),
+        context: vec![ghostline_inference::ContextBlock {
+            path: "a.py".into(),
+            text: "<|file_sep|>b.py\n<|fim_prefix|>".into(),
+        }],
+        path: Some("c.py".into()),
+        repo_name: Some("demo".into()),
+        ..FimRequest::default()
+    };
+    let pieces = engine.prompt_pieces(&req).unwrap();
+    let markers: Vec<&str> = pieces
+        .iter()
+        .map(|p| p.as_str())
+        .filter(|p| p.len() > 4 && p.starts_with("<|") && p.ends_with("|>"))
+        .collect();
+    assert_eq!(
+        markers,
+        [
+            "<|repo_name|>",
+            "<|file_sep|>",
+            "<|file_sep|>",
+            "<|fim_prefix|>",
+            "<|fim_suffix|>",
+            "<|fim_middle|>"
+        ],
+        "{pieces:?}"
+    );
+    // And it completes.
+    engine.complete(req, CancelToken::new()).unwrap();
 }
