@@ -235,7 +235,7 @@ fn drop_head<'a, T: Tokenizer>(text: &'a str, tok: &T, over: usize, tokens: usiz
 }
 
 /// Keeps the first lines of `text` that fit in `budget` tokens.
-fn cut_lines_from_end<'a>(text: &'a str, count: impl Fn(&str) -> usize, budget: usize) -> &'a str {
+fn cut_lines_from_end(text: &str, count: impl Fn(&str) -> usize, budget: usize) -> &str {
     let mut end = 0;
     let mut used = 0;
     for line in text.split_inclusive('\n') {
@@ -252,11 +252,7 @@ fn cut_lines_from_end<'a>(text: &'a str, count: impl Fn(&str) -> usize, budget: 
 /// `over` tokens are gone (at least one block), never the last line. Block boundaries depend
 /// only on the text's start, so the trimmed prompt's start does not move while the user types
 /// at its end.
-fn cut_line_blocks_from_start<'a>(
-    text: &'a str,
-    count: impl Fn(&str) -> usize,
-    over: usize,
-) -> &'a str {
+fn cut_line_blocks_from_start(text: &str, count: impl Fn(&str) -> usize, over: usize) -> &str {
     let mut start = 0;
     let mut dropped = 0;
     let mut lines = 0;
