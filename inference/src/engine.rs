@@ -9,14 +9,20 @@
 //!   written runs at once and the chat resumes where it was.
 //!
 //! Requests are checked for cancellation and deadlines between prompt chunks (at most
-//! `batch_size` tokens) and between generated tokens. A request past its deadline during prompt
-//! evaluation is answered late-and-empty, but its prompt is evaluated to the end while no other
-//! request waits, so that the next keystroke finds it cached. Sampling is greedy. This module does not
-//! shape completions (the language server does) and never blocks an async runtime: callers get
-//! their answer through a callback.
+//! `batch_size` tokens) and between generated tokens. A FIM request whose deadline passes during
+//! prompt evaluation is answered at once (empty, [`StopReason::Deadline`]), and its prompt is
+//! evaluated on while no other request waits, so that the next keystroke finds it cached.
+//!
+//! Every request is answered exactly once: a panic while serving one is caught, the request is
+//! answered [`EngineError::Crashed`], the cache bookkeeping starts over and the thread serves
+//! on; if the thread dies anyway, queued and later requests are answered
+//! [`EngineError::Stopped`]. Sampling is greedy. This module does not shape completions (the
+//! language server does) and never blocks an async runtime: callers get their answer through a
+//! callback.
 
 use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroU32;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,19 +48,47 @@ const SEQ_PARK: i32 = 1;
 const SEQ_CHAT: i32 = 2;
 
 use crate::backend::{ChatReply, ChatStream, FimReply};
+use crate::FaultInjection;
+
+/// A request's callback, called exactly once: by [`send`](Self::send), or with
+/// [`EngineError::Stopped`] when it is dropped unanswered (the engine thread died with the job
+/// still queued). A panic inside the callback is caught, so it cannot take the engine down.
+struct Reply<T>(Option<Box<dyn FnOnce(Result<T, EngineError>) + Send>>);
+
+impl<T> Reply<T> {
+    fn new(f: Box<dyn FnOnce(Result<T, EngineError>) + Send>) -> Self {
+        Reply(Some(f))
+    }
+
+    fn send(mut self, result: Result<T, EngineError>) {
+        if let Some(f) = self.0.take() {
+            if catch_unwind(AssertUnwindSafe(|| f(result))).is_err() {
+                tracing::error!("a reply callback panicked");
+            }
+        }
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            let _ = catch_unwind(AssertUnwindSafe(|| f(Err(EngineError::Stopped))));
+        }
+    }
+}
 
 enum Job {
     Fim {
         req: FimRequest,
         cancel: CancelToken,
-        reply: FimReply,
+        reply: Reply<Completion>,
         received: Instant,
     },
     Chat {
         req: ChatRequest,
         cancel: CancelToken,
         on_text: ChatStream,
-        reply: ChatReply,
+        reply: Reply<ChatOutput>,
         received: Instant,
     },
 }
@@ -62,9 +96,20 @@ enum Job {
 impl Job {
     fn reject(self, err: EngineError) {
         match self {
-            Job::Fim { reply, .. } => reply(Err(err)),
-            Job::Chat { reply, .. } => reply(Err(err)),
+            Job::Fim { reply, .. } => reply.send(Err(err)),
+            Job::Chat { reply, .. } => reply.send(Err(err)),
         }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic on the engine thread".to_owned()
     }
 }
 
@@ -166,7 +211,7 @@ impl Engine {
         let job = Job::Fim {
             req,
             cancel,
-            reply: Box::new(reply),
+            reply: Reply::new(Box::new(reply)),
             received: Instant::now(),
         };
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {
@@ -188,7 +233,7 @@ impl Engine {
             req,
             cancel,
             on_text: Box::new(on_text),
-            reply: Box::new(reply),
+            reply: Reply::new(Box::new(reply)),
             received: Instant::now(),
         };
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {
@@ -356,6 +401,8 @@ struct Worker<'m> {
     pieces: Vec<Vec<u8>>,
     can_shift: bool,
     n_ctx: usize,
+    /// Set by the fault-injection hook: end the thread after answering the job.
+    die: bool,
 }
 
 impl<'m> Worker<'m> {
@@ -396,6 +443,7 @@ impl<'m> Worker<'m> {
             pieces,
             can_shift,
             n_ctx,
+            die: false,
         }
     }
 
@@ -412,6 +460,8 @@ impl<'m> Worker<'m> {
         }
     }
 
+    /// Serves one job. A panic while serving it is caught: the job is answered
+    /// [`EngineError::Crashed`], the KV bookkeeping starts over and the thread serves on.
     fn dispatch(&mut self, job: Job) {
         match job {
             Job::Fim {
@@ -422,12 +472,22 @@ impl<'m> Worker<'m> {
             } => {
                 let span = tracing::debug_span!("fim", prefix_len = req.prefix.len());
                 let _e = span.enter();
-                let result = if cancel.is_cancelled() {
-                    Err(EngineError::Cancelled)
-                } else {
-                    self.run_fim(&req, &cancel, received)
-                };
-                reply(result);
+                let mut reply = Some(reply);
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    if cancel.is_cancelled() {
+                        return Err(EngineError::Cancelled);
+                    }
+                    self.inject_fault(&req.prefix);
+                    self.run_fim(&req, &cancel, received, &mut reply)
+                }));
+                let result = outcome.unwrap_or_else(|p| Err(self.recover(&*p)));
+                if let Some(reply) = reply.take() {
+                    reply.send(result);
+                }
+                if self.die {
+                    // The test hook for a thread that dies anyway: unwind out of the thread.
+                    std::panic::resume_unwind(Box::new("injected fault: the engine thread ends"));
+                }
             }
             Job::Chat {
                 req,
@@ -436,12 +496,38 @@ impl<'m> Worker<'m> {
                 reply,
                 received,
             } => {
-                let result = if cancel.is_cancelled() {
-                    Err(EngineError::Cancelled)
-                } else {
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    if cancel.is_cancelled() {
+                        return Err(EngineError::Cancelled);
+                    }
                     self.run_chat(&req, &cancel, &mut on_text, received)
-                };
-                reply(result);
+                }));
+                let result = outcome.unwrap_or_else(|p| Err(self.recover(&*p)));
+                reply.send(result);
+            }
+        }
+    }
+
+    /// After a panic: forget every cached sequence (the cache and its mirror may disagree).
+    fn recover(&mut self, payload: &(dyn std::any::Any + Send)) -> EngineError {
+        let msg = panic_message(payload);
+        tracing::error!(panic = %msg, "the engine panicked while serving a request; its cache is reset");
+        self.ctx.clear_kv_cache();
+        self.fim.tokens.clear();
+        self.chat.tokens.clear();
+        EngineError::Crashed(msg)
+    }
+
+    /// The test hook of [`FaultInjection`].
+    fn inject_fault(&mut self, prefix: &str) {
+        if let Some(FaultInjection {
+            panic_on_prefix,
+            kill_thread,
+        }) = &self.config.fault_injection
+        {
+            if !panic_on_prefix.is_empty() && prefix.contains(panic_on_prefix.as_str()) {
+                self.die = *kill_thread;
+                panic!("injected fault");
             }
         }
     }
@@ -475,6 +561,7 @@ impl<'m> Worker<'m> {
         req: &FimRequest,
         cancel: &CancelToken,
         received: Instant,
+        reply: &mut Option<Reply<Completion>>,
     ) -> Result<Completion, EngineError> {
         let max_tokens = req.max_tokens.unwrap_or(self.config.max_tokens);
         // Token healing: the prefix's last token is taken out of the prompt and the first
@@ -498,7 +585,28 @@ impl<'m> Worker<'m> {
             ..Stats::default()
         };
         let eval_start = Instant::now();
-        let sync = self.sync(SEQ_FIM, &prompt, cancel, req.deadline, &mut stats);
+        // Past the deadline the request is answered at once (empty); its prompt is evaluated
+        // on while nothing else waits, for the next keystroke.
+        let mut answer_late = |partial: &Stats| {
+            if let Some(reply) = reply.take() {
+                let mut stats = *partial;
+                stats.prompt_ms = ms(eval_start);
+                stats.total_ms = ms(received);
+                reply.send(Ok(Completion {
+                    text: String::new(),
+                    stop: StopReason::Deadline,
+                    stats,
+                }));
+            }
+        };
+        let sync = self.sync(
+            SEQ_FIM,
+            &prompt,
+            cancel,
+            req.deadline,
+            &mut stats,
+            &mut answer_late,
+        );
         stats.prompt_ms = ms(eval_start);
         let mut logits_at = match sync {
             Ok(i) => i,
@@ -631,7 +739,14 @@ impl<'m> Worker<'m> {
         };
         let t0 = Instant::now();
         let mut logits_at = self
-            .sync(SEQ_CHAT, &tokens, cancel, req.deadline, &mut stats)
+            .sync(
+                SEQ_CHAT,
+                &tokens,
+                cancel,
+                req.deadline,
+                &mut stats,
+                &mut |_| {},
+            )
             .map_err(EngineError::from)?;
         stats.prompt_ms = ms(t0);
         let mut text = String::new();
@@ -669,7 +784,14 @@ impl<'m> Worker<'m> {
                 // (everything before it is still cached unless a completion needed the room).
                 let mut resync = Stats::default();
                 logits_at = self
-                    .sync(SEQ_CHAT, &tokens, cancel, req.deadline, &mut resync)
+                    .sync(
+                        SEQ_CHAT,
+                        &tokens,
+                        cancel,
+                        req.deadline,
+                        &mut resync,
+                        &mut |_| {},
+                    )
                     .map_err(EngineError::from)?;
             } else {
                 logits_at = self
@@ -786,6 +908,7 @@ impl<'m> Worker<'m> {
         cancel: &CancelToken,
         deadline: Option<Instant>,
         stats: &mut Stats,
+        on_late: &mut dyn FnMut(&Stats),
     ) -> Result<i32, Interrupt> {
         let reuse = self.config.reuse;
         let try_shift = reuse && self.config.reuse_shift && self.can_shift && id == SEQ_FIM;
@@ -835,7 +958,7 @@ impl<'m> Worker<'m> {
                 delta as i32,
             );
             let gap = &prompt[n_past..sh.prompt_start];
-            let result = self.eval(id, gap, false, cancel, deadline, stats);
+            let result = self.eval(id, gap, false, cancel, deadline, stats, on_late);
             if let Err(e) = result {
                 let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
                 return Err(e);
@@ -849,7 +972,7 @@ impl<'m> Worker<'m> {
             n_past = sh.prompt_start + sh.len;
         }
         let rest = &prompt[n_past..];
-        let idx = self.eval(id, rest, true, cancel, deadline, stats)?;
+        let idx = self.eval(id, rest, true, cancel, deadline, stats, on_late)?;
         Ok(idx)
     }
 
@@ -867,7 +990,9 @@ impl<'m> Worker<'m> {
 
     /// Evaluates `tokens` at the end of sequence `id` in chunks, checking for cancellation
     /// between chunks. Returns the batch index of the last token (logits requested only for it
-    /// when `want_logits`).
+    /// when `want_logits`). When the deadline passes, `on_late` is called once (the request is
+    /// answered then) and evaluation goes on only while no other job waits.
+    #[allow(clippy::too_many_arguments)]
     fn eval(
         &mut self,
         id: i32,
@@ -876,6 +1001,7 @@ impl<'m> Worker<'m> {
         cancel: &CancelToken,
         deadline: Option<Instant>,
         stats: &mut Stats,
+        on_late: &mut dyn FnMut(&Stats),
     ) -> Result<i32, Interrupt> {
         let chunk_len = (self.config.batch_size.clamp(1, 512)) as usize;
         let mut last = 0;
@@ -887,6 +1013,7 @@ impl<'m> Worker<'m> {
             }
             if !late && deadline.is_some_and(|d| Instant::now() >= d) {
                 late = true;
+                on_late(stats);
             }
             if late && self.job_waiting() {
                 return Err(Interrupt::Deadline);

@@ -60,6 +60,21 @@ pub struct EngineConfig {
     pub reuse_refresh_tokens: usize,
     /// Reuse the KV cache at all. Off only for benchmarks.
     pub reuse: bool,
+    /// Test hook: make the engine thread panic while serving chosen requests.
+    #[doc(hidden)]
+    pub fault_injection: Option<FaultInjection>,
+}
+
+/// Test hook of [`EngineConfig`]: a FIM request whose prefix contains `panic_on_prefix` makes
+/// the engine thread panic while serving it. With `kill_thread`, the panic then escapes and
+/// the thread ends (as a panic outside a job would).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultInjection {
+    /// The marker text.
+    pub panic_on_prefix: String,
+    /// End the thread after answering the request.
+    pub kill_thread: bool,
 }
 
 impl EngineConfig {
@@ -84,6 +99,7 @@ impl EngineConfig {
             // tokens kept 88.5% identical (pass@1 46%).
             reuse_refresh_tokens: 32,
             reuse: true,
+            fault_injection: None,
         }
     }
 }
