@@ -53,10 +53,12 @@ use crate::FaultInjection;
 /// A request's callback, called exactly once: by [`send`](Self::send), or with
 /// [`EngineError::Stopped`] when it is dropped unanswered (the engine thread died with the job
 /// still queued). A panic inside the callback is caught, so it cannot take the engine down.
-struct Reply<T>(Option<Box<dyn FnOnce(Result<T, EngineError>) + Send>>);
+struct Reply<T>(Option<ReplyFn<T>>);
+
+type ReplyFn<T> = Box<dyn FnOnce(Result<T, EngineError>) + Send>;
 
 impl<T> Reply<T> {
-    fn new(f: Box<dyn FnOnce(Result<T, EngineError>) + Send>) -> Self {
+    fn new(f: ReplyFn<T>) -> Self {
         Reply(Some(f))
     }
 
