@@ -15,6 +15,7 @@ pub mod fim;
 mod llama_log;
 mod model;
 pub mod prompt;
+mod sampling;
 pub mod stop;
 
 use std::path::PathBuf;
