@@ -50,10 +50,10 @@ build:
 	$(CARGO) build --bin ghostline
 
 bench-engine: deps models
-	$(CARGO) run -p ghostline-tests --bin bench-engine
+	$(CARGO) run -p ghostline-inference --example bench-engine --
 
 bench-shift-quality: deps models
-	$(CARGO) run -p ghostline-tests --bin bench-engine -- --shift-quality --model $(MODEL) --stride 10
+	$(CARGO) run -p ghostline-inference --example bench-engine -- --shift-quality --model $(MODEL) --stride 10
 
 # Quality through the server: pass@1 on HumanEval infilling (../shared/bench).
 BENCH_STRIDE ?= 10

@@ -1,8 +1,10 @@
 //! Fill-in-the-middle prompt formats: which one a model speaks, and how a prompt is rendered.
 //!
 //! The format is chosen from the model's own special tokens (`detect`), or from a template in
-//! the configuration (`FimFormat::from_template`). Rendering is pure string work: the result is
-//! tokenized with special-token parsing, so every marker becomes exactly one token.
+//! the configuration (`FimFormat::from_template`). Rendering is pure string work. A prompt is
+//! rendered as [`Segment`]s: the format's own text (tokenized with special-token parsing, so
+//! every marker becomes exactly one token) and plain text (the document, paths and context,
+//! which are never parsed for special tokens).
 //!
 //! Repository context (other files of the project) is rendered in the family's native form —
 //! `<|file_sep|>path` for Qwen2.5-Coder and StarCoder2, a path comment in the file's comment
@@ -311,8 +313,20 @@ impl FimFormat {
     }
 
     /// Renders the prompt in `order` (falling back to the format's own order when it has no
-    /// template for the one asked for).
+    /// template for the one asked for), as one string. For display and tests: the engine
+    /// tokenizes [`segments`](Self::segments) instead, so that document text is never parsed
+    /// for special tokens.
     pub fn render(&self, input: &FimInput<'_>, order: Option<FimOrder>) -> String {
+        self.segments(input, order)
+            .iter()
+            .map(|s| s.as_str())
+            .collect()
+    }
+
+    /// Renders the prompt as segments: the format's own text (markers, headers, template glue)
+    /// and plain text (the document, paths, repository context, the repository name).
+    /// Adjacent segments of one kind are merged.
+    pub fn segments(&self, input: &FimInput<'_>, order: Option<FimOrder>) -> Vec<Segment> {
         let order = order
             .filter(|o| self.supports(*o))
             .unwrap_or(self.default_order);
@@ -322,7 +336,7 @@ impl FimFormat {
         }
         .unwrap_or("{prefix}{suffix}");
 
-        let mut head = String::new();
+        let mut out = Segments::default();
         let mut prefix = String::new();
         match &self.context {
             ContextStyle::FileSeparators {
@@ -330,14 +344,17 @@ impl FimFormat {
                 file_header,
             } if !input.context.is_empty() => {
                 if let (Some(header), Some(repo)) = (repo_header, input.repo_name) {
-                    head.push_str(&header.replace("{repo}", repo));
+                    out.fill(header, &[("{repo}", repo)]);
                 }
                 for block in input.context {
-                    head.push_str(&file_header.replace("{path}", &block.path));
-                    push_with_newline(&mut head, &block.text);
+                    out.fill(file_header, &[("{path}", &block.path)]);
+                    out.text(&block.text);
+                    if !block.text.is_empty() && !block.text.ends_with('\n') {
+                        out.text("\n");
+                    }
                 }
                 if let Some(path) = input.path {
-                    head.push_str(&file_header.replace("{path}", path));
+                    out.fill(file_header, &[("{path}", path)]);
                 }
             }
             ContextStyle::PathComments if !input.context.is_empty() => {
@@ -352,32 +369,77 @@ impl FimFormat {
             _ => {}
         }
         prefix.push_str(input.prefix);
-        head.push_str(&fill(template, &prefix, input.suffix));
-        head
+        out.fill(
+            template,
+            &[("{prefix}", &prefix), ("{suffix}", input.suffix)],
+        );
+        out.0
     }
 }
 
-/// Replaces `{prefix}` and `{suffix}` in one pass, so that code containing those words as
-/// text is never substituted again.
-fn fill(template: &str, prefix: &str, suffix: &str) -> String {
-    let mut out = String::with_capacity(template.len() + prefix.len() + suffix.len());
-    let mut rest = template;
-    while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        if let Some(t) = tail.strip_prefix("{prefix}") {
-            out.push_str(prefix);
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix("{suffix}") {
-            out.push_str(suffix);
-            rest = t;
-        } else {
-            out.push('{');
-            rest = &tail[1..];
+/// One piece of a rendered prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// The format's own text: tokenized with special-token parsing, so markers become single
+    /// special tokens.
+    Format(String),
+    /// Document or context text: tokenized as plain text, so a file containing
+    /// `<|fim_middle|>` cannot change the prompt's structure.
+    Text(String),
+}
+
+impl Segment {
+    /// The segment's text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Segment::Format(s) | Segment::Text(s) => s,
         }
     }
-    out.push_str(rest);
-    out
+}
+
+#[derive(Default)]
+struct Segments(Vec<Segment>);
+
+impl Segments {
+    fn format(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        match self.0.last_mut() {
+            Some(Segment::Format(last)) => last.push_str(s),
+            _ => self.0.push(Segment::Format(s.to_owned())),
+        }
+    }
+
+    fn text(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        match self.0.last_mut() {
+            Some(Segment::Text(last)) => last.push_str(s),
+            _ => self.0.push(Segment::Text(s.to_owned())),
+        }
+    }
+
+    /// Appends `template` as format text, each placeholder replaced by its value as plain
+    /// text, in one pass (code containing a placeholder's name is never substituted again).
+    fn fill(&mut self, template: &str, values: &[(&str, &str)]) {
+        let mut rest = template;
+        'outer: while let Some(i) = rest.find('{') {
+            self.format(&rest[..i]);
+            let tail = &rest[i..];
+            for (name, value) in values {
+                if let Some(t) = tail.strip_prefix(name) {
+                    self.text(value);
+                    rest = t;
+                    continue 'outer;
+                }
+            }
+            self.format("{");
+            rest = &tail[1..];
+        }
+        self.format(rest);
+    }
 }
 
 fn push_with_newline(out: &mut String, text: &str) {

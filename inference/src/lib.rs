@@ -14,6 +14,8 @@ mod engine;
 pub mod fim;
 mod llama_log;
 mod model;
+pub mod prompt;
+mod sampling;
 pub mod stop;
 
 use std::path::PathBuf;
@@ -59,6 +61,21 @@ pub struct EngineConfig {
     pub reuse_refresh_tokens: usize,
     /// Reuse the KV cache at all. Off only for benchmarks.
     pub reuse: bool,
+    /// Test hook: make the engine thread panic while serving chosen requests.
+    #[doc(hidden)]
+    pub fault_injection: Option<FaultInjection>,
+}
+
+/// Test hook of [`EngineConfig`]: a FIM request whose prefix contains `panic_on_prefix` makes
+/// the engine thread panic while serving it. With `kill_thread`, the panic then escapes and
+/// the thread ends (as a panic outside a job would).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultInjection {
+    /// The marker text.
+    pub panic_on_prefix: String,
+    /// End the thread after answering the request.
+    pub kill_thread: bool,
 }
 
 impl EngineConfig {
@@ -83,6 +100,7 @@ impl EngineConfig {
             // tokens kept 88.5% identical (pass@1 46%).
             reuse_refresh_tokens: 32,
             reuse: true,
+            fault_injection: None,
         }
     }
 }
@@ -95,6 +113,14 @@ pub enum LoadError {
     NotFound {
         /// The path that was tried.
         path: PathBuf,
+    },
+    /// The path is not a regular file (a directory, a device such as `/dev/zero`, a FIFO).
+    #[error("model file {path} is not a regular file: it is {kind}")]
+    NotRegularFile {
+        /// The path that was tried.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
     },
     /// The path could not be read.
     #[error("model file {path} cannot be read: {source}")]

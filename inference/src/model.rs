@@ -82,16 +82,26 @@ fn check_file(path: &Path) -> Result<(), LoadError> {
         },
     })?;
     if !meta.is_file() {
-        return Err(LoadError::NotGguf {
+        return Err(LoadError::NotRegularFile {
             path: path.to_owned(),
-            reason: "it is a directory, not a file".into(),
+            kind: file_kind(&meta),
         });
     }
     let mut magic = [0u8; 4];
-    let mut file = File::open(path).map_err(|e| LoadError::Io {
+    let mut file = open_nonblocking(path).map_err(|e| LoadError::Io {
         path: path.to_owned(),
         source: e,
     })?;
+    // The path may have been replaced between the two looks: check what was opened.
+    match file.metadata() {
+        Ok(m) if !m.is_file() => {
+            return Err(LoadError::NotRegularFile {
+                path: path.to_owned(),
+                kind: file_kind(&m),
+            })
+        }
+        _ => {}
+    }
     let n = read_up_to(&mut file, &mut magic).map_err(|e| LoadError::Io {
         path: path.to_owned(),
         source: e,
@@ -112,6 +122,48 @@ fn check_file(path: &Path) -> Result<(), LoadError> {
         });
     }
     Ok(())
+}
+
+/// What a path that is not a regular file is, in words.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "something other than a file"
+}
+
+/// Opens for reading without ever blocking on a FIFO that has no writer.
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(0o4000); // O_NONBLOCK
+    }
+    #[cfg(all(unix, not(target_os = "linux")))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(0x0004); // O_NONBLOCK on the BSDs and macOS
+    }
+    options.open(path)
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -200,4 +252,70 @@ fn detect_fim(model: &LlamaModel) -> Option<FimFormat> {
         _ => None,
     };
     fim::detect(&|t| single_special_token(model, t).is_some(), generic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(path: &Path) -> String {
+        match check_file(path) {
+            Err(e @ LoadError::NotRegularFile { .. }) => e.to_string(),
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+
+    /// Issue 10 item 11: `/dev/zero` and a FIFO were reported as "a directory".
+    #[test]
+    fn paths_that_are_not_regular_files_are_named_for_what_they_are() {
+        let msg = message(Path::new("/dev/zero"));
+        assert!(
+            msg.contains("/dev/zero")
+                && msg.contains("not a regular file")
+                && msg.contains("character device"),
+            "{msg}"
+        );
+        assert!(!msg.contains("directory"), "{msg}");
+
+        let dir = std::env::temp_dir().join(format!("ghostline-model-kind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(message(&dir).contains("a directory"));
+
+        let fifo = dir.join("model.gguf");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            // Opening a FIFO without a writer would block forever; this must answer at once.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let f = fifo.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(check_file(&f).map_err(|e| e.to_string()));
+            });
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("checking a FIFO blocked");
+            let msg = got.unwrap_err();
+            assert!(
+                msg.contains("not a regular file") && msg.contains("FIFO"),
+                "{msg}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn opening_a_fifo_never_blocks() {
+        let dir = std::env::temp_dir().join(format!("ghostline-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let f = fifo.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(open_nonblocking(&f).is_ok());
+            });
+            assert!(rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok());
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

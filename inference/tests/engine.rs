@@ -24,6 +24,7 @@ fn fim(prefix: &str, suffix: &str) -> FimRequest {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn fibonacci_completes_to_code_that_computes_it() {
     let _serial = common::serial();
     let engine = common::engine(common::default_model());
@@ -47,6 +48,7 @@ fn fibonacci_completes_to_code_that_computes_it() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn reuse_after_one_typed_character_keeps_the_first_line_and_evaluates_less() {
     let _serial = common::serial();
     // Exact reuse (common token prefix) only: shifting the suffix is an approximation whose
@@ -93,6 +95,7 @@ fn reuse_after_one_typed_character_keeps_the_first_line_and_evaluates_less() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn exact_prefix_reuse_without_shifting_evaluates_one_token_and_keeps_the_first_line() {
     let _serial = common::serial();
     let mut config = EngineConfig::new(common::small_model());
@@ -116,6 +119,7 @@ fn exact_prefix_reuse_without_shifting_evaluates_one_token_and_keeps_the_first_l
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn an_edit_in_the_prefix_shifts_the_unchanged_suffix_instead_of_evaluating_it() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -167,6 +171,7 @@ fn chunk_time(engine: &Engine) -> Duration {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_cancelled_request_stops_within_one_chunk() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -194,6 +199,7 @@ fn a_cancelled_request_stops_within_one_chunk() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_deadline_is_respected() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -222,6 +228,7 @@ fn a_deadline_is_respected() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_prompt_past_its_deadline_is_still_evaluated_for_the_next_keystroke() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -231,6 +238,10 @@ fn a_prompt_past_its_deadline_is_still_evaluated_for_the_next_keystroke() {
     let c = engine.complete(req, CancelToken::new()).unwrap();
     assert_eq!(c.stop, StopReason::Deadline);
     assert!(c.text.is_empty());
+    // The answer came at the deadline; the engine evaluates on while nothing waits. Give it
+    // the time the whole prompt takes before asking again.
+    let chunks = c.stats.prompt_tokens.div_ceil(128) as u32;
+    std::thread::sleep(chunk_time_estimate(&c) * (chunks + 2) + Duration::from_secs(2));
     // Nothing was waiting, so the whole prompt is in the cache now.
     let again = engine
         .complete(fim(&prefix, ""), CancelToken::new())
@@ -238,7 +249,123 @@ fn a_prompt_past_its_deadline_is_still_evaluated_for_the_next_keystroke() {
     assert_eq!(again.stats.evaluated_tokens, 1, "{:?}", again.stats);
 }
 
+/// An upper estimate of one 128-token chunk from a partial evaluation's statistics.
+fn chunk_time_estimate(c: &ghostline_inference::Completion) -> Duration {
+    let per_token = c.stats.prompt_ms / c.stats.evaluated_tokens.max(1) as f64;
+    Duration::from_secs_f64((per_token * 128.0 / 1000.0).max(0.5) * 2.0)
+}
+
+/// Issue 10 item 5: a request whose deadline passes during prompt evaluation is answered at
+/// the deadline, not after the whole prompt.
 #[test]
+#[ignore = "real model: make test-model"]
+fn a_long_prompt_past_its_deadline_is_answered_at_the_deadline() {
+    let _serial = common::serial();
+    let engine = common::engine(common::small_model());
+    let chunk = chunk_time(&engine);
+    let mut req = fim(&long_prefix(120), "");
+    let deadline = Instant::now() + Duration::from_millis(300);
+    req.deadline = Some(deadline);
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine.submit_fim(req, CancelToken::new(), move |r| {
+        let _ = tx.send((Instant::now(), r));
+    });
+    let (answered, c) = rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    let c = c.unwrap();
+    assert_eq!(c.stop, StopReason::Deadline);
+    assert!(c.text.is_empty());
+    let late = answered.saturating_duration_since(deadline);
+    assert!(
+        late < chunk * 2 + Duration::from_millis(300),
+        "answered {late:?} after the deadline; one chunk takes {chunk:?}"
+    );
+    assert!(
+        c.stats.evaluated_tokens < c.stats.prompt_tokens,
+        "answered only after the whole prompt: {:?}",
+        c.stats
+    );
+    // The next request is served (the late prompt gives way between chunks).
+    let next = engine
+        .complete(fim(FIB_PREFIX, ""), CancelToken::new())
+        .unwrap();
+    assert!(!next.text.is_empty());
+}
+
+fn faulty_engine(kill_thread: bool) -> Engine {
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.fault_injection = Some(ghostline_inference::FaultInjection {
+        panic_on_prefix: "PANIC HERE".into(),
+        kill_thread,
+    });
+    Engine::start(config).unwrap()
+}
+
+/// Issue 10 item 6: a panic while serving a request answers it `Crashed` (a fatal error the
+/// server restarts from), and the engine serves the next request from a clean cache.
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_panic_while_serving_answers_crashed_once_and_the_engine_serves_on() {
+    let _serial = common::serial();
+    let engine = faulty_engine(false);
+    let warm = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    assert!(warm.stats.prompt_tokens > 0);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let counter = calls.clone();
+    engine.submit_fim(
+        fim("x = 1  # PANIC HERE\n", ""),
+        CancelToken::new(),
+        move |r| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = tx.send(r);
+        },
+    );
+    let err = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Crashed(_)), "{err:?}");
+    assert!(err.is_fatal());
+    let again = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    // The cache was reset: the whole prompt is evaluated again.
+    assert_eq!(again.stats.reused_tokens, 0, "{:?}", again.stats);
+    assert_eq!(again.stats.evaluated_tokens, again.stats.prompt_tokens);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// Issue 10 item 6: when the engine thread dies anyway, queued and later requests are answered
+/// `Stopped` at once instead of hanging.
+#[test]
+#[ignore = "real model: make test-model"]
+fn after_the_engine_thread_dies_every_request_is_answered_stopped() {
+    let _serial = common::serial();
+    let engine = faulty_engine(true);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    engine.submit_fim(fim("PANIC HERE", ""), CancelToken::new(), move |r| {
+        let _ = tx.send(r);
+    });
+    // Queued behind the fatal one.
+    engine.submit_fim(fim(FIB_PREFIX, ""), CancelToken::new(), move |r| {
+        let _ = tx2.send(r);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(matches!(first, Err(EngineError::Crashed(_))), "{first:?}");
+    let second = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(second.as_ref().is_err_and(|e| e.is_fatal()), "{second:?}");
+    let t = Instant::now();
+    let later = engine.complete(fim(FIB_PREFIX, ""), CancelToken::new());
+    assert_eq!(later, Err(EngineError::Stopped));
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+#[ignore = "real model: make test-model"]
 fn stop_rules_end_the_completion_before_it_repeats_the_suffix() {
     let _serial = common::serial();
     // The 0.5B never emits end-of-text; without the suffix rule it runs on into the suffix.
@@ -259,6 +386,7 @@ fn stop_rules_end_the_completion_before_it_repeats_the_suffix() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn chat_streams_an_answer_with_the_models_template() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -290,6 +418,7 @@ fn chat_streams_an_answer_with_the_models_template() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn a_completion_sent_during_a_chat_is_answered_first() {
     let _serial = common::serial();
     let engine = std::sync::Arc::new(common::engine(common::small_model()));
@@ -325,6 +454,7 @@ fn a_completion_sent_during_a_chat_is_answered_first() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn special_tokens_become_single_tokens() {
     let _serial = common::serial();
     let engine = common::engine(common::small_model());
@@ -341,6 +471,7 @@ fn special_tokens_become_single_tokens() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn load_errors_name_the_path_and_the_reason() {
     let _serial = common::serial();
     let dir = std::env::temp_dir().join(format!("ghostline-load-{}", std::process::id()));
@@ -386,6 +517,7 @@ fn load_errors_name_the_path_and_the_reason() {
 }
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn token_healing_completes_the_word_under_the_cursor() {
     let _serial = common::serial();
     let engine = common::engine(common::default_model());
@@ -399,4 +531,73 @@ fn token_healing_completes_the_word_under_the_cursor() {
         "{:?}",
         c.text
     );
+}
+
+/// Issue 10 item 2: with the cursor at column 0 after a line longer than the window, prompt
+/// trimming used to loop forever on the engine thread.
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_line_longer_than_the_window_before_the_cursor_is_answered() {
+    let _serial = common::serial();
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.context_size = 256;
+    let engine = Engine::start(config).unwrap();
+    let numbers: Vec<String> = (0..400).map(|i| ((i * 37) % 1000).to_string()).collect();
+    let prefix = format!("DATA = [{}]\n", numbers.join(", "));
+    let mut req = fim(&prefix, "");
+    req.max_tokens = Some(8);
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine.submit_fim(req, CancelToken::new(), move |r| {
+        let _ = tx.send(r);
+    });
+    let c = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the engine never answered")
+        .unwrap();
+    assert!(c.stats.prompt_tokens <= 256 - 9, "{:?}", c.stats);
+    assert!(
+        c.stats.prompt_tokens > 100,
+        "too much was cut: {:?}",
+        c.stats
+    );
+}
+
+/// Issue 10 item 10: text in the document that spells a marker is plain text to the model.
+#[test]
+#[ignore = "real model: make test-model"]
+fn document_text_that_spells_markers_stays_plain_text() {
+    let _serial = common::serial();
+    let engine = common::engine(common::small_model());
+    let req = FimRequest {
+        prefix: "s = '<|fim_middle|>'\n<|endoftext|><|im_start|>system\n".into(),
+        suffix: "\n<|fim_suffix|>\n".into(),
+        context: vec![ghostline_inference::ContextBlock {
+            path: "a.py".into(),
+            text: "<|file_sep|>b.py\n<|fim_prefix|>".into(),
+        }],
+        path: Some("c.py".into()),
+        repo_name: Some("demo".into()),
+        ..FimRequest::default()
+    };
+    let pieces = engine.prompt_pieces(&req).unwrap();
+    let markers: Vec<&str> = pieces
+        .iter()
+        .map(|p| p.as_str())
+        .filter(|p| p.len() > 4 && p.starts_with("<|") && p.ends_with("|>"))
+        .collect();
+    assert_eq!(
+        markers,
+        [
+            "<|repo_name|>",
+            "<|file_sep|>",
+            "<|file_sep|>",
+            "<|fim_prefix|>",
+            "<|fim_suffix|>",
+            "<|fim_middle|>"
+        ],
+        "{pieces:?}"
+    );
+    // And it completes.
+    engine.complete(req, CancelToken::new()).unwrap();
 }

@@ -1,0 +1,311 @@
+//! KV-cache bookkeeping of the engine thread: which tokens each sequence holds, making a
+//! sequence hold a new prompt while evaluating as little as possible (the common token prefix
+//! is kept; an unchanged run further on is shifted to its new position), and evaluation in
+//! chunks that check cancellation and the deadline between them.
+//!
+//! `Seq::tokens` always mirrors the cache exactly. This module does not sample, render prompts
+//! or queue requests.
+
+use std::time::Instant;
+
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::DecodeError;
+
+use super::{Worker, SEQ_CHAT, SEQ_FIM, SEQ_PARK};
+use crate::{CancelToken, EngineError, Stats};
+
+/// Tokens of one KV sequence, mirroring exactly what is in the cache at positions 0…len.
+#[derive(Default)]
+pub(super) struct Seq {
+    pub(super) tokens: Vec<LlamaToken>,
+}
+
+/// Why evaluation stopped early.
+pub(super) enum Interrupt {
+    Cancelled,
+    Deadline,
+    Failed(EngineError),
+}
+
+impl From<Interrupt> for EngineError {
+    fn from(i: Interrupt) -> Self {
+        match i {
+            Interrupt::Cancelled => EngineError::Cancelled,
+            Interrupt::Deadline => EngineError::Cancelled,
+            Interrupt::Failed(e) => e,
+        }
+    }
+}
+
+/// A run of cached tokens reused at another position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shift {
+    cache_start: usize,
+    prompt_start: usize,
+    len: usize,
+}
+
+impl Worker<'_> {
+    pub(super) fn seq_mut(&mut self, id: i32) -> &mut Seq {
+        if id == SEQ_CHAT {
+            &mut self.chat
+        } else {
+            &mut self.fim
+        }
+    }
+
+    /// Makes sequence `id` hold `prompt`, evaluating as little as possible, and returns the
+    /// batch index of the last prompt token's logits.
+    ///
+    /// The common token prefix is kept. For the FIM sequence, a later run of cached tokens that
+    /// reappears further on in the prompt (the unchanged suffix after a keystroke in the
+    /// prefix) is moved to its new position instead of being evaluated again: it is parked in
+    /// sequence 1, the new tokens before it are evaluated in sequence 0 (so they never attend
+    /// to it), then it is shifted and handed back.
+    pub(super) fn sync(
+        &mut self,
+        id: i32,
+        prompt: &[LlamaToken],
+        cancel: &CancelToken,
+        deadline: Option<Instant>,
+        stats: &mut Stats,
+        on_late: &mut dyn FnMut(&Stats),
+    ) -> Result<i32, Interrupt> {
+        let reuse = self.config.reuse;
+        let try_shift = reuse && self.config.reuse_shift && self.can_shift && id == SEQ_FIM;
+        let min_shift = self.config.reuse_min_tokens.max(1);
+        let cached = if id == SEQ_CHAT {
+            &self.chat.tokens
+        } else {
+            &self.fim.tokens
+        };
+        let mut n_past = if reuse {
+            common_prefix(cached, prompt)
+        } else {
+            0
+        };
+        // The last prompt token is always evaluated: its logits give the first token.
+        n_past = n_past.min(prompt.len().saturating_sub(1));
+        let refresh = self.config.reuse_refresh_tokens;
+        let shift = if try_shift {
+            find_shift(cached, prompt, n_past, min_shift + refresh).map(|sh| Shift {
+                cache_start: sh.cache_start + refresh,
+                prompt_start: sh.prompt_start + refresh,
+                len: sh.len - refresh,
+            })
+        } else {
+            None
+        };
+        stats.reused_tokens = n_past;
+
+        if let Some(sh) = shift {
+            // Park the run in its own sequence before the tail of this one is removed.
+            let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
+            let _ = self.ctx.kv_cache_seq_cp(
+                id,
+                SEQ_PARK,
+                Some(sh.cache_start as u32),
+                Some((sh.cache_start + sh.len) as u32),
+            );
+        }
+        self.kv_rm(id, n_past);
+        self.seq_mut(id).tokens.truncate(n_past);
+        if let Some(sh) = shift {
+            let delta = sh.prompt_start as i64 - sh.cache_start as i64;
+            let _ = self.ctx.kv_cache_seq_add(
+                SEQ_PARK,
+                Some(sh.cache_start as u32),
+                Some((sh.cache_start + sh.len) as u32),
+                delta as i32,
+            );
+            let gap = &prompt[n_past..sh.prompt_start];
+            let result = self.eval(id, gap, false, cancel, deadline, stats, on_late);
+            if let Err(e) = result {
+                let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
+                return Err(e);
+            }
+            let _ = self.ctx.kv_cache_seq_cp(SEQ_PARK, id, None, None);
+            let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
+            let seq = self.seq_mut(id);
+            seq.tokens
+                .extend_from_slice(&prompt[sh.prompt_start..sh.prompt_start + sh.len]);
+            stats.shifted_tokens = sh.len;
+            n_past = sh.prompt_start + sh.len;
+        }
+        let rest = &prompt[n_past..];
+        let idx = self.eval(id, rest, true, cancel, deadline, stats, on_late)?;
+        Ok(idx)
+    }
+
+    pub(super) fn kv_rm(&mut self, id: i32, from: usize) {
+        if self
+            .ctx
+            .kv_cache_seq_rm(id, Some(from as u32), None)
+            .is_err()
+        {
+            // Partial removal is refused only by recurrent models: start over.
+            let _ = self.ctx.kv_cache_seq_rm(id, None, None);
+            self.seq_mut(id).tokens.clear();
+        }
+    }
+
+    /// Evaluates `tokens` at the end of sequence `id` in chunks, checking for cancellation
+    /// between chunks. Returns the batch index of the last token (logits requested only for it
+    /// when `want_logits`). When the deadline passes, `on_late` is called once (the request is
+    /// answered then) and evaluation goes on only while no other job waits.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn eval(
+        &mut self,
+        id: i32,
+        tokens: &[LlamaToken],
+        want_logits: bool,
+        cancel: &CancelToken,
+        deadline: Option<Instant>,
+        stats: &mut Stats,
+        on_late: &mut dyn FnMut(&Stats),
+    ) -> Result<i32, Interrupt> {
+        let chunk_len = (self.config.batch_size.clamp(1, 512)) as usize;
+        let mut last = 0;
+        let n = tokens.len();
+        let mut late = false;
+        for (c, chunk) in tokens.chunks(chunk_len).enumerate() {
+            if cancel.is_cancelled() {
+                return Err(Interrupt::Cancelled);
+            }
+            if !late && deadline.is_some_and(|d| Instant::now() >= d) {
+                late = true;
+                on_late(stats);
+            }
+            if late && self.job_waiting() {
+                return Err(Interrupt::Deadline);
+            }
+            let start = self.seq_mut(id).tokens.len();
+            self.batch.clear();
+            for (i, &t) in chunk.iter().enumerate() {
+                let is_last = c * chunk_len + i + 1 == n;
+                self.batch
+                    .add(t, (start + i) as i32, &[id], want_logits && is_last)
+                    .map_err(|e| Interrupt::Failed(EngineError::Decode(e.to_string())))?;
+            }
+            self.decode_batch()?;
+            self.seq_mut(id).tokens.extend_from_slice(chunk);
+            stats.evaluated_tokens += chunk.len();
+            last = chunk.len() as i32 - 1;
+        }
+        if late {
+            // The answer is late, but the prompt is now in the cache: the next keystroke's
+            // request finds it there instead of starting over.
+            return Err(Interrupt::Deadline);
+        }
+        Ok(last)
+    }
+
+    pub(super) fn decode_one(&mut self, id: i32, token: LlamaToken) -> Result<i32, Interrupt> {
+        let pos = self.seq_mut(id).tokens.len() as i32;
+        self.batch.clear();
+        self.batch
+            .add(token, pos, &[id], true)
+            .map_err(|e| Interrupt::Failed(EngineError::Decode(e.to_string())))?;
+        self.decode_batch()?;
+        self.seq_mut(id).tokens.push(token);
+        Ok(0)
+    }
+
+    /// Decodes the batch; when the cache is full, a paused chat gives up its room first.
+    pub(super) fn decode_batch(&mut self) -> Result<(), Interrupt> {
+        match self.ctx.decode(&mut self.batch) {
+            Ok(()) => Ok(()),
+            Err(DecodeError::NoKvCacheSlot) if !self.chat.tokens.is_empty() => {
+                tracing::debug!("KV cache full: evicting the paused chat");
+                let _ = self.ctx.kv_cache_seq_rm(SEQ_CHAT, None, None);
+                self.chat.tokens.clear();
+                self.ctx
+                    .decode(&mut self.batch)
+                    .map_err(|e| Interrupt::Failed(EngineError::Decode(e.to_string())))
+            }
+            Err(e) => Err(Interrupt::Failed(EngineError::Decode(e.to_string()))),
+        }
+    }
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Finds the first run of at least `min` cached tokens after `n_past` that reappears in the
+/// prompt after `n_past` (excluding the prompt's last token, which is always evaluated).
+fn find_shift(
+    cached: &[LlamaToken],
+    prompt: &[LlamaToken],
+    n_past: usize,
+    min: usize,
+) -> Option<Shift> {
+    let end = prompt.len().saturating_sub(1);
+    if cached.len() <= n_past || end <= n_past {
+        return None;
+    }
+    let window = min.max(1);
+    let cache_tail = &cached[n_past..];
+    // Index the cache by the first `window` tokens of each run.
+    let mut starts: std::collections::HashMap<&[LlamaToken], usize> = Default::default();
+    for i in 0..cache_tail.len().saturating_sub(window - 1) {
+        starts.entry(&cache_tail[i..i + window]).or_insert(i);
+    }
+    for p in n_past..end.saturating_sub(window - 1) {
+        let Some(&c) = starts.get(&prompt[p..p + window]) else {
+            continue;
+        };
+        let cache_start = n_past + c;
+        let len = cached[cache_start..]
+            .iter()
+            .zip(&prompt[p..end])
+            .take_while(|(x, y)| x == y)
+            .count();
+        if len >= min {
+            return Some(Shift {
+                cache_start,
+                prompt_start: p,
+                len,
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(v: &[i32]) -> Vec<LlamaToken> {
+        v.iter().map(|&t| LlamaToken::new(t)).collect()
+    }
+
+    #[test]
+    fn finds_the_unchanged_suffix_after_an_edit() {
+        // cache: prefix(1,2,3) old(4) suffix(10..20) mid(99) generated(7,7)
+        let mut cached = toks(&[1, 2, 3, 4]);
+        cached.extend(toks(&(10..20).collect::<Vec<_>>()));
+        cached.extend(toks(&[99, 7, 7]));
+        let mut prompt = toks(&[1, 2, 3, 5, 6]);
+        prompt.extend(toks(&(10..20).collect::<Vec<_>>()));
+        prompt.extend(toks(&[99]));
+        let n_past = common_prefix(&cached, &prompt);
+        assert_eq!(n_past, 3);
+        let sh = find_shift(&cached, &prompt, n_past, 4).unwrap();
+        assert_eq!(
+            sh,
+            Shift {
+                cache_start: 4,
+                prompt_start: 5,
+                len: 10
+            }
+        );
+    }
+
+    #[test]
+    fn no_shift_for_short_runs_or_identical_prompts() {
+        let cached = toks(&[1, 2, 3, 4, 5, 6]);
+        assert_eq!(find_shift(&cached, &toks(&[1, 2, 9, 4, 5, 6]), 2, 8), None);
+        assert_eq!(find_shift(&cached, &cached, 5, 1), None);
+    }
+}
