@@ -337,6 +337,8 @@ struct Worker<'m> {
     pieces: Vec<Vec<u8>>,
     can_shift: bool,
     n_ctx: usize,
+    /// Saved KV states per document (issue 12, lever 1; see `doc_state`).
+    docs: crate::doc_state::DocStates,
 }
 
 impl<'m> Worker<'m> {
@@ -363,6 +365,7 @@ impl<'m> Worker<'m> {
             .collect();
         let n_ctx = ctx.n_ctx() as usize;
         let batch_cap = config.batch_size.clamp(1, 512) as usize;
+        let docs = crate::doc_state::DocStates::new(&config, n_ctx);
         Worker {
             model,
             ctx,
@@ -377,6 +380,7 @@ impl<'m> Worker<'m> {
             pieces,
             can_shift,
             n_ctx,
+            docs,
         }
     }
 
@@ -384,9 +388,16 @@ impl<'m> Worker<'m> {
         loop {
             let job = match self.pending.pop_front() {
                 Some(job) => job,
-                None => match self.rx.recv() {
+                // Idle for a while (or stopping): the current document's KV state is saved.
+                None => match self.rx.recv_timeout(crate::doc_state::IDLE_SAVE) {
                     Ok(job) => job,
-                    Err(_) => return,
+                    Err(e) => {
+                        self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
+                        match e {
+                            mpsc::RecvTimeoutError::Timeout => continue,
+                            mpsc::RecvTimeoutError::Disconnected => return,
+                        }
+                    }
                 },
             };
             self.dispatch(job);
@@ -516,6 +527,13 @@ impl<'m> Worker<'m> {
         cancel: &CancelToken,
         received: Instant,
     ) -> Result<Completion, EngineError> {
+        // Per-document KV state: save the one the sequence holds, restore this document's.
+        self.docs.switch_to(
+            &mut self.ctx,
+            SEQ_FIM,
+            &mut self.fim.tokens,
+            req.document.as_deref(),
+        );
         let max_tokens = req.max_tokens.unwrap_or(self.config.max_tokens);
         // Token healing: the prefix's last token is taken out of the prompt and the first
         // generated tokens must reproduce its text, so a cursor inside a token (`ret|`) does
