@@ -45,6 +45,8 @@ const PREFIX_TRIM_LINES: usize = 32;
 
 use crate::backend::{ChatReply, ChatStream, FimReply};
 
+// One job per request on a channel: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Fim {
         req: FimRequest,

@@ -3,6 +3,7 @@
 //! damaged file on disk is ignored. Assertions are on token bookkeeping, never on generated
 //! text. These load the 0.5B model (`make model`).
 
+#[allow(dead_code)]
 mod common;
 
 use std::path::Path;
