@@ -83,6 +83,8 @@ impl<T> Drop for Reply<T> {
     }
 }
 
+// One job per request on a channel: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     Fim {
         req: FimRequest,
@@ -395,6 +397,8 @@ struct Worker<'m> {
     n_ctx: usize,
     /// Set by the fault-injection hook: end the thread after answering the job.
     die: bool,
+    /// Saved KV states per document (issue 12, lever 1; see `doc_state`).
+    docs: crate::doc_state::DocStates,
 }
 
 impl<'m> Worker<'m> {
@@ -421,6 +425,7 @@ impl<'m> Worker<'m> {
             .collect();
         let n_ctx = ctx.n_ctx() as usize;
         let batch_cap = config.batch_size.clamp(1, 512) as usize;
+        let docs = crate::doc_state::DocStates::new(&config, n_ctx);
         Worker {
             model,
             ctx,
@@ -436,6 +441,7 @@ impl<'m> Worker<'m> {
             can_shift,
             n_ctx,
             die: false,
+            docs,
         }
     }
 
@@ -443,9 +449,16 @@ impl<'m> Worker<'m> {
         loop {
             let job = match self.pending.pop_front() {
                 Some(job) => job,
-                None => match self.rx.recv() {
+                // Idle for a while (or stopping): the current document's KV state is saved.
+                None => match self.rx.recv_timeout(crate::doc_state::IDLE_SAVE) {
                     Ok(job) => job,
-                    Err(_) => return,
+                    Err(e) => {
+                        self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
+                        match e {
+                            mpsc::RecvTimeoutError::Timeout => continue,
+                            mpsc::RecvTimeoutError::Disconnected => return,
+                        }
+                    }
                 },
             };
             self.dispatch(job);
@@ -555,6 +568,13 @@ impl<'m> Worker<'m> {
         received: Instant,
         reply: &mut Option<Reply<Completion>>,
     ) -> Result<Completion, EngineError> {
+        // Per-document KV state: save the one the sequence holds, restore this document's.
+        self.docs.switch_to(
+            &mut self.ctx,
+            SEQ_FIM,
+            &mut self.fim.tokens,
+            req.document.as_deref(),
+        );
         let max_tokens = req.max_tokens.unwrap_or(self.config.max_tokens);
         // Token healing: the prefix's last token is taken out of the prompt and the first
         // generated tokens must reproduce its text, so a cursor inside a token (`ret|`) does

@@ -10,6 +10,7 @@
 //! LSP, editors, tree-sitter or the file system beyond loading the model file.
 
 pub mod backend;
+mod doc_state;
 mod engine;
 pub mod fim;
 mod llama_log;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use backend::{complete_blocking, Backend, BackendHandle, FakeBackend};
+pub use doc_state::kv_cache_dir;
 pub use engine::{Engine, EngineHandle};
 pub use fim::{ContextBlock, FimFormat, FimOrder};
 pub use model::{default_model_path, model_cache_dir, ModelInfo};
@@ -64,6 +66,14 @@ pub struct EngineConfig {
     /// Test hook: make the engine thread panic while serving chosen requests.
     #[doc(hidden)]
     pub fault_injection: Option<FaultInjection>,
+    /// Memory for saved per-document KV states (see [`FimRequest::document`]), least recently
+    /// used dropped first; 0 keeps none in memory.
+    pub doc_state_memory_bytes: usize,
+    /// Disk space for saved per-document KV states, so a document is warm again after a
+    /// restart; 0 keeps none on disk.
+    pub doc_state_disk_bytes: u64,
+    /// Where saved states live on disk; [`kv_cache_dir`] when `None`.
+    pub doc_state_dir: Option<PathBuf>,
 }
 
 /// Test hook of [`EngineConfig`]: a FIM request whose prefix contains `panic_on_prefix` makes
@@ -101,6 +111,9 @@ impl EngineConfig {
             reuse_refresh_tokens: 32,
             reuse: true,
             fault_injection: None,
+            doc_state_memory_bytes: 512 << 20,
+            doc_state_disk_bytes: 2 << 30,
+            doc_state_dir: None,
         }
     }
 }
@@ -258,6 +271,9 @@ pub struct FimRequest {
     /// Take the prefix's last token out of the prompt and make the completion start with its
     /// text (for a cursor in the middle of a word). The returned text never includes it.
     pub token_healing: bool,
+    /// A stable key of the document (its URI). The engine keeps a KV state per document and
+    /// restores it when requests come back to that document; `None` leaves the state as is.
+    pub document: Option<String>,
 }
 
 /// Where the time and the tokens of one request went.

@@ -237,6 +237,7 @@ pub async fn suggest(
                         .chars()
                         .next_back()
                         .is_some_and(|c| c.is_alphanumeric() || c == '_'),
+                    document: Some(uri.as_str().to_owned()),
                 };
                 let spec = generation::Spec {
                     request,
