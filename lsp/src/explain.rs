@@ -219,7 +219,20 @@ pub async fn execute(
             "expected [{{uri, position}}] or [{{uri, range}}]: {e}"
         ))
     })?;
-    let Some(t) = target(inner, &args.uri, args.position, args.range)? else {
+    if inner.too_large(&args.uri) {
+        return Err(request_failed(
+            "ghostline: the document is too large to explain",
+        ));
+    }
+    // Finding the function is proportional to the document: off the protocol task.
+    let found = {
+        let (inner, uri, position, range) =
+            (inner.clone(), args.uri.clone(), args.position, args.range);
+        tokio::task::spawn_blocking(move || target(&inner, &uri, position, range))
+            .await
+            .map_err(|e| request_failed(format!("ghostline: explain failed: {e}")))?
+    };
+    let Some(t) = found? else {
         return Err(invalid_params(
             "no function at the cursor; put the cursor inside a function or select the code to explain",
         ));

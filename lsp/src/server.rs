@@ -94,7 +94,12 @@ pub struct Inner {
     seq: AtomicU64,
     /// Statistics of the last finished model run (`ghostline.debugLastCompletion`).
     pub last_generation: Mutex<Option<Value>>,
+    /// Documents whose size the user was told about.
+    told_too_large: Mutex<std::collections::HashSet<Uri>>,
 }
+
+/// Documents larger than this get no completions or code actions (their text stays in sync).
+pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
 
 /// Locks a mutex, ignoring poisoning (a panic elsewhere must not take the server down).
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -124,6 +129,26 @@ impl Inner {
     /// Negotiated position encoding.
     pub fn encoding(&self) -> Encoding {
         *lock(&self.encoding)
+    }
+
+    /// Whether `uri` is over [`MAX_DOCUMENT_BYTES`]: its text stays in sync but it gets no
+    /// completions or code actions; the user is told once per document.
+    pub fn too_large(self: &Arc<Self>, uri: &Uri) -> bool {
+        let bytes = lock(&self.docs).get(uri).map_or(0, |d| d.rope.len_bytes());
+        if bytes <= MAX_DOCUMENT_BYTES {
+            return false;
+        }
+        if lock(&self.told_too_large).insert(uri.clone()) {
+            let inner = self.clone();
+            let msg = format!(
+                "ghostline: {} is {} MiB, over the {} MiB limit: no completions or code actions for it",
+                uri.as_str(),
+                bytes >> 20,
+                MAX_DOCUMENT_BYTES >> 20
+            );
+            tokio::spawn(async move { inner.client.show_message(MessageType::WARNING, msg).await });
+        }
+        true
     }
 
     /// A fresh request number.
@@ -279,6 +304,7 @@ impl Backend {
                 pending_messages: Mutex::new(Vec::new()),
                 seq: AtomicU64::new(0),
                 last_generation: Mutex::new(None),
+                told_too_large: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -288,6 +314,12 @@ impl Backend {
         &self,
         params: InlineCompletionParams,
     ) -> Result<InlineCompletionList> {
+        if self
+            .inner
+            .too_large(&params.text_document_position.text_document.uri)
+        {
+            return Ok(InlineCompletionList { items: Vec::new() });
+        }
         crate::complete::inline_completion(&self.inner, params).await
     }
 
@@ -491,6 +523,7 @@ impl LanguageServer for Backend {
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
         lock(&self.inner.docs).remove(&uri);
+        lock(&self.inner.told_too_large).remove(&uri);
         self.inner.stop_inflight(&uri);
         if let Some(g) = lock(&self.inner.generations).remove(&uri) {
             g.cancel.cancel();
@@ -527,11 +560,24 @@ impl LanguageServer for Backend {
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        if self
+            .inner
+            .too_large(&params.text_document_position.text_document.uri)
+        {
+            return Ok(None);
+        }
         crate::complete::completion(&self.inner, params).await
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
-        crate::explain::code_action(&self.inner, params)
+        if self.inner.too_large(&params.text_document.uri) {
+            return Ok(None);
+        }
+        // Function finding is proportional to the document: off the protocol task.
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || crate::explain::code_action(&inner, params))
+            .await
+            .unwrap_or_else(|e| Err(request_failed(format!("code action failed: {e}"))))
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
