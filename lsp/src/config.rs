@@ -36,6 +36,10 @@ pub struct Config {
     pub backend: BackendKind,
     /// Hidden (tests): milliseconds per token of the fake backend.
     pub fake_delay_ms: u64,
+    /// Hidden (tests): milliseconds the fake backend takes to "load".
+    pub fake_load_delay_ms: u64,
+    /// Hidden (tests): the fake backend fails every request as if its engine had crashed.
+    pub fake_crash: bool,
     /// GGUF file; the command line's `--model`, `GHOSTLINE_MODEL` or the cache path when `None`.
     pub model: Option<PathBuf>,
     /// Engine threads; all cores up to 8 when `None`.
@@ -73,6 +77,8 @@ impl Default for Config {
         Config {
             backend: BackendKind::Local,
             fake_delay_ms: 0,
+            fake_load_delay_ms: 0,
+            fake_crash: false,
             model: None,
             threads: None,
             context_size: 4096,
@@ -121,6 +127,8 @@ impl Config {
         update.changed = *self != before;
         update.engine_changed = self.backend != before.backend
             || self.fake_delay_ms != before.fake_delay_ms
+            || self.fake_load_delay_ms != before.fake_load_delay_ms
+            || self.fake_crash != before.fake_crash
             || self.model != before.model
             || self.threads != before.threads
             || self.context_size != before.context_size
@@ -156,6 +164,8 @@ impl Config {
                 }
             }
             "fake.delayMs" => self.fake_delay_ms = int(v, 0, 10_000)?,
+            "fake.loadDelayMs" => self.fake_load_delay_ms = int(v, 0, 60_000)?,
+            "fake.crash" => self.fake_crash = boolean(v)?,
             "model" => self.model = opt_string(v)?.map(PathBuf::from),
             "threads" => self.threads = opt_int(v, 1, 256)?.map(|n| n as usize),
             "contextSize" => self.context_size = int(v, 256, 131_072)? as u32,

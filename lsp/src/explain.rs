@@ -185,6 +185,25 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Sends `ghostline/status` idle when an explanation is dropped (cancelled) before it ends.
+struct IdleOnDrop(Option<Arc<Inner>>);
+
+impl IdleOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for IdleOnDrop {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { inner.status(State::Idle, None, None).await });
+            }
+        }
+    }
+}
+
 /// `workspace/executeCommand` `ghostline.explainFunction`.
 pub async fn execute(
     inner: &Arc<Inner>,
@@ -200,7 +219,20 @@ pub async fn execute(
             "expected [{{uri, position}}] or [{{uri, range}}]: {e}"
         ))
     })?;
-    let Some(t) = target(inner, &args.uri, args.position, args.range)? else {
+    if inner.too_large(&args.uri) {
+        return Err(request_failed(
+            "ghostline: the document is too large to explain",
+        ));
+    }
+    // Finding the function is proportional to the document: off the protocol task.
+    let found = {
+        let (inner, uri, position, range) =
+            (inner.clone(), args.uri.clone(), args.position, args.range);
+        tokio::task::spawn_blocking(move || target(&inner, &uri, position, range))
+            .await
+            .map_err(|e| request_failed(format!("ghostline: explain failed: {e}")))?
+    };
+    let Some(t) = found? else {
         return Err(invalid_params(
             "no function at the cursor; put the cursor inside a function or select the code to explain",
         ));
@@ -256,6 +288,7 @@ pub async fn execute(
     inner
         .status(State::Generating, Some(title.clone()), None)
         .await;
+    let idle_on_drop = IdleOnDrop(Some(inner.clone()));
     let token_value = token.as_ref().and_then(|t| serde_json::to_value(t).ok());
     let mut text = String::new();
     let mut streaming = true;
@@ -285,13 +318,16 @@ pub async fn execute(
             r = &mut reply => break r.ok(),
         }
     };
+    let result = result.unwrap_or(Err(EngineError::Stopped));
+    if let Err(e) = &result {
+        inner.engine_failed(&engine, e);
+    }
     let outcome = match result {
-        Some(Ok(out)) => Ok(format!("{header}{}", out.text.trim())),
-        Some(Err(EngineError::Cancelled)) => Err(Error::request_cancelled()),
-        Some(Err(e)) => Err(request_failed(format!(
+        Ok(out) => Ok(format!("{header}{}", out.text.trim())),
+        Err(EngineError::Cancelled) => Err(Error::request_cancelled()),
+        Err(e) => Err(request_failed(format!(
             "ghostline: the explanation failed: {e}"
         ))),
-        None => Err(request_failed("ghostline: the engine stopped")),
     };
     let final_text = outcome
         .as_ref()
@@ -308,6 +344,7 @@ pub async fn execute(
         })
         .await;
     inner.status(State::Idle, None, None).await;
+    idle_on_drop.disarm();
     let markdown = outcome?;
     inner
         .client

@@ -69,7 +69,10 @@ fn init_logging(common: &Common, default_level: &str) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot open log file {}: {e}", path.display()))?;
             builder.with_writer(std::sync::Mutex::new(file)).init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        // Never blocks the server when the client does not read stderr.
+        None => builder
+            .with_writer(ghostline_lsp::logwriter::NonBlocking::new(std::io::stderr()))
+            .init(),
     }
     Ok(())
 }
@@ -93,8 +96,15 @@ fn main() -> anyhow::Result<()> {
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            runtime.block_on(ghostline_lsp::serve(ghostline_lsp::Options { model }));
-            Ok(())
+            let exit = runtime.block_on(ghostline_lsp::serve(
+                ghostline_lsp::Options { model },
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+            ));
+            // Background work (a model load, an index walk) may still run on blocking threads:
+            // the process ends now rather than waiting for them. Give the log thread a moment.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::process::exit(exit.code);
         }
     }
 }

@@ -10,14 +10,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use ghostline_inference::{BackendHandle, Engine, EngineConfig, FakeBackend};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
-use tower_lsp_server::ls_types::notification::Progress;
-use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
@@ -28,6 +24,10 @@ use crate::generation::Generation;
 use crate::position::{self, Encoding};
 use crate::protocol::{self, State, StatusNotification, StatusParams};
 use crate::workspace::Workspace;
+
+pub use crate::loader::{EngineSlot, EngineState};
+pub use crate::progress::WorkProgress;
+use crate::progress::CLIENT_REQUEST_TIMEOUT;
 
 /// Options from the command line.
 #[derive(Debug, Clone, Default)]
@@ -48,70 +48,6 @@ pub struct ClientCaps {
     /// `textDocument.inlineCompletion`: the client shows ghost text, so `textDocument/completion`
     /// (the fallback) stays empty to avoid showing the same suggestion twice.
     pub inline_completion: bool,
-}
-
-/// The engine's lifecycle.
-pub enum EngineState {
-    /// Not loaded yet (before `initialized`).
-    Starting,
-    /// Loading.
-    Loading,
-    /// Loaded.
-    Ready(BackendHandle),
-    /// Could not be loaded; the message says why.
-    Failed(String),
-}
-
-/// The engine and a generation number that tells a superseded load from the current one.
-pub struct EngineSlot {
-    state: Mutex<EngineState>,
-    generation: AtomicU64,
-}
-
-impl EngineSlot {
-    fn new() -> Self {
-        EngineSlot {
-            state: Mutex::new(EngineState::Starting),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    /// The engine when it is loaded.
-    pub fn ready(&self) -> Option<BackendHandle> {
-        match &*lock(&self.state) {
-            EngineState::Ready(e) => Some(e.clone()),
-            _ => None,
-        }
-    }
-
-    /// A short description of the state, for messages.
-    pub fn describe(&self) -> String {
-        match &*lock(&self.state) {
-            EngineState::Starting => "the model has not started loading yet".into(),
-            EngineState::Loading => "the model is still loading".into(),
-            EngineState::Ready(e) => format!("{} is loaded", e.info().name),
-            EngineState::Failed(m) => format!("the model could not be loaded: {m}"),
-        }
-    }
-
-    /// Starts a new load: drops the current engine (requests that hold it finish first).
-    fn begin(&self) -> u64 {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let old = std::mem::replace(&mut *lock(&self.state), EngineState::Loading);
-        drop(old);
-        generation
-    }
-
-    /// Stores the result of load `generation` unless a newer load started; returns whether it
-    /// was stored.
-    fn finish(&self, generation: u64, state: EngineState) -> bool {
-        let mut guard = lock(&self.state);
-        if self.generation.load(Ordering::SeqCst) != generation {
-            return false;
-        }
-        *guard = state;
-        true
-    }
 }
 
 /// A completion request waiting for its answer; a newer request (or an edit) makes it answer
@@ -158,7 +94,12 @@ pub struct Inner {
     seq: AtomicU64,
     /// Statistics of the last finished model run (`ghostline.debugLastCompletion`).
     pub last_generation: Mutex<Option<Value>>,
+    /// Documents whose size the user was told about.
+    told_too_large: Mutex<std::collections::HashSet<Uri>>,
 }
+
+/// Documents larger than this get no completions or code actions (their text stays in sync).
+pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
 
 /// Locks a mutex, ignoring poisoning (a panic elsewhere must not take the server down).
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -179,9 +120,6 @@ pub fn request_failed(message: impl Into<String>) -> Error {
     }
 }
 
-/// How long the server waits for the client to answer one of its requests.
-const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 impl Inner {
     /// Current settings.
     pub fn config(&self) -> Arc<Config> {
@@ -191,6 +129,26 @@ impl Inner {
     /// Negotiated position encoding.
     pub fn encoding(&self) -> Encoding {
         *lock(&self.encoding)
+    }
+
+    /// Whether `uri` is over [`MAX_DOCUMENT_BYTES`]: its text stays in sync but it gets no
+    /// completions or code actions; the user is told once per document.
+    pub fn too_large(self: &Arc<Self>, uri: &Uri) -> bool {
+        let bytes = lock(&self.docs).get(uri).map_or(0, |d| d.rope.len_bytes());
+        if bytes <= MAX_DOCUMENT_BYTES {
+            return false;
+        }
+        if lock(&self.told_too_large).insert(uri.clone()) {
+            let inner = self.clone();
+            let msg = format!(
+                "ghostline: {} is {} MiB, over the {} MiB limit: no completions or code actions for it",
+                uri.as_str(),
+                bytes >> 20,
+                MAX_DOCUMENT_BYTES >> 20
+            );
+            tokio::spawn(async move { inner.client.show_message(MessageType::WARNING, msg).await });
+        }
+        true
     }
 
     /// A fresh request number.
@@ -232,27 +190,6 @@ impl Inner {
         if let Some(old) = old {
             old.stop();
         }
-    }
-
-    /// The engine settings implied by the current settings and the command line.
-    pub fn engine_config(&self) -> EngineConfig {
-        let c = self.config();
-        let path = c
-            .model
-            .clone()
-            .or_else(|| self.options.model.clone())
-            .unwrap_or_else(ghostline_inference::default_model_path);
-        let mut e = EngineConfig::new(expand_home(path));
-        if let Some(t) = c.threads {
-            e.threads = t;
-        }
-        e.context_size = c.context_size;
-        e.max_tokens = c.max_tokens;
-        e.fim_template = c.fim_template.clone();
-        e.reuse = c.engine_reuse;
-        e.reuse_shift = c.engine_reuse_shift;
-        e.reuse_refresh_tokens = c.engine_reuse_refresh_tokens;
-        e
     }
 
     /// Applies a settings object; reports invalid values, logs unknown keys, reloads the model
@@ -340,193 +277,6 @@ impl Inner {
             }
         }
     }
-
-    /// Loads (or reloads) the model in the background, with work-done progress and status.
-    pub async fn load_model(self: Arc<Self>) {
-        let generation = self.engine.begin();
-        let config = self.engine_config();
-        let path = config.model_path.clone();
-        tracing::info!(path = %path.display(), threads = config.threads, "loading model");
-        self.status(
-            State::Loading,
-            Some(format!("loading {}", path.display())),
-            Some(0),
-        )
-        .await;
-        let progress = WorkProgress::begin(
-            &self,
-            None,
-            "ghostline: loading model",
-            Some(file_name(&path)),
-        )
-        .await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
-        let settings = self.config();
-        let mut load = tokio::task::spawn_blocking(move || {
-            if settings.backend == config::BackendKind::Fake {
-                let _ = tx.send(1.0);
-                let delay = Duration::from_millis(settings.fake_delay_ms);
-                let fake = FakeBackend::new()
-                    .with_delay_per_token(delay)
-                    .with_context_size(config.context_size as usize);
-                return Ok(Arc::new(fake) as BackendHandle);
-            }
-            Engine::start_with_progress(
-                config,
-                Box::new(move |p| {
-                    let _ = tx.send(p);
-                }),
-            )
-            .map(|engine| Arc::new(engine) as BackendHandle)
-        });
-        let result = loop {
-            tokio::select! {
-                biased;
-                res = &mut load => break res,
-                Some(p) = rx.recv() => {
-                    let pct = (p.clamp(0.0, 1.0) * 100.0) as u32;
-                    progress.report(None, Some(pct)).await;
-                    self.status(State::Loading, None, Some(pct)).await;
-                }
-            }
-        };
-        let result = match result {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(join) => Err(format!("the model loader crashed: {join}")),
-        };
-        match result {
-            Ok(engine) => {
-                let info = engine.info().clone();
-                if !self.engine.finish(generation, EngineState::Ready(engine)) {
-                    progress
-                        .end(Some("superseded by a newer load".into()))
-                        .await;
-                    return;
-                }
-                lock(&self.cache).clear();
-                tracing::info!(name = %info.name, fim = info.fim.is_some(), "model ready");
-                progress.end(Some(format!("{} loaded", info.name))).await;
-                if info.fim.is_none() {
-                    let msg = format!(
-                        "ghostline: model {} ({}) has no fill-in-the-middle tokens; completions are off. Set ghostline.fimTemplate to use it.",
-                        info.name,
-                        info.path.display()
-                    );
-                    self.client.show_message(MessageType::WARNING, &msg).await;
-                    self.status(State::Disabled, Some(msg), None).await;
-                } else {
-                    self.status(State::Ready, Some(info.name.clone()), Some(100))
-                        .await;
-                }
-            }
-            Err(reason) => {
-                if !self
-                    .engine
-                    .finish(generation, EngineState::Failed(reason.clone()))
-                {
-                    progress.end(None).await;
-                    return;
-                }
-                tracing::error!("model load failed: {reason}");
-                progress.end(Some("failed".into())).await;
-                let msg = format!(
-                    "ghostline: could not load the model {}: {reason}",
-                    path.display()
-                );
-                self.client.show_message(MessageType::ERROR, &msg).await;
-                self.status(State::Error, Some(msg), None).await;
-            }
-        }
-    }
-}
-
-fn file_name(path: &std::path::Path) -> String {
-    path.file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
-fn expand_home(path: PathBuf) -> PathBuf {
-    if let Ok(rest) = path.strip_prefix("~") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
-    }
-    path
-}
-
-/// Work-done progress (`$/progress`) under a token the client gave or one the server created;
-/// does nothing when there is neither.
-pub struct WorkProgress {
-    client: Client,
-    token: Option<ProgressToken>,
-}
-
-impl WorkProgress {
-    /// Begins progress. `given` is the request's `workDoneToken`; without one, a token is
-    /// created through `window/workDoneProgress/create` when the client supports it.
-    pub async fn begin(
-        inner: &Inner,
-        given: Option<ProgressToken>,
-        title: &str,
-        message: Option<String>,
-    ) -> Self {
-        let token = match given {
-            Some(t) => Some(t),
-            None if lock(&inner.caps).work_done_progress => {
-                let token = ProgressToken::String(format!("ghostline/{}", inner.next_id()));
-                let create = inner.client.send_request::<WorkDoneProgressCreate>(
-                    WorkDoneProgressCreateParams {
-                        token: token.clone(),
-                    },
-                );
-                match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, create).await {
-                    Ok(Ok(())) => Some(token),
-                    _ => None,
-                }
-            }
-            None => None,
-        };
-        let p = WorkProgress {
-            client: inner.client.clone(),
-            token,
-        };
-        p.send(WorkDoneProgress::Begin(WorkDoneProgressBegin {
-            title: title.into(),
-            cancellable: Some(false),
-            message,
-            percentage: Some(0),
-        }))
-        .await;
-        p
-    }
-
-    async fn send(&self, value: WorkDoneProgress) {
-        if let Some(token) = &self.token {
-            self.client
-                .send_notification::<Progress>(ProgressParams {
-                    token: token.clone(),
-                    value: ProgressParamsValue::WorkDone(value),
-                })
-                .await;
-        }
-    }
-
-    /// Reports progress.
-    pub async fn report(&self, message: Option<String>, percentage: Option<u32>) {
-        self.send(WorkDoneProgress::Report(WorkDoneProgressReport {
-            cancellable: Some(false),
-            message,
-            percentage,
-        }))
-        .await;
-    }
-
-    /// Ends progress.
-    pub async fn end(&self, message: Option<String>) {
-        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message }))
-            .await;
-    }
 }
 
 /// The language server as tower-lsp-server sees it.
@@ -554,6 +304,7 @@ impl Backend {
                 pending_messages: Mutex::new(Vec::new()),
                 seq: AtomicU64::new(0),
                 last_generation: Mutex::new(None),
+                told_too_large: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -563,6 +314,12 @@ impl Backend {
         &self,
         params: InlineCompletionParams,
     ) -> Result<InlineCompletionList> {
+        if self
+            .inner
+            .too_large(&params.text_document_position.text_document.uri)
+        {
+            return Ok(InlineCompletionList { items: Vec::new() });
+        }
         crate::complete::inline_completion(&self.inner, params).await
     }
 
@@ -766,6 +523,7 @@ impl LanguageServer for Backend {
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
         lock(&self.inner.docs).remove(&uri);
+        lock(&self.inner.told_too_large).remove(&uri);
         self.inner.stop_inflight(&uri);
         if let Some(g) = lock(&self.inner.generations).remove(&uri) {
             g.cancel.cancel();
@@ -802,11 +560,24 @@ impl LanguageServer for Backend {
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        if self
+            .inner
+            .too_large(&params.text_document_position.text_document.uri)
+        {
+            return Ok(None);
+        }
         crate::complete::completion(&self.inner, params).await
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
-        crate::explain::code_action(&self.inner, params)
+        if self.inner.too_large(&params.text_document.uri) {
+            return Ok(None);
+        }
+        // Function finding is proportional to the document: off the protocol task.
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || crate::explain::code_action(&inner, params))
+            .await
+            .unwrap_or_else(|e| Err(request_failed(format!("code action failed: {e}"))))
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {

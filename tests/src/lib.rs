@@ -154,6 +154,8 @@ pub struct Spawn {
     pub env: Vec<(String, String)>,
     /// What `workspace/configuration` answers (section `ghostline`).
     pub settings: Option<Value>,
+    /// Never read the server's stderr (a client that ignores it); `stderr()` stays empty.
+    pub ignore_stderr: bool,
 }
 
 impl Spawn {
@@ -167,17 +169,25 @@ impl Spawn {
 /// A running `ghostline` process.
 pub struct Server {
     child: Child,
-    stdin: Arc<Mutex<ChildStdin>>,
+    stdin: Arc<Mutex<Option<ChildStdin>>>,
     state: Arc<State>,
     next_id: i64,
     started: Instant,
 }
 
-fn write_message(stdin: &Mutex<ChildStdin>, msg: &Value) -> std::io::Result<()> {
+fn write_message(stdin: &Mutex<Option<ChildStdin>>, msg: &Value) -> std::io::Result<()> {
     let body = serde_json::to_vec(msg).expect("json");
+    let mut frame = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    frame.extend_from_slice(&body);
+    write_raw(stdin, &frame)
+}
+
+fn write_raw(stdin: &Mutex<Option<ChildStdin>>, bytes: &[u8]) -> std::io::Result<()> {
     let mut w = stdin.lock().unwrap_or_else(|e| e.into_inner());
-    write!(w, "Content-Length: {}\r\n\r\n", body.len())?;
-    w.write_all(&body)?;
+    let w = w
+        .as_mut()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"))?;
+    w.write_all(bytes)?;
     w.flush()
 }
 
@@ -230,7 +240,7 @@ impl Server {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn ghostline");
-        let stdin = Arc::new(Mutex::new(child.stdin.take().expect("stdin")));
+        let stdin = Arc::new(Mutex::new(Some(child.stdin.take().expect("stdin"))));
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let state = Arc::new(State {
@@ -239,7 +249,16 @@ impl Server {
         });
 
         let s = state.clone();
+        let ignore_stderr = spawn.ignore_stderr;
         std::thread::spawn(move || {
+            if ignore_stderr {
+                // Keep the pipe open and unread until the process ends.
+                let _stderr = stderr;
+                while !s.lock().closed {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                return;
+            }
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut g = s.lock();
                 g.stderr.push_str(&line);
@@ -313,6 +332,30 @@ impl Server {
     /// Sends a raw message.
     pub fn send(&self, msg: &Value) {
         write_message(&self.stdin, msg).expect("write to ghostline");
+    }
+
+    /// Writes raw bytes to the server's stdin (bad frames, partial frames).
+    pub fn send_raw(&self, bytes: &[u8]) {
+        write_raw(&self.stdin, bytes).expect("write to ghostline");
+    }
+
+    /// Closes the server's stdin.
+    pub fn close_stdin(&self) {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Waits up to `timeout` for the process to end; its status, or `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Sends a request and returns its id without waiting.
