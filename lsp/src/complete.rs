@@ -165,7 +165,7 @@ pub async fn suggest(
         span.record("outcome", "skipped");
         return Ok(None);
     }
-    let plan = shaping::plan(&cur, config.max_tokens);
+    let plan = shaping::plan(&cur, config.max_tokens, kind == Kind::Invoked);
     let range = Range::new(
         position::to_position(&rope, start, enc),
         position::to_position(&rope, end, enc),
