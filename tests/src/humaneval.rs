@@ -141,7 +141,7 @@ pub fn multi_line(sources: &[Task], seed: u64) -> Vec<Task> {
             continue;
         }
         let (a, b) = pairs[rng.range(0, pairs.len() - 1)];
-        let problem = t.id.split('/').nth(1).unwrap_or("");
+        let problem = t.id.split('/').nth(2).unwrap_or("");
         out.push(Task {
             id: format!("MultiLineInfilling/HumanEval/{problem}/L{a}_L{b}"),
             entry_point: t.entry_point.clone(),
