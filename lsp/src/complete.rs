@@ -8,9 +8,8 @@
 //! does not decide how text is cut (see [`crate::shaping`]) or how prompts look (the engine).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use ghostline_inference::{EngineError, FimRequest, LineEnd};
+use ghostline_inference::EngineError;
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
@@ -18,6 +17,7 @@ use tower_lsp_server::ls_types::*;
 
 use crate::config::Trigger;
 use crate::generation::{self, Waiter};
+use crate::pipeline;
 use crate::position::{self, Encoding};
 use crate::server::{invalid_params, lock, InFlight, Inner};
 use crate::shaping::{self, Cursor, Lang};
@@ -215,29 +215,19 @@ pub async fn suggest(
             None => {
                 adopted = false;
                 let context = repo_context(inner, &engine, &loc, &rope, &config).await;
-                let request = FimRequest {
-                    prefix: win.prefix.clone(),
-                    suffix: win.suffix.clone(),
+                let place = pipeline::Place {
+                    prefix: &win.prefix,
+                    suffix: &win.suffix,
+                    lang,
                     path: Some(loc.rel.clone()),
                     repo_name: loc.repo.clone(),
-                    context,
-                    max_tokens: Some(plan.max_tokens),
-                    stop: plan.stop.clone(),
-                    stop_at_suffix: true,
-                    line_end: plan.line_end_openers.clone().map(|openers| LineEnd {
-                        cursor_line: cur.before.to_owned(),
-                        openers,
-                        line_comment: lang.line_comment().to_owned(),
-                    }),
-                    order: None,
-                    deadline: Some(Instant::now() + Duration::from_millis(budget)),
-                    // A cursor right after a word character: the model re-chooses the last token.
-                    token_healing: win
-                        .prefix
-                        .chars()
-                        .next_back()
-                        .is_some_and(|c| c.is_alphanumeric() || c == '_'),
                 };
+                let settings = pipeline::Settings {
+                    max_tokens: config.max_tokens,
+                    invoked: kind == Kind::Invoked,
+                    budget_ms: budget,
+                };
+                let request = pipeline::prepare(&place, context, settings).request;
                 let spec = generation::Spec {
                     request,
                     lang,

@@ -19,6 +19,7 @@ pub mod document;
 pub mod explain;
 pub mod functions;
 pub mod generation;
+pub mod pipeline;
 pub mod position;
 pub mod protocol;
 pub mod server;
