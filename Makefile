@@ -69,6 +69,9 @@ bench-table: deps models
 	target/debug/bench-infill --quiet --set single-line --model 1.5b --stride 10 --summary bench/results/single-line-1.5b.json
 	target/debug/bench-infill --quiet --set random-span-light --model 1.5b --stride 2 --summary bench/results/random-span-light-1.5b.json
 	target/debug/bench-infill --quiet --set single-line --model 0.5b --stride 10 --summary bench/results/single-line-0.5b.json
+	target/debug/bench-infill --quiet --set multi-line --model 1.5b --stride 2 --summary bench/results/multi-line-1.5b.json
+	target/debug/bench-infill --quiet --raw --set multi-line --model 1.5b --stride 2 --summary bench/results/multi-line-1.5b-raw.json
+	target/debug/bench-infill --quiet --raw --set random-span-light --model 1.5b --stride 2 --summary bench/results/random-span-light-1.5b-raw.json
 	scripts/bench-table.py bench/results/*.json
 
 # CI's quality floor: a fixed subset through the server must stay within 5 points of the

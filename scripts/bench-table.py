@@ -3,7 +3,9 @@
 
     scripts/bench-table.py bench/results/*.json
 
-Each summary is the JSON that `bench-infill --summary FILE` writes. The table goes between the
+Each summary is the JSON that `bench-infill --summary FILE` writes (`--raw` summaries are the
+bare model on the same tasks: they sit right under the server's row of their set, so the table
+shows what shaping adds or costs per set). The table goes between the
 markers `<!-- bench-infill:begin -->` and `<!-- bench-infill:end -->`, with the machine's core
 count and the commit, so it is never typed by hand.
 """
@@ -21,20 +23,21 @@ def main(paths):
         with open(path) as f:
             s = json.load(f)
         rows.append(s)
-    rows.sort(key=lambda s: (s["set"], s["model"], not s.get("repo_context", True)))
+    rows.sort(key=lambda s: (s["set"], s["model"], s["stride"], s.get("raw", False), not s.get("repo_context", True)))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     cores = os.cpu_count()
     lines = [
         BEGIN,
-        "| set | model | tasks | pass@1 | p50 ms | p95 ms | mean generated tokens | hit token cap | commit |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| set | model | who | tasks | pass@1 | p50 ms | p95 ms | mean generated tokens | hit token cap | commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in rows:
         n = s["stride"]
         ordinal = {1: "st", 2: "nd", 3: "rd"}.get(n % 10 if n % 100 not in (11, 12, 13) else 0, "th")
         every = f"every {n}{ordinal}" if n > 1 else "all"
         lines.append(
-            f"| {s['set']} ({every}) | {s['model'].replace('-instruct-q4_k_m.gguf', '')} | {s['tasks']} "
+            f"| {s['set']} ({every}) | {s['model'].replace('-instruct-q4_k_m.gguf', '')} "
+            f"| {'raw model' if s.get('raw') else 'server'} | {s['tasks']} "
             f"| **{s['pass_at_1']:.1f}%** | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} "
             f"| {s['mean_generated_tokens']:.1f} | {100 * s['hit_token_cap']:.0f}% | `{s.get('commit') or 'unrecorded'}` |"
         )

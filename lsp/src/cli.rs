@@ -3,12 +3,20 @@
 //!
 //! Positions are 1-based, as in compiler messages; the column counts characters (not bytes,
 //! not UTF-16 units). This command reads only the file it is given and the model.
-
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+//!
+//! The request and the shaping are the editor's ([`ghostline_lsp::pipeline`]): the same window around
+//! the cursor, line/block plan, line-end rule and token healing as an Invoked inline completion
+//! at that place. It does not index the repository, so it runs without repository context
+//! (an editor with `repoContext.enabled: false` gets the same answer).
 
 use anyhow::{bail, Context as _};
-use ghostline_inference::{CancelToken, Engine, EngineConfig, FimRequest};
+use std::sync::Arc;
+
+use ghostline_inference::{BackendHandle, CancelToken, Engine, EngineConfig, FakeBackend};
+use std::path::PathBuf;
+
+use ghostline_lsp::pipeline;
+use ghostline_lsp::shaping::Lang;
 
 /// Arguments of `ghostline complete`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,6 +42,10 @@ pub struct CompleteArgs {
     /// Give up after this many milliseconds (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub time_budget_ms: u64,
+    /// `llama` (the model) or `fake` (the deterministic test backend, as the server's
+    /// `backend: "fake"` setting; needs no model).
+    #[arg(long, default_value = "llama", value_parser = ["llama", "fake"])]
+    pub backend: String,
 }
 
 /// A parsed `FILE:LINE:COL`.
@@ -112,40 +124,51 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     config.context_size = args.context_size;
     config.max_tokens = args.max_tokens;
     config.fim_template = args.fim_template.clone();
-    let engine = Engine::start(config).map_err(|e| {
-        let hint = if matches!(e, ghostline_inference::LoadError::NotFound { .. }) {
-            "\n(fetch the default model with `make model`, or pass --model PATH)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("{e}{hint}")
-    })?;
-
-    let (prefix, suffix) = text.split_at(offset);
-    let rest_of_line = suffix.split('\n').next().unwrap_or("");
-    // Text right of the cursor: finish this line only.
-    let stop = if rest_of_line.trim().is_empty() {
-        vec!["\n\n\n".to_owned()]
+    let backend: BackendHandle = if args.backend == "fake" {
+        Arc::new(FakeBackend::new().with_context_size(args.context_size as usize))
     } else {
-        vec!["\n".to_owned()]
+        Arc::new(Engine::start(config).map_err(|e| {
+            let hint = if matches!(e, ghostline_inference::LoadError::NotFound { .. }) {
+                "\n(fetch the default model with `make model`, or pass --model PATH)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{e}{hint}")
+        })?)
     };
-    let req = FimRequest {
-        prefix: prefix.to_owned(),
-        suffix: suffix.to_owned(),
+
+    let rope = ropey::Rope::from_str(&text);
+    let cursor = rope.byte_to_char(offset);
+    let win = ghostline_lsp::complete::window(&rope, cursor, cursor, "");
+    let path = loc.file.to_string_lossy().into_owned();
+    let lang = Lang::detect("", &path);
+    let place = pipeline::Place {
+        prefix: &win.prefix,
+        suffix: &win.suffix,
+        lang,
         path: loc
             .file
             .file_name()
             .map(|f| f.to_string_lossy().into_owned()),
-        max_tokens: Some(args.max_tokens),
-        stop,
-        stop_at_suffix: true,
-        line_end: None,
-        deadline: (args.time_budget_ms > 0)
-            .then(|| Instant::now() + Duration::from_millis(args.time_budget_ms)),
-        ..FimRequest::default()
+        repo_name: None,
     };
-    let c = engine.complete(req, CancelToken::new())?;
-    println!("{}", c.text);
+    let settings = pipeline::Settings {
+        max_tokens: args.max_tokens,
+        invoked: true,
+        budget_ms: args.time_budget_ms,
+    };
+    let prepared = pipeline::prepare(&place, Vec::new(), settings);
+    let c =
+        ghostline_inference::complete_blocking(&*backend, prepared.request, CancelToken::new())?;
+    let shaped = pipeline::finish(
+        &win.prefix,
+        &win.suffix,
+        lang,
+        prepared.mode,
+        &c.text,
+        c.stop,
+    );
+    println!("{}", shaped.unwrap_or_default());
     let s = c.stats;
     eprintln!(
         "prompt_tokens={} reused_tokens={} shifted_tokens={} evaluated_tokens={} generated_tokens={} first_token_ms={:.0} total_ms={:.0} stop={:?}",

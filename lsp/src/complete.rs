@@ -8,9 +8,8 @@
 //! does not decide how text is cut (see [`crate::shaping`]) or how prompts look (the engine).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use ghostline_inference::{EngineError, FimRequest, LineEnd};
+use ghostline_inference::EngineError;
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
@@ -18,6 +17,7 @@ use tower_lsp_server::ls_types::*;
 
 use crate::config::Trigger;
 use crate::generation::{self, Waiter};
+use crate::pipeline;
 use crate::position::{self, Encoding};
 use crate::server::{invalid_params, lock, InFlight, Inner};
 use crate::shaping::{self, Cursor, Lang};
@@ -165,7 +165,7 @@ pub async fn suggest(
         span.record("outcome", "skipped");
         return Ok(None);
     }
-    let plan = shaping::plan(&cur, config.max_tokens);
+    let plan = shaping::plan(&cur, config.max_tokens, kind == Kind::Invoked);
     let range = Range::new(
         position::to_position(&rope, start, enc),
         position::to_position(&rope, end, enc),
@@ -215,30 +215,21 @@ pub async fn suggest(
             None => {
                 adopted = false;
                 let context = repo_context(inner, &engine, &loc, &rope, &config).await;
-                let request = FimRequest {
-                    prefix: win.prefix.clone(),
-                    suffix: win.suffix.clone(),
+                let place = pipeline::Place {
+                    prefix: &win.prefix,
+                    suffix: &win.suffix,
+                    lang,
                     path: Some(loc.rel.clone()),
                     repo_name: loc.repo.clone(),
-                    context,
-                    max_tokens: Some(plan.max_tokens),
-                    stop: plan.stop.clone(),
-                    stop_at_suffix: true,
-                    line_end: plan.line_end_openers.clone().map(|openers| LineEnd {
-                        cursor_line: cur.before.to_owned(),
-                        openers,
-                        line_comment: lang.line_comment().to_owned(),
-                    }),
-                    order: None,
-                    deadline: Some(Instant::now() + Duration::from_millis(budget)),
-                    // A cursor right after a word character: the model re-chooses the last token.
-                    token_healing: win
-                        .prefix
-                        .chars()
-                        .next_back()
-                        .is_some_and(|c| c.is_alphanumeric() || c == '_'),
-                    document: Some(uri.as_str().to_owned()),
                 };
+                let settings = pipeline::Settings {
+                    max_tokens: config.max_tokens,
+                    invoked: kind == Kind::Invoked,
+                    budget_ms: budget,
+                };
+                let mut request = pipeline::prepare(&place, context, settings).request;
+                // The engine keeps a KV state per document.
+                request.document = Some(uri.as_str().to_owned());
                 let spec = generation::Spec {
                     request,
                     lang,

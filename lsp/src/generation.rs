@@ -19,9 +19,10 @@ use ghostline_inference::{BackendHandle, CancelToken, EngineError, FimRequest, S
 use tokio::sync::watch;
 use tower_lsp_server::ls_types::Uri;
 
+use crate::pipeline;
 use crate::protocol::State;
 use crate::server::{lock, Inner};
-use crate::shaping::{self, Cursor, Lang, Mode};
+use crate::shaping::{Lang, Mode};
 
 /// What a generation produced.
 #[derive(Debug, Clone)]
@@ -142,14 +143,8 @@ pub fn start(inner: &Arc<Inner>, engine: BackendHandle, uri: &Uri, spec: Spec) -
         inner.status(State::Generating, None, None).await;
         let outcome = match reply.await {
             Ok(Ok(c)) => {
-                let cursor = Cursor::new(&g.prefix, &g.suffix, spec.lang);
-                // A run cut off by its time budget ends mid-line: offer only finished lines.
-                let text = if c.stop == StopReason::Deadline {
-                    shaping::finished_lines(&c.text)
-                } else {
-                    &c.text
-                };
-                let shaped = shaping::shape(&cursor, spec.mode, text);
+                let shaped =
+                    pipeline::finish(&g.prefix, &g.suffix, spec.lang, spec.mode, &c.text, c.stop);
                 let st = c.stats;
                 *lock(&inner.last_generation) = Some(serde_json::json!({
                     "promptTokens": st.prompt_tokens,

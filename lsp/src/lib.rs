@@ -26,6 +26,7 @@ pub mod functions;
 pub mod generation;
 pub mod loader;
 pub mod logwriter;
+pub mod pipeline;
 pub mod position;
 pub mod progress;
 pub mod protocol;

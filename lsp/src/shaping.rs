@@ -15,8 +15,11 @@
 //!
 //! Pure functions on strings: no rope, no LSP types, no model.
 
-/// Most lines a suggestion may have.
-pub const MAX_LINES: usize = 12;
+/// Most lines a suggestion may have (a backstop: the scope rules and the token cap end blocks
+/// long before it in practice).
+pub const MAX_LINES: usize = 60;
+/// Token cap of a block asked for explicitly (Invoked): large enough for a real function body.
+pub const INVOKED_BLOCK_MAX_TOKENS: usize = 256;
 /// Token cap of a single-line suggestion.
 pub const LINE_MAX_TOKENS: usize = 48;
 
@@ -84,6 +87,10 @@ pub struct Cursor<'a> {
     pub below: Option<&'a str>,
     /// The document's language.
     pub lang: Lang,
+    /// Python: the indentation of the nearest `def`/`class` line above the cursor line whose
+    /// body the cursor may be in (less indented than the code after the cursor, or any when
+    /// there is none); `None` elsewhere.
+    pub enclosing_def: Option<usize>,
 }
 
 impl<'a> Cursor<'a> {
@@ -97,7 +104,36 @@ impl<'a> Cursor<'a> {
             Some(i) => (&suffix[..i], &suffix[i + 1..]),
             None => (suffix, ""),
         };
+        let below_line = below
+            .split('\n')
+            .map(|l| l.trim_end_matches('\r'))
+            .find(|l| !l.trim().is_empty());
+        let enclosing_def = if lang == Lang::Python {
+            let below_indent = below_line.map_or(0, indent);
+            // Walking up: a definition encloses the cursor when every code line between them
+            // is indented deeper than it.
+            let mut least = usize::MAX;
+            let mut found = None;
+            for l in rest.rsplit('\n').filter(|l| !l.trim().is_empty()) {
+                let d = indent(l);
+                let t = l.trim_start();
+                let def =
+                    t.starts_with("def ") || t.starts_with("async def ") || t.starts_with("class ");
+                if def && d < least && (d < below_indent || below_indent == 0) {
+                    found = Some(d);
+                    break;
+                }
+                least = least.min(d);
+                if least == 0 {
+                    break;
+                }
+            }
+            found
+        } else {
+            None
+        };
         Cursor {
+            enclosing_def,
             before,
             after: after.strip_suffix('\r').unwrap_or(after),
             above: rest
@@ -166,8 +202,16 @@ pub fn skip_automatic(c: &Cursor<'_>) -> bool {
         > 3
 }
 
-/// Line or block, stop strings and token cap for a cursor.
-pub fn plan(c: &Cursor<'_>, max_tokens: usize) -> Plan {
+/// Line or block, stop strings and token cap for a cursor. An `invoked` (explicit) block runs
+/// until the model ends the middle, the suffix is reached or shaping's scope rules end it, with
+/// at least [`INVOKED_BLOCK_MAX_TOKENS`] tokens; an automatic one also stops at a blank line
+/// (`"\n\n"`) and keeps `max_tokens`, so typing stays fast.
+pub fn plan(c: &Cursor<'_>, max_tokens: usize, invoked: bool) -> Plan {
+    let (block_stop, block_max): (Vec<String>, usize) = if invoked {
+        (Vec::new(), max_tokens.max(INVOKED_BLOCK_MAX_TOKENS))
+    } else {
+        (vec!["\n\n".into()], max_tokens)
+    };
     if !c.after.trim().is_empty() {
         return Plan {
             mode: Mode::Line,
@@ -184,15 +228,15 @@ pub fn plan(c: &Cursor<'_>, max_tokens: usize) -> Plan {
     if before.is_empty() || opens {
         Plan {
             mode: Mode::Block,
-            stop: vec!["\n\n".into()],
-            max_tokens,
+            stop: block_stop,
+            max_tokens: block_max,
             line_end_openers: None,
         }
     } else {
         Plan {
             mode: Mode::Continue,
-            stop: vec!["\n\n".into()],
-            max_tokens,
+            stop: block_stop,
+            max_tokens: block_max,
             line_end_openers: Some(c.lang.block_openers().to_vec()),
         }
     }
@@ -365,33 +409,50 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
     Some(text)
 }
 
+/// Whether a Python line starts a new definition (after a blank line it ends a block).
+fn starts_definition(line: &str) -> bool {
+    let t = line.trim_start();
+    ["def ", "async def ", "class ", "@", "if __name__"]
+        .iter()
+        .any(|p| t.starts_with(p))
+}
+
+/// The least indentation a Python block written at a blank cursor line may reach: the level of
+/// the code after the cursor (the hole may close inner blocks and continue at an outer level
+/// down to it), but never outside the definition that encloses the cursor.
+fn python_scope_floor(c: &Cursor<'_>, prefix_above: Option<usize>) -> usize {
+    let below = c.below.map_or(0, indent);
+    below.max(prefix_above.map_or(0, |d| d + 1))
+}
+
 fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
     let lines: Vec<&str> = raw.split('\n').collect();
     let mut brackets = Brackets::new(c.lang);
+    let opener_before = c
+        .before
+        .trim_end()
+        .chars()
+        .next_back()
+        .is_some_and(|ch| c.lang.block_openers().contains(&ch));
     // Python: lines less indented than this end the block.
-    let mut min_indent: Option<usize> = if c.before.trim().is_empty() {
-        let first = format!("{}{}", c.before, lines[0]);
-        (!first.trim().is_empty()).then(|| indent(&first))
-    } else if lines[0].trim().is_empty()
-        && !c
-            .before
-            .trim_end()
-            .chars()
-            .next_back()
-            .is_some_and(|ch| c.lang.block_openers().contains(&ch))
-    {
+    let min_indent: usize = if c.before.trim().is_empty() {
+        python_scope_floor(c, c.enclosing_def)
+    } else if lines[0].trim().is_empty() && !opener_before {
         // The cursor line was complete: statements may follow at its level, or at the level
         // of the code after the cursor (leaving the cursor line's block).
         let below = c.below.map_or(usize::MAX, indent);
-        Some(indent(c.before).min(below))
+        indent(c.before).min(below)
     } else {
         // The finished line opens a block: its body is indented deeper.
-        Some(indent(c.before) + 1)
+        indent(c.before) + 1
     };
     let below = c.below.map(str::trim).filter(|l| !l.is_empty());
     let below_closes = below.and_then(|l| l.chars().next()).is_some_and(is_closer);
+    // The level of the first written line: after a blank line, code below it ends the block
+    // in brace languages (Python: the scope floor decides).
+    let mut level: Option<usize> = None;
     let mut out: Vec<String> = Vec::new();
-    let mut has_content = false;
+    let mut after_blank = false;
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim_end();
         if out.len() >= MAX_LINES {
@@ -399,9 +460,8 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
         }
         if i > 0 {
             if line.trim().is_empty() {
-                if has_content {
-                    break;
-                }
+                // Kept only if the code goes on inside the scope (trailing blanks are dropped).
+                after_blank = out.iter().any(|l| !l.trim().is_empty());
                 out.push(String::new());
                 continue;
             }
@@ -411,19 +471,32 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                 break;
             }
             let starts_with_closer = line.trim_start().chars().next().is_some_and(is_closer);
-            if c.lang == Lang::Python && !starts_with_closer && brackets.depth == 0 {
-                match min_indent {
-                    None => min_indent = Some(indent(line)),
-                    Some(min) if indent(line) < min => break,
-                    Some(_) => {}
+            if brackets.depth == 0 && !starts_with_closer {
+                if c.lang == Lang::Python {
+                    if indent(line) < min_indent {
+                        break;
+                    }
+                    if after_blank && starts_definition(line) {
+                        break;
+                    }
+                } else if after_blank && level.is_some_and(|l| indent(line) < l) {
+                    break;
                 }
             }
         }
-        match brackets.feed_line(line) {
-            None => {
-                has_content |= !line.trim().is_empty();
-                out.push(line.to_owned());
+        if !line.trim().is_empty() {
+            after_blank = false;
+            if level.is_none() {
+                let full = if i == 0 {
+                    format!("{}{}", c.before, line)
+                } else {
+                    line.to_owned()
+                };
+                level = Some(indent(&full));
             }
+        }
+        match brackets.feed_line(line) {
+            None => out.push(line.to_owned()),
             Some(at) => {
                 // A bracket closes something opened before the cursor: the block ends here. The
                 // bracket itself is kept only when the document does not close it already.
@@ -454,7 +527,7 @@ mod tests {
         for (lang, fixture, raw) in cases {
             let (prefix, suffix) = fixture.split_once("$0").expect("fixture has $0");
             let cursor = Cursor::new(prefix, suffix, *lang);
-            let plan = plan(&cursor, 128);
+            let plan = plan(&cursor, 128, false);
             let shaped = shape(&cursor, plan.mode, raw);
             out.push_str(&format!(
                 "{:?} {:?}{} max={} stop={:?}\n  raw:    {:?}\n  shaped: {:?}\n",
@@ -535,7 +608,7 @@ mod tests {
                   shaped: Some("s = '# not a comment ('\n    t = i  # (\n    u = 2")
                 Python "    $0" max=128 stop=["\n\n"]
                   raw:    "a = 1\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    f = 6\n    g = 7\n    h = 8\n    i = 9\n    j = 10\n    k = 11\n    l = 12\n    m = 13\n    n = 14"
-                  shaped: Some("a = 1\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    f = 6\n    g = 7\n    h = 8\n    i = 9\n    j = 10\n    k = 11\n    l = 12")
+                  shaped: Some("a = 1\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    f = 6\n    g = 7\n    h = 8\n    i = 9\n    j = 10\n    k = 11\n    l = 12\n    m = 13\n    n = 14")
             "#]],
         );
     }
@@ -692,6 +765,85 @@ mod tests {
                   shaped: Some("n - 1)")
             "#]],
         );
+    }
+
+    /// A block written at a blank line, as an explicit request shapes it.
+    fn block(prefix: &str, suffix: &str, raw: &str) -> Option<String> {
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        let plan = plan(&cursor, 128, true);
+        assert_eq!(plan.mode, Mode::Block);
+        assert!(
+            plan.stop.is_empty(),
+            "an explicit block does not stop at a blank line"
+        );
+        assert!(plan.max_tokens >= INVOKED_BLOCK_MAX_TOKENS);
+        shape(&cursor, plan.mode, raw)
+    }
+
+    #[test]
+    fn a_hole_may_close_inner_blocks_down_to_the_code_after_it() {
+        // `total += 1` then `return total` one level out, then the next function.
+        let prefix = "def count(xs):\n    total = 0\n    for x in xs:\n        if x:\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n\n\ndef other():\n    pass\n",
+                "            total += 1\n    return total\n\n\ndef other():\n    pass\n"
+            )
+            .as_deref(),
+            Some("            total += 1\n    return total")
+        );
+        // An `elif` chain continues at the level of the code after the hole.
+        let prefix = "def f(s):\n    for c in s:\n        if c == '(':\n            depth += 1\n";
+        assert_eq!(
+            block(prefix, "\n        else:\n            pass\n", "            cur.append(c)\n        elif c == ')':\n            depth -= 1\n        else:\n            pass\n").as_deref(),
+            Some("            cur.append(c)\n        elif c == ')':\n            depth -= 1")
+        );
+        // ... but not below it.
+        let prefix = "def f(y):\n    for x in y:\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n        z()\n    return 1\n",
+                "        a()\n    b()\n"
+            )
+            .as_deref(),
+            Some("        a()")
+        );
+    }
+
+    #[test]
+    fn blank_lines_inside_a_block_are_kept_when_the_code_goes_on() {
+        let prefix = "def f(xs):\n    \"\"\"Doc.\"\"\"\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n    return ys\n",
+                "    ys = []\n\n    for x in xs:\n        ys.append(x)\n    return ys\n"
+            )
+            .as_deref(),
+            Some("    ys = []\n\n    for x in xs:\n        ys.append(x)")
+        );
+        // A new definition after a blank line ends the block; trailing blank lines go.
+        assert_eq!(
+            block("def f():\n", "\n", "    return 1\n\n\ndef g():\n    pass\n").as_deref(),
+            Some("    return 1")
+        );
+        // A dictionary literal longer than the old 12-line cap.
+        let raw: String = std::iter::once("    d = {\n".to_owned())
+            .chain((0..20).map(|i| format!("        {i}: {i},\n")))
+            .chain(std::iter::once("    }\n    return d\n".to_owned()))
+            .collect();
+        let shaped = block("def f():\n", "\n", &raw).unwrap_or_default();
+        assert_eq!(shaped.lines().count(), 23);
+    }
+
+    #[test]
+    fn automatic_blocks_stay_short() {
+        let cursor = Cursor::new("def f():\n    ", "\n", Lang::Python);
+        let p = plan(&cursor, 128, false);
+        assert_eq!(p.stop, vec!["\n\n".to_owned()]);
+        assert_eq!(p.max_tokens, 128);
     }
 
     #[test]

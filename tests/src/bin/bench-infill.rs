@@ -8,6 +8,12 @@
 //! document plus the task's test code then runs under `python3 -I` in a fresh temporary
 //! directory with a time limit (it is model-written code: never run in the repository).
 //!
+//! `--raw` measures the bare model on the same tasks instead: the same document and cursor, a
+//! PSM prompt of the text before and after the cursor (no repository context), generation to
+//! the model's own end-of-text with a 128-token cap, and the text inserted at the cursor as it
+//! was generated (no stop strings, no shaping). The two figures side by side show what the
+//! server's shaping adds or costs per set.
+//!
 //! Prints pass@1, latency p50/p95, mean generated tokens and the share of completions that hit
 //! the token cap; writes one JSON line per task with `--out`. Nothing here reads a canonical
 //! solution except to write it next to the completion in that file for inspection.
@@ -25,10 +31,12 @@ const USAGE: &str = "\
 bench-infill: HumanEval infilling pass@1 through the ghostline server
 
 USAGE:
-    bench-infill [--set single-line|random-span-light] [--stride N] [--limit N]
+    bench-infill [--set single-line|random-span-light|multi-line] [--stride N] [--limit N]
+                 [--raw]
                  [--model 1.5b|0.5b|PATH] [--repo-context on|off] [--out FILE.jsonl]
                  [--threads N] [--quiet] [--summary FILE.json] [--check-floor FILE.json]
 
+--raw runs the bare model (PSM, end-of-text or 128 tokens, no shaping) instead of the server.
 --summary writes the figures as JSON (scripts/bench-table.py turns them into the README table).
 --check-floor fails (exit 1) when pass@1 is more than 5 points below the `pass_at_1` recorded
 in FILE for this set, model and stride (what CI runs).";
@@ -44,6 +52,7 @@ struct Args {
     quiet: bool,
     summary: Option<PathBuf>,
     floor: Option<PathBuf>,
+    raw: bool,
 }
 
 fn die(msg: &str) -> ! {
@@ -63,6 +72,7 @@ fn parse_args() -> Args {
         quiet: false,
         summary: None,
         floor: None,
+        raw: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -79,6 +89,7 @@ fn parse_args() -> Args {
             "--out" => a.out = Some(value().into()),
             "--threads" => a.threads = value().parse().unwrap_or_else(|_| die("bad --threads")),
             "--quiet" => a.quiet = true,
+            "--raw" => a.raw = true,
             "--summary" => a.summary = Some(value().into()),
             "--check-floor" => a.floor = Some(value().into()),
             "-h" | "--help" => {
@@ -136,6 +147,88 @@ fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
         }
     };
     format!("{}{}{}", &text[..start], insert, &text[end.max(start)..])
+}
+
+/// Who completes: the server over stdio, or the bare model.
+enum Runner {
+    Server(Server),
+    Raw(ghostline_inference::Engine),
+}
+
+fn start_server(workspace: &std::path::Path, settings: Value) -> Server {
+    let mut server = Server::spawn(Spawn::default().settings(settings.clone()));
+    let from = server.message_count();
+    let root = file_uri(&workspace.to_string_lossy());
+    server
+        .request(
+            "initialize",
+            json!({
+                "processId": std::process::id(),
+                "clientInfo": {"name": "bench-infill"},
+                "rootUri": root,
+                "workspaceFolders": [{"uri": root, "name": "bench"}],
+                "capabilities": editor_capabilities(),
+                "initializationOptions": settings,
+            }),
+        )
+        .ok();
+    server.notify("initialized", json!({}));
+    server.wait_status(from, "ready", Duration::from_secs(300));
+    server
+}
+
+impl Runner {
+    /// The completion items for the cursor and the statistics of the run.
+    fn complete(
+        &mut self,
+        workspace: &std::path::Path,
+        i: usize,
+        text: &str,
+        line: u32,
+        character: u32,
+    ) -> (Vec<Value>, Value) {
+        match self {
+            Runner::Server(server) => {
+                let path = workspace.join(format!("task_{i}.py"));
+                std::fs::write(&path, text).ok();
+                let uri = file_uri(&path.to_string_lossy());
+                server.open(&uri, "python", text);
+                let items = server.inline(&uri, line, character, true);
+                let stats = server
+                    .request(
+                        "workspace/executeCommand",
+                        json!({"command": "ghostline.debugLastCompletion", "arguments": [uri]}),
+                    )
+                    .result;
+                server.notify(
+                    "textDocument/didClose",
+                    json!({"textDocument": {"uri": uri}}),
+                );
+                std::fs::remove_file(&path).ok();
+                (items, stats)
+            }
+            Runner::Raw(engine) => {
+                let at = offset(text, line as u64, character as u64);
+                let req = ghostline_inference::FimRequest {
+                    prefix: text[..at].to_owned(),
+                    suffix: text[at..].to_owned(),
+                    max_tokens: Some(128),
+                    order: Some(ghostline_inference::FimOrder::Psm),
+                    ..Default::default()
+                };
+                match engine.complete(req, ghostline_inference::CancelToken::default()) {
+                    Ok(c) => (
+                        vec![json!({"insertText": c.text})],
+                        json!({"generatedTokens": c.stats.generated_tokens, "stop": format!("{:?}", c.stop)}),
+                    ),
+                    Err(e) => {
+                        eprintln!("bench-infill: task {i}: {e}");
+                        (Vec::new(), Value::Null)
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -198,24 +291,15 @@ fn main() {
         // Quality is measured without a time limit; latency is reported separately.
         "invokedTimeBudgetMs": 600000,
     });
-    let mut server = Server::spawn(Spawn::default().settings(settings.clone()));
-    let from = server.message_count();
-    let root = file_uri(&workspace.to_string_lossy());
-    server
-        .request(
-            "initialize",
-            json!({
-                "processId": std::process::id(),
-                "clientInfo": {"name": "bench-infill"},
-                "rootUri": root,
-                "workspaceFolders": [{"uri": root, "name": "bench"}],
-                "capabilities": editor_capabilities(),
-                "initializationOptions": settings,
-            }),
-        )
-        .ok();
-    server.notify("initialized", json!({}));
-    server.wait_status(from, "ready", Duration::from_secs(300));
+    let mut runner = if args.raw {
+        let mut config = ghostline_inference::EngineConfig::new(&model);
+        config.threads = args.threads;
+        let engine = ghostline_inference::Engine::start(config)
+            .unwrap_or_else(|e| die(&format!("{}: {e}", model.display())));
+        Runner::Raw(engine)
+    } else {
+        Runner::Server(start_server(&workspace, settings))
+    };
 
     let mut out = args.out.as_ref().map(|p| {
         std::fs::File::create(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())))
@@ -234,24 +318,9 @@ fn main() {
         (0usize, Vec::new(), 0usize, 0usize, 0usize);
     for (i, task) in selected.iter().enumerate() {
         let (text, line, character) = editor_state(task, whole_lines);
-        let path = workspace.join(format!("task_{i}.py"));
-        std::fs::write(&path, &text).ok();
-        let uri = file_uri(&path.to_string_lossy());
-        server.open(&uri, "python", &text);
         let t0 = Instant::now();
-        let items = server.inline(&uri, line, character, true);
+        let (items, stats) = runner.complete(&workspace, i, &text, line, character);
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let stats = server
-            .request(
-                "workspace/executeCommand",
-                json!({"command": "ghostline.debugLastCompletion", "arguments": [uri]}),
-            )
-            .result;
-        server.notify(
-            "textDocument/didClose",
-            json!({"textDocument": {"uri": uri}}),
-        );
-        std::fs::remove_file(&path).ok();
 
         let edited = match items.first() {
             Some(item) => apply(&text, item, (line, character)),
@@ -300,7 +369,9 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     std::fs::remove_dir_all(&workspace).ok();
-    let _ = server.shutdown();
+    if let Runner::Server(server) = runner {
+        let _ = server.shutdown();
+    }
 
     let pass_at_1 = 100.0 * passed as f64 / n;
     let model_name = model
@@ -310,7 +381,7 @@ fn main() {
     if let Some(path) = &args.summary {
         let summary = json!({
             "set": args.set, "stride": args.stride, "tasks": selected.len(), "model": model_name,
-            "repo_context": args.repo_context, "pass_at_1": (pass_at_1 * 10.0).round() / 10.0,
+            "repo_context": args.repo_context && !args.raw, "raw": args.raw, "pass_at_1": (pass_at_1 * 10.0).round() / 10.0,
             "p50_ms": percentile(&latencies, 0.5).round(), "p95_ms": percentile(&latencies, 0.95).round(),
             "mean_generated_tokens": generated as f64 / with_stats.max(1) as f64,
             "hit_token_cap": capped as f64 / with_stats.max(1) as f64,
@@ -326,7 +397,8 @@ fn main() {
             .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
         let recorded = floors.as_array().and_then(|a| {
             a.iter().find(|f| {
-                f["set"] == args.set.as_str()
+                f["raw"].as_bool().unwrap_or(false) == args.raw
+                    && f["set"] == args.set.as_str()
                     && f["model"] == model_name.as_str()
                     && f["stride"] == args.stride
             })

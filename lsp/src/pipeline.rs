@@ -1,0 +1,189 @@
+//! The completion pipeline as pure functions: what to ask the model at a cursor
+//! ([`prepare`]: the FIM request and the shaping mode) and what to offer from its answer
+//! ([`finish`]). The inline handler, the completion fallback (both through `complete.rs`) and
+//! `ghostline complete` call these two, so the command line asks what an editor asks.
+//!
+//! No LSP types, no shared state, no model: the caller computes the window (see
+//! [`crate::complete::window`]), fetches the repository context and runs the request.
+
+use std::time::{Duration, Instant};
+
+use ghostline_inference::{ContextBlock, FimRequest, LineEnd, StopReason};
+
+use crate::shaping::{self, Cursor, Lang, Mode};
+
+/// The place of a completion: the text before and after the cursor (a window of the document)
+/// and what is known about the file.
+#[derive(Debug, Clone)]
+pub struct Place<'a> {
+    /// Text before the cursor.
+    pub prefix: &'a str,
+    /// Text after the cursor.
+    pub suffix: &'a str,
+    /// The document's language.
+    pub lang: Lang,
+    /// Workspace-relative path.
+    pub path: Option<String>,
+    /// Repository name.
+    pub repo_name: Option<String>,
+}
+
+/// The settings of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The configured token cap.
+    pub max_tokens: usize,
+    /// The user asked (Invoked); otherwise as-you-type.
+    pub invoked: bool,
+    /// Time budget in milliseconds (0: none).
+    pub budget_ms: u64,
+}
+
+/// What to run, and how to shape its answer.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The request for the backend.
+    pub request: FimRequest,
+    /// Line or block, for [`finish`].
+    pub mode: Mode,
+}
+
+/// The request and shaping mode for `place`, with the repository `context`.
+pub fn prepare(place: &Place<'_>, context: Vec<ContextBlock>, settings: Settings) -> Prepared {
+    let cur = Cursor::new(place.prefix, place.suffix, place.lang);
+    let plan = shaping::plan(&cur, settings.max_tokens, settings.invoked);
+    let request = FimRequest {
+        prefix: place.prefix.to_owned(),
+        suffix: place.suffix.to_owned(),
+        path: place.path.clone(),
+        repo_name: place.repo_name.clone(),
+        context,
+        max_tokens: Some(plan.max_tokens),
+        stop: plan.stop.clone(),
+        stop_at_suffix: true,
+        line_end: plan.line_end_openers.clone().map(|openers| LineEnd {
+            cursor_line: cur.before.to_owned(),
+            openers,
+            line_comment: place.lang.line_comment().to_owned(),
+        }),
+        order: None,
+        deadline: (settings.budget_ms > 0)
+            .then(|| Instant::now() + Duration::from_millis(settings.budget_ms)),
+        // A cursor right after a word character: the model re-chooses the last token.
+        token_healing: place
+            .prefix
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_'),
+    };
+    Prepared {
+        request,
+        mode: plan.mode,
+    }
+}
+
+/// The suggestion to offer from the model's `text` (ended by `stop`), or `None`.
+pub fn finish(
+    prefix: &str,
+    suffix: &str,
+    lang: Lang,
+    mode: Mode,
+    text: &str,
+    stop: StopReason,
+) -> Option<String> {
+    let cursor = Cursor::new(prefix, suffix, lang);
+    // A run cut off by its time budget ends mid-line: offer only finished lines.
+    let text = if stop == StopReason::Deadline {
+        shaping::finished_lines(text)
+    } else {
+        text
+    };
+    shaping::shape(&cursor, mode, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place<'a>(prefix: &'a str, suffix: &'a str) -> Place<'a> {
+        Place {
+            prefix,
+            suffix,
+            lang: Lang::Python,
+            path: Some("a.py".into()),
+            repo_name: None,
+        }
+    }
+
+    #[test]
+    fn explicit_and_automatic_requests_differ_only_in_their_ends() {
+        let p = place("def f(xs):\n    ", "\n");
+        let s = Settings {
+            max_tokens: 128,
+            invoked: true,
+            budget_ms: 0,
+        };
+        let invoked = prepare(&p, Vec::new(), s);
+        let automatic = prepare(
+            &p,
+            Vec::new(),
+            Settings {
+                invoked: false,
+                ..s
+            },
+        );
+        assert_eq!(invoked.mode, Mode::Block);
+        assert!(invoked.request.stop.is_empty());
+        assert_eq!(automatic.request.stop, vec!["\n\n".to_owned()]);
+        assert!(invoked.request.max_tokens > automatic.request.max_tokens);
+        assert!(invoked.request.deadline.is_none() && invoked.request.stop_at_suffix);
+        assert!(!invoked.request.token_healing);
+    }
+
+    #[test]
+    fn a_cursor_after_a_word_heals_and_stops_at_the_line_end() {
+        let p = place("def f(n):\n    return fib", "\n");
+        let r = prepare(
+            &p,
+            Vec::new(),
+            Settings {
+                max_tokens: 128,
+                invoked: true,
+                budget_ms: 500,
+            },
+        );
+        assert!(r.request.token_healing);
+        assert!(r.request.line_end.is_some());
+        assert!(r.request.deadline.is_some());
+        assert_eq!(r.mode, Mode::Continue);
+    }
+
+    #[test]
+    fn a_deadline_keeps_only_finished_lines() {
+        let (pre, suf) = ("def f():\n    ", "\n");
+        assert_eq!(
+            finish(
+                pre,
+                suf,
+                Lang::Python,
+                Mode::Block,
+                "x = 1\n    y = x +",
+                StopReason::Deadline
+            )
+            .as_deref(),
+            Some("x = 1")
+        );
+        assert_eq!(
+            finish(
+                pre,
+                suf,
+                Lang::Python,
+                Mode::Block,
+                "x = 1\n    y = x + 1",
+                StopReason::EndOfText
+            )
+            .as_deref(),
+            Some("x = 1\n    y = x + 1")
+        );
+    }
+}
