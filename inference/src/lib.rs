@@ -214,6 +214,11 @@ pub enum EngineError {
     /// the backend.
     #[error("the inference engine failed: {0}")]
     Crashed(String),
+    /// A remote model server failed or cannot be reached (remote backends). The message says
+    /// which server and what happened, never the API key. Not fatal: the backend retries by
+    /// itself, with backoff.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl EngineError {
