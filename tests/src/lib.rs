@@ -558,6 +558,54 @@ impl Server {
         r["text"].as_str().expect("text").to_owned()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process's resident set size in KiB (`VmRSS` of `/proc/<pid>/status`); `None` when it
+    /// cannot be read (not Linux, or the process ended).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Writes raw bytes to the server's stdin, unframed (for malformed-frame tests).
+    pub fn send_raw(&self, bytes: &[u8]) {
+        let mut w = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
+        w.write_all(bytes)
+            .and_then(|_| w.flush())
+            .expect("write to ghostline");
+    }
+
+    /// Sends `exit` (without `shutdown`) and waits up to `timeout` for the process to end.
+    pub fn exit_without_shutdown(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.notify("exit", Value::Null);
+        self.wait_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for the process to end on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `shutdown` then `exit`; waits for the process to end.
     pub fn shutdown(mut self) -> std::process::ExitStatus {
         let _ = self.request("shutdown", Value::Null);
