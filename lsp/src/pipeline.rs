@@ -75,6 +75,8 @@ pub fn prepare(place: &Place<'_>, context: Vec<ContextBlock>, settings: Settings
             .chars()
             .next_back()
             .is_some_and(|c| c.is_alphanumeric() || c == '_'),
+        // The caller names the document whose KV state the engine keeps (editors: its URI).
+        document: None,
     };
     Prepared {
         request,

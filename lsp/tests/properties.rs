@@ -330,8 +330,11 @@ proptest! {
     ) {
         let cursor = Cursor::new(&prefix, &suffix, lang);
         let _ = shaping::skip_automatic(&cursor);
-        let plan = shaping::plan(&cursor, max_tokens);
+        let plan = shaping::plan(&cursor, max_tokens, false);
         prop_assert!(plan.max_tokens <= max_tokens && plan.max_tokens >= 1);
+        // An explicit request may fill a whole block: up to 256 tokens whatever the setting.
+        let invoked = shaping::plan(&cursor, max_tokens, true);
+        prop_assert!(invoked.max_tokens <= max_tokens.max(256) && invoked.max_tokens >= 1);
         let _ = shaping::finished_lines(&raw);
         for m in [mode, plan.mode] {
             let Some(shaped) = shaping::shape(&cursor, m, &raw) else { continue };

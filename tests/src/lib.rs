@@ -578,32 +578,10 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
-    /// Writes raw bytes to the server's stdin, unframed (for malformed-frame tests).
-    pub fn send_raw(&self, bytes: &[u8]) {
-        let mut w = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
-        w.write_all(bytes)
-            .and_then(|_| w.flush())
-            .expect("write to ghostline");
-    }
-
     /// Sends `exit` (without `shutdown`) and waits up to `timeout` for the process to end.
     pub fn exit_without_shutdown(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         self.notify("exit", Value::Null);
         self.wait_exit(timeout)
-    }
-
-    /// Waits up to `timeout` for the process to end on its own.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// `shutdown` then `exit`; waits for the process to end.
