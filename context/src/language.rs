@@ -32,6 +32,43 @@ thread_local! {
     pub(crate) static PARSED_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// The longest line handed to tree-sitter as it is; longer ones are parsed as comments.
+pub const MAX_PARSED_LINE: usize = 4 << 10;
+
+/// `text` with every line longer than [`MAX_PARSED_LINE`] bytes replaced, after its leading
+/// whitespace, by `comment` and spaces of the same byte length (so every offset and every
+/// other line stays as it is). Borrowed when no line is that long.
+pub(crate) fn mask_long_lines<'a>(text: &'a str, comment: &str) -> std::borrow::Cow<'a, str> {
+    let long = |line: &str| line.len() > MAX_PARSED_LINE;
+    if !text.split('\n').any(long) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if !long(line) {
+            out.push_str(line);
+            continue;
+        }
+        let body = line.trim_start_matches([' ', '\t']);
+        out.push_str(&line[..line.len() - body.len()]);
+        let keep_cr = body.ends_with('\r');
+        let width = body.len() - usize::from(keep_cr);
+        out.push_str(comment);
+        out.extend(std::iter::repeat_n(
+            ' ',
+            width.saturating_sub(comment.len()),
+        ));
+        if keep_cr {
+            out.push('\r');
+        }
+    }
+    debug_assert_eq!(out.len(), text.len());
+    std::borrow::Cow::Owned(out)
+}
+
 /// Which query file of a language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueryKind {
@@ -166,6 +203,12 @@ impl Language {
 
     /// Parses `text` unless `stop()` turns true meanwhile (asked every few thousand bytes):
     /// then `None`, and the parser is reset for the next text.
+    ///
+    /// Lines longer than [`MAX_PARSED_LINE`] (minified code, data literals, generated tables)
+    /// are parsed as comments of the same length, so byte offsets stay those of `text`:
+    /// tree-sitter's error recovery is quadratic on such a line when a window starts inside
+    /// it (measured: 26 s in a release build for 256 KiB of a string literal's middle), and
+    /// no outline or import lives in one.
     pub(crate) fn parse_until(self, text: &str, stop: &dyn Fn() -> bool) -> Option<Tree> {
         #[cfg(test)]
         PARSED_BYTES.with(|n| n.set(n.get() + text.len()));
@@ -187,7 +230,8 @@ impl Language {
                 }
             };
             let parser = &mut parsers[index].1;
-            let bytes = text.as_bytes();
+            let masked = mask_long_lines(text, self.lang().line_comment());
+            let bytes = masked.as_bytes();
             let mut progress = |_: &tree_sitter::ParseState| stop();
             let options = tree_sitter::ParseOptions::new().progress_callback(&mut progress);
             let tree = parser.parse_with_options(
@@ -200,5 +244,50 @@ impl Language {
             }
             tree
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_become_comments_of_the_same_length() {
+        let long = "ab😀".repeat(2000);
+        let text = format!("import os\n    x = \"{long}\"\r\ndef f():\n    return 1\n");
+        let masked = mask_long_lines(&text, "#");
+        assert_eq!(masked.len(), text.len());
+        let lines: Vec<&str> = masked.split('\n').collect();
+        assert_eq!(lines[0], "import os");
+        assert!(lines[1].starts_with("    #     "), "{:?}", &lines[1][..12]);
+        assert!(lines[1].ends_with(" \r"));
+        assert_eq!(lines[2], "def f():");
+        assert!(matches!(
+            mask_long_lines("short\nlines\n", "#"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    /// Issue 10: a window that starts in the middle of a 1 MB string literal of multi-byte
+    /// characters put tree-sitter into error recovery for minutes; masked, the line is one
+    /// comment and the function after it is found.
+    #[test]
+    fn a_window_inside_a_megabyte_line_parses_without_errors() {
+        let text = format!(
+            "data = \"{}\"\n\ndef after():\n    return data\n",
+            "ab😀".repeat(1 << 18)
+        );
+        let start = (0..=text.len() / 2)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap();
+        let tree = Language::Python.parse(&text[start..]).unwrap();
+        assert!(
+            !tree.root_node().has_error(),
+            "{}",
+            tree.root_node().to_sexp()
+        );
+        let found = crate::enclosing_function(Path::new("x.py"), &text, text.len() - 5).unwrap();
+        assert_eq!(found.name.as_deref(), Some("after"));
     }
 }
