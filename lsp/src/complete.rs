@@ -9,18 +9,20 @@
 
 use std::sync::Arc;
 
-use ghostline_inference::EngineError;
+use ghostline_inference::{BackendHandle, EngineError, Stats, StopReason};
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 
 use crate::config::Trigger;
-use crate::generation::{self, Waiter};
+use crate::generation::{Generation, Outcome, Spec, Waiter};
 use crate::pipeline;
-use crate::position::{self, Encoding};
-use crate::server::{invalid_params, lock, InFlight, Inner};
+use crate::position;
+use crate::protocol::State;
 use crate::shaping::{self, Cursor, Lang};
+use crate::state::{InFlight, Session, Snapshot};
+use crate::util::invalid_params;
 
 /// Characters of prefix sent at most.
 const PREFIX_CHARS: usize = 24_000;
@@ -92,14 +94,14 @@ pub struct Answer {
 /// Forgets a request when its handler ends or is dropped (`$/cancelRequest` drops the
 /// handler's future).
 struct FlightGuard {
-    inner: Arc<Inner>,
+    session: Arc<Session>,
     uri: Uri,
     id: u64,
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        self.inner.unregister_inflight(&self.uri, self.id);
+        self.session.unregister_inflight(&self.uri, self.id);
     }
 }
 
@@ -114,23 +116,34 @@ pub enum Kind {
 
 /// The suggestion at `pos` of `uri`, or `None`.
 pub async fn suggest(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     uri: &Uri,
     pos: Position,
     kind: Kind,
     selected: Option<&SelectedCompletionInfo>,
 ) -> Result<Option<Answer>> {
-    let span = tracing::Span::current();
-    let enc = inner.encoding();
-    let config = inner.config();
     // Snapshot: nothing below sees later edits.
-    let (rope, language_id, crlf) = {
-        let docs = lock(&inner.docs);
-        let doc = docs
-            .get(uri)
-            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
-        (doc.rope.clone(), doc.language_id.clone(), doc.uses_crlf())
-    };
+    let snap = session.snapshot(uri)?;
+    suggest_in(session, uri, snap, pos, kind, selected).await
+}
+
+async fn suggest_in(
+    session: &Arc<Session>,
+    uri: &Uri,
+    snap: Snapshot,
+    pos: Position,
+    kind: Kind,
+    selected: Option<&SelectedCompletionInfo>,
+) -> Result<Option<Answer>> {
+    let span = tracing::Span::current();
+    let Snapshot {
+        rope,
+        language_id,
+        crlf,
+        encoding: enc,
+        config,
+        ..
+    } = snap;
     let cursor = position::to_char(&rope, pos, enc).map_err(|e| invalid_params(e.to_string()))?;
     let (start, end, head) = match selected {
         Some(s) => {
@@ -140,22 +153,23 @@ pub async fn suggest(
         None => (cursor, cursor, String::new()),
     };
     // This request replaces the document's previous one, which answers empty at once.
-    let id = inner.next_id();
+    let id = session.next_id();
     let (superseded_tx, mut superseded) = oneshot::channel();
-    inner.register_inflight(
-        uri,
-        InFlight {
-            id,
-            superseded: superseded_tx,
-        },
-    );
+    let flight = InFlight {
+        id,
+        superseded: superseded_tx,
+    };
+    if !session.register_inflight(uri, flight) {
+        span.record("outcome", "closed");
+        return Ok(None);
+    }
     let _flight = FlightGuard {
-        inner: inner.clone(),
+        session: session.clone(),
         uri: uri.clone(),
         id,
     };
 
-    let loc = inner.workspace.locate(uri);
+    let loc = session.workspace().locate(uri);
     let lang = Lang::detect(&language_id, &loc.rel);
     let win = window(&rope, start, end, &head);
     let cur = Cursor::new(&win.prefix, &win.suffix, lang);
@@ -185,12 +199,12 @@ pub async fn suggest(
         })
     };
 
-    let hit = lock(&inner.cache).get(&win.prefix, &win.suffix);
+    let hit = session.cached(&win.prefix, &win.suffix);
     if let Some(hit) = hit {
         span.record("outcome", "cached");
         return Ok(finish(hit.text()));
     }
-    let Some(engine) = inner.engine.ready() else {
+    let Some(engine) = session.engine().ready() else {
         span.record("outcome", "not ready");
         return Ok(None);
     };
@@ -206,15 +220,14 @@ pub async fn suggest(
     let mut adopted = true;
     for attempt in 0..2 {
         // Adopt the document's running generation when this request continues it.
-        let running = lock(&inner.generations)
-            .get(uri)
-            .filter(|g| attempt == 0 && g.extends_to(&win.prefix, &win.suffix))
-            .cloned();
+        let running = session
+            .generation(uri)
+            .filter(|g| attempt == 0 && g.extends_to(&win.prefix, &win.suffix));
         let generation = match running {
             Some(g) => g,
             None => {
                 adopted = false;
-                let context = repo_context(inner, &engine, &loc, &rope, &config).await;
+                let context = repo_context(session, &engine, &loc, &rope, &config).await;
                 let place = pipeline::Place {
                     prefix: &win.prefix,
                     suffix: &win.suffix,
@@ -230,13 +243,20 @@ pub async fn suggest(
                 let mut request = pipeline::prepare(&place, context, settings).request;
                 // The engine keeps a KV state per document.
                 request.document = Some(uri.as_str().to_owned());
-                let spec = generation::Spec {
+                let spec = Spec {
                     request,
                     lang,
                     mode: plan.mode,
                     cursor_char: end,
                 };
-                generation::start(inner, engine.clone(), uri, spec)
+                match start_generation(session, engine.clone(), uri, spec) {
+                    Some(g) => g,
+                    None => {
+                        // Closed while the context was built: nothing runs for it.
+                        span.record("outcome", "closed");
+                        return Ok(None);
+                    }
+                }
             }
         };
         let waiter = Waiter::new(generation.clone());
@@ -300,7 +320,7 @@ pub async fn suggest(
 }
 
 async fn repo_context(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     engine: &ghostline_inference::BackendHandle,
     loc: &crate::workspace::Location,
     rope: &Rope,
@@ -309,12 +329,15 @@ async fn repo_context(
     if !config.repo_context_enabled || config.repo_context_budget_tokens == 0 || loc.abs.is_none() {
         return Vec::new();
     }
-    let (inner, loc, engine, rope) = (inner.clone(), loc.clone(), engine.clone(), rope.clone());
+    let (workspace, loc, engine, rope) = (
+        session.workspace().clone(),
+        loc.clone(),
+        engine.clone(),
+        rope.clone(),
+    );
     tokio::task::spawn_blocking(move || {
         let text = rope.to_string();
-        inner
-            .workspace
-            .context_for(&loc, &text, &|s| engine.count_tokens(s))
+        workspace.context_for(&loc, &text, &|s| engine.count_tokens(s))
     })
     .await
     .unwrap_or_default()
@@ -322,7 +345,7 @@ async fn repo_context(
 
 /// `textDocument/inlineCompletion`.
 pub async fn inline_completion(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     params: InlineCompletionParams,
 ) -> Result<InlineCompletionList> {
     let tdp = params.text_document_position;
@@ -332,7 +355,7 @@ pub async fn inline_completion(
         Kind::Invoked
     };
     let answer = suggest(
-        inner,
+        session,
         &tdp.text_document.uri,
         tdp.position,
         kind,
@@ -355,11 +378,11 @@ pub async fn inline_completion(
 
 /// `textDocument/completion`: the same suggestion as one completion item.
 pub async fn completion(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     params: CompletionParams,
 ) -> Result<Option<CompletionResponse>> {
     let tdp = params.text_document_position;
-    if lock(&inner.caps).inline_completion {
+    if session.caps().inline_completion {
         // The client shows the same suggestion as ghost text.
         return Ok(Some(CompletionResponse::List(CompletionList {
             is_incomplete: true,
@@ -370,7 +393,7 @@ pub async fn completion(
         Some(CompletionTriggerKind::INVOKED) | None => Kind::Invoked,
         Some(_) => Kind::Automatic,
     };
-    let answer = suggest(inner, &tdp.text_document.uri, tdp.position, kind, None).await?;
+    let answer = suggest(session, &tdp.text_document.uri, tdp.position, kind, None).await?;
     let items = answer.into_iter().map(completion_item).collect();
     Ok(Some(CompletionResponse::List(CompletionList {
         is_incomplete: true,
@@ -414,10 +437,88 @@ fn completion_item(a: Answer) -> CompletionItem {
     }
 }
 
-/// The encoding-aware conversion used in tests of this module.
-#[allow(dead_code)]
-fn to_lsp(rope: &Rope, offset: usize, enc: Encoding) -> Position {
-    position::to_position(rope, offset, enc)
+/// Starts a generation for `uri` on its own task and registers it as the document's current
+/// one (cancelling the previous one); `None` when the document was closed meanwhile. A fatal
+/// engine error is reported to the loader, which restarts the engine.
+fn start_generation(
+    session: &Arc<Session>,
+    engine: BackendHandle,
+    uri: &Uri,
+    spec: Spec,
+) -> Option<Arc<Generation>> {
+    let (generation, publisher) =
+        Generation::new(session.next_id(), &spec.request, spec.cursor_char);
+    if !session.set_generation(uri, generation.clone()) {
+        return None;
+    }
+    let (session, uri, g) = (session.clone(), uri.clone(), generation.clone());
+    tokio::spawn(async move {
+        let (reply_tx, reply) = tokio::sync::oneshot::channel();
+        engine.submit_fim(
+            spec.request,
+            g.cancel.clone(),
+            Box::new(move |r| {
+                let _ = reply_tx.send(r);
+            }),
+        );
+        session.status(State::Generating, None, None).await;
+        let outcome = match reply.await {
+            Ok(Ok(c)) => {
+                let shaped =
+                    pipeline::finish(&g.prefix, &g.suffix, spec.lang, spec.mode, &c.text, c.stop);
+                let st = c.stats;
+                session.set_last_generation(serde_json::json!({
+                    "promptTokens": st.prompt_tokens,
+                    "reusedTokens": st.reused_tokens,
+                    "shiftedTokens": st.shifted_tokens,
+                    "evaluatedTokens": st.evaluated_tokens,
+                    "generatedTokens": st.generated_tokens,
+                    "firstTokenMs": st.first_token_ms,
+                    "totalMs": st.total_ms,
+                    "stop": format!("{:?}", c.stop),
+                }));
+                tracing::info!(
+                    generation = g.id,
+                    prompt_tokens = st.prompt_tokens,
+                    reused_tokens = st.reused_tokens,
+                    shifted_tokens = st.shifted_tokens,
+                    evaluated_tokens = st.evaluated_tokens,
+                    generated_tokens = st.generated_tokens,
+                    prompt_ms = format_args!("{:.0}", st.prompt_ms),
+                    first_token_ms = format_args!("{:.0}", st.first_token_ms),
+                    total_ms = format_args!("{:.0}", st.total_ms),
+                    stop = ?c.stop,
+                    "generation finished"
+                );
+                tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);
+                if c.stop != StopReason::Deadline {
+                    session.remember(&g.prefix, &g.suffix, shaped.as_deref().unwrap_or(""));
+                }
+                Outcome {
+                    result: Ok(shaped),
+                    stats: c.stats,
+                }
+            }
+            Ok(Err(e)) => {
+                session.engine_failed(&engine, &e);
+                Outcome {
+                    result: Err(e),
+                    stats: Stats::default(),
+                }
+            }
+            Err(_) => Outcome {
+                result: Err(EngineError::Stopped),
+                stats: Stats::default(),
+            },
+        };
+        // After a fatal error the status stays at the loader's error until the restart.
+        let fatal = matches!(&outcome.result, Err(e) if e.is_fatal());
+        publisher.publish(outcome);
+        if session.clear_generation(&uri, g.id) && !fatal {
+            session.status(State::Idle, None, None).await;
+        }
+    });
+    Some(generation)
 }
 
 #[cfg(test)]

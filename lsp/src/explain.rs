@@ -20,8 +20,9 @@ use crate::position;
 use crate::protocol::{
     self, ExplainArgs, ExplainProgressNotification, ExplainProgressParams, State,
 };
-use crate::server::{invalid_params, lock, request_failed, Inner, WorkProgress};
 use crate::shaping::Lang;
+use crate::state::Session;
+use crate::util::{invalid_params, request_failed};
 use crate::workspace::Location;
 
 /// Most characters of source put in the prompt.
@@ -46,19 +47,13 @@ struct Target {
 
 /// Finds the function (or the selection) for `position`/`range` in `uri`.
 fn target(
-    inner: &Inner,
+    session: &Session,
     uri: &Uri,
     position: Option<Position>,
     range: Option<Range>,
 ) -> Result<Option<Target>> {
-    let enc = inner.encoding();
-    let (rope, language_id) = {
-        let docs = lock(&inner.docs);
-        let doc = docs
-            .get(uri)
-            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
-        (doc.rope.clone(), doc.language_id.clone())
-    };
+    let snap = session.snapshot(uri)?;
+    let (rope, language_id, enc) = (snap.rope, snap.language_id, snap.encoding);
     let chars = match (range, position) {
         (Some(r), _) => {
             position::to_char(&rope, r.start, enc).map_err(|e| invalid_params(e.to_string()))?;
@@ -70,7 +65,7 @@ fn target(
         }
         (None, None) => return Err(invalid_params("expected a position or a range")),
     };
-    let loc = inner.workspace.locate(uri);
+    let loc = session.workspace().locate(uri);
     let lang = Lang::detect(&language_id, &loc.rel);
     let text = rope.to_string();
     let start = rope.char_to_byte(chars.start);
@@ -95,7 +90,10 @@ fn target(
 
 /// `textDocument/codeAction`: "Explain this function" when the cursor or selection is in one
 /// (other languages: when there is a selection).
-pub fn code_action(inner: &Inner, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+pub fn code_action(
+    session: &Session,
+    params: CodeActionParams,
+) -> Result<Option<CodeActionResponse>> {
     let kind = code_action_kind();
     if let Some(only) = &params.context.only {
         let wanted = only.iter().any(|k| {
@@ -109,7 +107,7 @@ pub fn code_action(inner: &Inner, params: CodeActionParams) -> Result<Option<Cod
     let uri = params.text_document.uri;
     let r = params.range;
     let empty = r.start == r.end;
-    let Some(t) = target(inner, &uri, Some(r.start), (!empty).then_some(r))? else {
+    let Some(t) = target(session, &uri, Some(r.start), (!empty).then_some(r))? else {
         return Ok(None);
     };
     let title = match &t.name {
@@ -186,7 +184,7 @@ impl Drop for CancelOnDrop {
 }
 
 /// Sends `ghostline/status` idle when an explanation is dropped (cancelled) before it ends.
-struct IdleOnDrop(Option<Arc<Inner>>);
+struct IdleOnDrop(Option<Arc<Session>>);
 
 impl IdleOnDrop {
     fn disarm(mut self) {
@@ -196,9 +194,9 @@ impl IdleOnDrop {
 
 impl Drop for IdleOnDrop {
     fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
+        if let Some(session) = self.0.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { inner.status(State::Idle, None, None).await });
+                rt.spawn(async move { session.status(State::Idle, None, None).await });
             }
         }
     }
@@ -206,7 +204,7 @@ impl Drop for IdleOnDrop {
 
 /// `workspace/executeCommand` `ghostline.explainFunction`.
 pub async fn execute(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     args: &[Value],
     token: Option<ProgressToken>,
 ) -> Result<Value> {
@@ -219,16 +217,16 @@ pub async fn execute(
             "expected [{{uri, position}}] or [{{uri, range}}]: {e}"
         ))
     })?;
-    if inner.too_large(&args.uri) {
+    if session.too_large(&args.uri) {
         return Err(request_failed(
             "ghostline: the document is too large to explain",
         ));
     }
     // Finding the function is proportional to the document: off the protocol task.
     let found = {
-        let (inner, uri, position, range) =
-            (inner.clone(), args.uri.clone(), args.position, args.range);
-        tokio::task::spawn_blocking(move || target(&inner, &uri, position, range))
+        let (session, uri, position, range) =
+            (session.clone(), args.uri.clone(), args.position, args.range);
+        tokio::task::spawn_blocking(move || target(&session, &uri, position, range))
             .await
             .map_err(|e| request_failed(format!("ghostline: explain failed: {e}")))?
     };
@@ -237,22 +235,20 @@ pub async fn execute(
             "no function at the cursor; put the cursor inside a function or select the code to explain",
         ));
     };
-    let Some(engine) = inner.engine.ready() else {
+    let Some(engine) = session.engine().ready() else {
         return Err(request_failed(format!(
             "ghostline: {}",
-            inner.engine.describe()
+            session.engine().describe()
         )));
     };
-    let config = inner.config();
+    let config = session.config();
     let definitions = {
-        let (inner, engine) = (inner.clone(), engine.clone());
+        let (workspace, engine) = (session.workspace().clone(), engine.clone());
         let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
         tokio::task::spawn_blocking(move || {
-            inner
-                .workspace
-                .definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
-                    engine.count_tokens(s)
-                })
+            workspace.definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
+                engine.count_tokens(s)
+            })
         })
         .await
         .unwrap_or_default()
@@ -265,7 +261,7 @@ pub async fn execute(
         "ghostline: explaining {}",
         t.name.as_deref().unwrap_or("the selection")
     );
-    let progress = WorkProgress::begin(inner, token.clone(), &title, None).await;
+    let progress = session.progress(token.clone(), &title, None).await;
 
     let cancel = CancelToken::new();
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
@@ -285,10 +281,10 @@ pub async fn execute(
             let _ = reply_tx.send(r);
         }),
     );
-    inner
+    session
         .status(State::Generating, Some(title.clone()), None)
         .await;
-    let idle_on_drop = IdleOnDrop(Some(inner.clone()));
+    let idle_on_drop = IdleOnDrop(Some(session.clone()));
     let token_value = token.as_ref().and_then(|t| serde_json::to_value(t).ok());
     let mut text = String::new();
     let mut streaming = true;
@@ -305,8 +301,8 @@ pub async fn execute(
                 }
                 let so_far = format!("{header}{text}");
                 progress.report(Some(so_far.clone()), None).await;
-                inner
-                    .client
+                session
+                    .client()
                     .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
                         token: token_value.clone(),
                         uri: args.uri.clone(),
@@ -319,8 +315,10 @@ pub async fn execute(
         }
     };
     let result = result.unwrap_or(Err(EngineError::Stopped));
+    // After a fatal error the status stays at the loader's error until the restart.
+    let fatal = matches!(&result, Err(e) if e.is_fatal());
     if let Err(e) = &result {
-        inner.engine_failed(&engine, e);
+        session.engine_failed(&engine, e);
     }
     let outcome = match result {
         Ok(out) => Ok(format!("{header}{}", out.text.trim())),
@@ -334,8 +332,8 @@ pub async fn execute(
         .map(String::clone)
         .unwrap_or_else(|_| format!("{header}{text}"));
     progress.end(Some("done".into())).await;
-    inner
-        .client
+    session
+        .client()
         .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
             token: token_value,
             uri: args.uri.clone(),
@@ -343,11 +341,13 @@ pub async fn execute(
             done: true,
         })
         .await;
-    inner.status(State::Idle, None, None).await;
+    if !fatal {
+        session.status(State::Idle, None, None).await;
+    }
     idle_on_drop.disarm();
     let markdown = outcome?;
-    inner
-        .client
+    session
+        .client()
         .show_message(MessageType::INFO, &markdown)
         .await;
     Ok(Value::String(markdown))
