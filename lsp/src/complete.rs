@@ -15,14 +15,15 @@ use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 
-use crate::config::Trigger;
+use crate::config::{Config, Trigger};
 use crate::generation::{Generation, Outcome, Spec, Waiter};
 use crate::pipeline;
 use crate::position;
 use crate::protocol::State;
-use crate::shaping::{self, Cursor, Lang};
+use crate::shaping::{self, Cursor, Lang, Mode};
 use crate::state::{InFlight, Session, Snapshot};
 use crate::util::invalid_params;
+use crate::workspace::Location;
 
 /// Characters of prefix sent at most.
 const PREFIX_CHARS: usize = 24_000;
@@ -114,6 +115,129 @@ pub enum Kind {
     Automatic,
 }
 
+/// A completion request resolved against its snapshot: where it asks, what the model sees.
+struct Request {
+    kind: Kind,
+    rope: Rope,
+    config: Arc<Config>,
+    loc: Location,
+    lang: Lang,
+    win: Window,
+    /// Line or block, from the shaping plan.
+    mode: Mode,
+    /// Cursor (chars) after the selected item's range.
+    end: usize,
+    /// The selected completion item's text, prepended to the answer.
+    head: String,
+    /// What the answer replaces.
+    range: Range,
+    crlf: bool,
+    language_id: String,
+}
+
+impl Request {
+    fn new(
+        session: &Session,
+        uri: &Uri,
+        snap: Snapshot,
+        pos: Position,
+        kind: Kind,
+        selected: Option<&SelectedCompletionInfo>,
+    ) -> Result<Request> {
+        let (rope, enc) = (snap.rope, snap.encoding);
+        let cursor =
+            position::to_char(&rope, pos, enc).map_err(|e| invalid_params(e.to_string()))?;
+        let (start, end, head) = match selected {
+            Some(s) => {
+                let r = position::to_char_range(&rope, s.range, enc);
+                (r.start.min(cursor), r.end.max(cursor), s.text.clone())
+            }
+            None => (cursor, cursor, String::new()),
+        };
+        let loc = session.workspace().locate(uri);
+        let lang = Lang::detect(&snap.language_id, &loc.rel);
+        let win = window(&rope, start, end, &head);
+        let plan = shaping::plan(
+            &Cursor::new(&win.prefix, &win.suffix, lang),
+            snap.config.max_tokens,
+            kind == Kind::Invoked,
+        );
+        let range = Range::new(
+            position::to_position(&rope, start, enc),
+            position::to_position(&rope, end, enc),
+        );
+        Ok(Request {
+            kind,
+            rope,
+            config: snap.config,
+            loc,
+            lang,
+            win,
+            mode: plan.mode,
+            end,
+            head,
+            range,
+            crlf: snap.crlf,
+            language_id: snap.language_id,
+        })
+    }
+
+    /// Whether an automatic request at this place is not worth a model run.
+    fn skip(&self) -> bool {
+        self.kind == Kind::Automatic
+            && (self.config.trigger == Trigger::Manual
+                || shaping::skip_automatic(&Cursor::new(
+                    &self.win.prefix,
+                    &self.win.suffix,
+                    self.lang,
+                )))
+    }
+
+    /// The answer for a shaped suggestion (`None` when it is empty).
+    fn answer(&self, text: &str) -> Option<Answer> {
+        if text.is_empty() {
+            return None;
+        }
+        let mut text = format!("{}{text}", self.head);
+        if self.crlf {
+            text = text.replace('\n', "\r\n");
+        }
+        Some(Answer {
+            text,
+            range: self.range,
+            language_id: self.language_id.clone(),
+        })
+    }
+
+    /// The generation to start for this request, with its repository context.
+    fn spec(&self, uri: &Uri, context: Vec<ghostline_inference::ContextBlock>) -> Spec {
+        let place = pipeline::Place {
+            prefix: &self.win.prefix,
+            suffix: &self.win.suffix,
+            lang: self.lang,
+            path: Some(self.loc.rel.clone()),
+            repo_name: self.loc.repo.clone(),
+        };
+        let settings = pipeline::Settings {
+            max_tokens: self.config.max_tokens,
+            invoked: self.kind == Kind::Invoked,
+            budget_ms: match self.kind {
+                Kind::Invoked => self.config.invoked_time_budget_ms,
+                Kind::Automatic => self.config.time_budget_ms,
+            },
+        };
+        let mut request = pipeline::prepare(&place, context, settings).request;
+        // The engine keeps a KV state per document.
+        request.document = Some(uri.as_str().to_owned());
+        Spec {
+            request,
+            lang: self.lang,
+            mode: self.mode,
+            cursor_char: self.end,
+        }
+    }
+}
+
 /// The suggestion at `pos` of `uri`, or `None`.
 pub async fn suggest(
     session: &Arc<Session>,
@@ -122,39 +246,13 @@ pub async fn suggest(
     kind: Kind,
     selected: Option<&SelectedCompletionInfo>,
 ) -> Result<Option<Answer>> {
+    let span = tracing::Span::current();
     // Snapshot: nothing below sees later edits.
     let snap = session.snapshot(uri)?;
-    suggest_in(session, uri, snap, pos, kind, selected).await
-}
-
-async fn suggest_in(
-    session: &Arc<Session>,
-    uri: &Uri,
-    snap: Snapshot,
-    pos: Position,
-    kind: Kind,
-    selected: Option<&SelectedCompletionInfo>,
-) -> Result<Option<Answer>> {
-    let span = tracing::Span::current();
-    let Snapshot {
-        rope,
-        language_id,
-        crlf,
-        encoding: enc,
-        config,
-        ..
-    } = snap;
-    let cursor = position::to_char(&rope, pos, enc).map_err(|e| invalid_params(e.to_string()))?;
-    let (start, end, head) = match selected {
-        Some(s) => {
-            let r = position::to_char_range(&rope, s.range, enc);
-            (r.start.min(cursor), r.end.max(cursor), s.text.clone())
-        }
-        None => (cursor, cursor, String::new()),
-    };
+    let req = Request::new(session, uri, snap, pos, kind, selected)?;
     // This request replaces the document's previous one, which answers empty at once.
     let id = session.next_id();
-    let (superseded_tx, mut superseded) = oneshot::channel();
+    let (superseded_tx, superseded) = oneshot::channel();
     let flight = InFlight {
         id,
         superseded: superseded_tx,
@@ -168,41 +266,13 @@ async fn suggest_in(
         uri: uri.clone(),
         id,
     };
-
-    let loc = session.workspace().locate(uri);
-    let lang = Lang::detect(&language_id, &loc.rel);
-    let win = window(&rope, start, end, &head);
-    let cur = Cursor::new(&win.prefix, &win.suffix, lang);
-    if kind == Kind::Automatic
-        && (config.trigger == Trigger::Manual || shaping::skip_automatic(&cur))
-    {
+    if req.skip() {
         span.record("outcome", "skipped");
         return Ok(None);
     }
-    let plan = shaping::plan(&cur, config.max_tokens, kind == Kind::Invoked);
-    let range = Range::new(
-        position::to_position(&rope, start, enc),
-        position::to_position(&rope, end, enc),
-    );
-    let finish = |text: &str| -> Option<Answer> {
-        if text.is_empty() {
-            return None;
-        }
-        let mut text = format!("{head}{text}");
-        if crlf {
-            text = text.replace('\n', "\r\n");
-        }
-        Some(Answer {
-            text,
-            range,
-            language_id: language_id.clone(),
-        })
-    };
-
-    let hit = session.cached(&win.prefix, &win.suffix);
-    if let Some(hit) = hit {
+    if let Some(hit) = session.cached(&req.win.prefix, &req.win.suffix) {
         span.record("outcome", "cached");
-        return Ok(finish(hit.text()));
+        return Ok(req.answer(hit.text()));
     }
     let Some(engine) = session.engine().ready() else {
         span.record("outcome", "not ready");
@@ -212,50 +282,36 @@ async fn suggest_in(
         span.record("outcome", "no fim");
         return Ok(None);
     }
+    let (outcome, text) = run(session, uri, &req, &engine, superseded).await;
+    span.record("outcome", outcome);
+    Ok(text.as_deref().and_then(|t| req.answer(t)))
+}
 
-    let budget = match kind {
-        Kind::Invoked => config.invoked_time_budget_ms,
-        Kind::Automatic => config.time_budget_ms,
-    };
-    let mut adopted = true;
+/// Runs the model for `req`, or adopts the document's running generation when `req`
+/// continues it; returns the outcome's name and the suggestion (before the head is added).
+async fn run(
+    session: &Arc<Session>,
+    uri: &Uri,
+    req: &Request,
+    engine: &BackendHandle,
+    mut superseded: oneshot::Receiver<()>,
+) -> (&'static str, Option<String>) {
+    let span = tracing::Span::current();
+    let win = &req.win;
     for attempt in 0..2 {
-        // Adopt the document's running generation when this request continues it.
         let running = session
             .generation(uri)
             .filter(|g| attempt == 0 && g.extends_to(&win.prefix, &win.suffix));
+        let adopted = running.is_some();
         let generation = match running {
             Some(g) => g,
             None => {
-                adopted = false;
-                let context = repo_context(session, &engine, &loc, &rope, &config).await;
-                let place = pipeline::Place {
-                    prefix: &win.prefix,
-                    suffix: &win.suffix,
-                    lang,
-                    path: Some(loc.rel.clone()),
-                    repo_name: loc.repo.clone(),
-                };
-                let settings = pipeline::Settings {
-                    max_tokens: config.max_tokens,
-                    invoked: kind == Kind::Invoked,
-                    budget_ms: budget,
-                };
-                let mut request = pipeline::prepare(&place, context, settings).request;
-                // The engine keeps a KV state per document.
-                request.document = Some(uri.as_str().to_owned());
-                let spec = Spec {
-                    request,
-                    lang,
-                    mode: plan.mode,
-                    cursor_char: end,
-                };
+                let context = repo_context(session, engine, &req.loc, &req.rope, &req.config).await;
+                let spec = req.spec(uri, context);
                 match start_generation(session, engine.clone(), uri, spec) {
                     Some(g) => g,
-                    None => {
-                        // Closed while the context was built: nothing runs for it.
-                        span.record("outcome", "closed");
-                        return Ok(None);
-                    }
+                    // Closed while the context was built: nothing runs for it.
+                    None => return ("closed", None),
                 }
             }
         };
@@ -267,64 +323,55 @@ async fn suggest_in(
         };
         waiter.finish();
         let Some(outcome) = outcome else {
-            span.record("outcome", "superseded");
-            return Ok(None);
+            return ("superseded", None);
         };
-        let st = outcome.stats;
-        if st.prompt_tokens > 0 {
-            span.record("prompt_tokens", st.prompt_tokens);
-            span.record("reused_tokens", st.reused_tokens);
-            span.record("shifted_tokens", st.shifted_tokens);
-            span.record("evaluated_tokens", st.evaluated_tokens);
-            span.record("generated_tokens", st.generated_tokens);
-        }
+        record_stats(&span, &outcome.stats);
         let text = match outcome.result {
             Ok(text) => text,
-            Err(EngineError::Cancelled) => {
-                span.record("outcome", "cancelled");
-                return Ok(None);
-            }
-            Err(EngineError::Stopped) => {
-                span.record("outcome", "engine stopped");
-                return Ok(None);
-            }
+            Err(EngineError::Cancelled) => return ("cancelled", None),
+            Err(EngineError::Stopped) => return ("engine stopped", None),
             Err(e) => {
                 tracing::warn!("completion failed: {e}");
-                span.record("outcome", "failed");
-                return Ok(None);
+                return ("failed", None);
             }
         };
         // What the user typed since the generation started.
         let typed = &win.prefix[generation.prefix.len()..];
         if typed.is_empty() {
-            span.record(
-                "outcome",
-                match (&text, adopted) {
-                    (Some(_), false) => "suggested",
-                    (Some(_), true) => "adopted",
-                    (None, _) => "empty",
-                },
-            );
-            return Ok(text.as_deref().and_then(finish));
+            let name = match (&text, adopted) {
+                (Some(_), false) => "suggested",
+                (Some(_), true) => "adopted",
+                (None, _) => "empty",
+            };
+            return (name, text);
         }
         if let Some(rest) = text.as_deref().and_then(|t| t.strip_prefix(typed)) {
             if !rest.trim().is_empty() {
-                span.record("outcome", "adopted");
-                return Ok(finish(rest));
+                return ("adopted", Some(rest.to_owned()));
             }
         }
         // The user typed something else: run the model for this request.
     }
-    span.record("outcome", "empty");
-    Ok(None)
+    ("empty", None)
+}
+
+/// Token counts of a model run on the request's span.
+fn record_stats(span: &tracing::Span, st: &Stats) {
+    if st.prompt_tokens > 0 {
+        span.record("prompt_tokens", st.prompt_tokens);
+        span.record("reused_tokens", st.reused_tokens);
+        span.record("shifted_tokens", st.shifted_tokens);
+        span.record("evaluated_tokens", st.evaluated_tokens);
+        span.record("generated_tokens", st.generated_tokens);
+    }
 }
 
 async fn repo_context(
     session: &Arc<Session>,
     engine: &ghostline_inference::BackendHandle,
-    loc: &crate::workspace::Location,
+    loc: &Location,
     rope: &Rope,
-    config: &crate::config::Config,
+    config: &Config,
 ) -> Vec<ghostline_inference::ContextBlock> {
     if !config.repo_context_enabled || config.repo_context_budget_tokens == 0 || loc.abs.is_none() {
         return Vec::new();
