@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_inference::{CancelToken, ChatRequest, ContextBlock, EngineError};
+use ghostline_inference::{
+    BackendHandle, CancelToken, ChatOutput, ChatRequest, ContextBlock, EngineError,
+};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::jsonrpc::{Error, Result};
@@ -17,6 +19,7 @@ use tower_lsp_server::ls_types::*;
 
 use crate::functions;
 use crate::position;
+use crate::progress::WorkProgress;
 use crate::protocol::{
     self, ExplainArgs, ExplainProgressNotification, ExplainProgressParams, State,
 };
@@ -202,27 +205,21 @@ impl Drop for IdleOnDrop {
     }
 }
 
-/// `workspace/executeCommand` `ghostline.explainFunction`.
-pub async fn execute(
-    session: &Arc<Session>,
-    args: &[Value],
-    token: Option<ProgressToken>,
-) -> Result<Value> {
+/// The command's arguments.
+fn parse_args(args: &[Value]) -> Result<ExplainArgs> {
     let arg = args
         .first()
         .cloned()
         .ok_or_else(|| invalid_params("expected [{uri, position}] or [{uri, range}]"))?;
-    let args: ExplainArgs = serde_json::from_value(arg).map_err(|e| {
+    serde_json::from_value(arg).map_err(|e| {
         invalid_params(format!(
             "expected [{{uri, position}}] or [{{uri, range}}]: {e}"
         ))
-    })?;
-    if session.too_large(&args.uri) {
-        return Err(request_failed(
-            "ghostline: the document is too large to explain",
-        ));
-    }
-    // Finding the function is proportional to the document: off the protocol task.
+    })
+}
+
+/// The target of `args`, found on a blocking thread (proportional to the document).
+async fn find_target(session: &Arc<Session>, args: &ExplainArgs) -> Result<Target> {
     let found = {
         let (session, uri, position, range) =
             (session.clone(), args.uri.clone(), args.position, args.range);
@@ -230,11 +227,93 @@ pub async fn execute(
             .await
             .map_err(|e| request_failed(format!("ghostline: explain failed: {e}")))?
     };
-    let Some(t) = found? else {
-        return Err(invalid_params(
+    found?.ok_or_else(|| {
+        invalid_params(
             "no function at the cursor; put the cursor inside a function or select the code to explain",
+        )
+    })
+}
+
+/// Definitions from other files that the target uses, found on a blocking thread.
+async fn definitions(session: &Session, engine: &BackendHandle, t: &Target) -> Vec<ContextBlock> {
+    let (workspace, engine) = (session.workspace().clone(), engine.clone());
+    let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
+    tokio::task::spawn_blocking(move || {
+        workspace.definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
+            engine.count_tokens(s)
+        })
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Where the explanation streams to while it is written.
+struct Stream<'a> {
+    session: &'a Session,
+    progress: WorkProgress,
+    token: Option<Value>,
+    uri: &'a Uri,
+    header: String,
+}
+
+impl Stream<'_> {
+    /// Sends the text so far (or the final text, when `done`).
+    async fn send(&self, text: String, done: bool) {
+        if !done {
+            self.progress.report(Some(text.clone()), None).await;
+        }
+        self.session
+            .client()
+            .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
+                token: self.token.clone(),
+                uri: self.uri.clone(),
+                text,
+                done,
+            })
+            .await;
+    }
+
+    /// Streams the pieces until the reply comes; returns the reply and the text streamed.
+    async fn run(
+        &self,
+        mut pieces: mpsc::UnboundedReceiver<String>,
+        mut reply: oneshot::Receiver<std::result::Result<ChatOutput, EngineError>>,
+    ) -> (std::result::Result<ChatOutput, EngineError>, String) {
+        let mut text = String::new();
+        let mut streaming = true;
+        let result = loop {
+            tokio::select! {
+                piece = pieces.recv(), if streaming => {
+                    let Some(piece) = piece else {
+                        streaming = false;
+                        continue;
+                    };
+                    text.push_str(&piece);
+                    while let Ok(more) = pieces.try_recv() {
+                        text.push_str(&more);
+                    }
+                    self.send(format!("{}{text}", self.header), false).await;
+                }
+                r = &mut reply => break r.ok(),
+            }
+        };
+        (result.unwrap_or(Err(EngineError::Stopped)), text)
+    }
+}
+
+/// `workspace/executeCommand` `ghostline.explainFunction`.
+pub async fn execute(
+    session: &Arc<Session>,
+    args: &[Value],
+    token: Option<ProgressToken>,
+) -> Result<Value> {
+    let args = parse_args(args)?;
+    if session.too_large(&args.uri) {
+        return Err(request_failed(
+            "ghostline: the document is too large to explain",
         ));
-    };
+    }
+    let t = find_target(session, &args).await?;
     let Some(engine) = session.engine().ready() else {
         return Err(request_failed(format!(
             "ghostline: {}",
@@ -242,17 +321,7 @@ pub async fn execute(
         )));
     };
     let config = session.config();
-    let definitions = {
-        let (workspace, engine) = (session.workspace().clone(), engine.clone());
-        let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
-        tokio::task::spawn_blocking(move || {
-            workspace.definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
-                engine.count_tokens(s)
-            })
-        })
-        .await
-        .unwrap_or_default()
-    };
+    let definitions = definitions(session, &engine, &t).await;
     let header = match &t.name {
         Some(name) => format!("### `{name}`\n\n"),
         None => format!("### `{}`, line {}\n\n", t.loc.rel, t.start_line + 1),
@@ -261,12 +330,18 @@ pub async fn execute(
         "ghostline: explaining {}",
         t.name.as_deref().unwrap_or("the selection")
     );
-    let progress = session.progress(token.clone(), &title, None).await;
+    let stream = Stream {
+        session,
+        progress: session.progress(token.clone(), &title, None).await,
+        token: token.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+        uri: &args.uri,
+        header,
+    };
 
     let cancel = CancelToken::new();
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
-    let (piece_tx, mut pieces) = mpsc::unbounded_channel::<String>();
-    let (reply_tx, mut reply) = oneshot::channel();
+    let (piece_tx, pieces) = mpsc::unbounded_channel::<String>();
+    let (reply_tx, reply) = oneshot::channel();
     engine.submit_chat(
         ChatRequest {
             messages: messages(&t, &definitions),
@@ -285,41 +360,13 @@ pub async fn execute(
         .status(State::Generating, Some(title.clone()), None)
         .await;
     let idle_on_drop = IdleOnDrop(Some(session.clone()));
-    let token_value = token.as_ref().and_then(|t| serde_json::to_value(t).ok());
-    let mut text = String::new();
-    let mut streaming = true;
-    let result = loop {
-        tokio::select! {
-            piece = pieces.recv(), if streaming => {
-                let Some(piece) = piece else {
-                    streaming = false;
-                    continue;
-                };
-                text.push_str(&piece);
-                while let Ok(more) = pieces.try_recv() {
-                    text.push_str(&more);
-                }
-                let so_far = format!("{header}{text}");
-                progress.report(Some(so_far.clone()), None).await;
-                session
-                    .client()
-                    .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
-                        token: token_value.clone(),
-                        uri: args.uri.clone(),
-                        text: so_far,
-                        done: false,
-                    })
-                    .await;
-            }
-            r = &mut reply => break r.ok(),
-        }
-    };
-    let result = result.unwrap_or(Err(EngineError::Stopped));
+    let (result, text) = stream.run(pieces, reply).await;
     // After a fatal error the status stays at the loader's error until the restart.
     let fatal = matches!(&result, Err(e) if e.is_fatal());
     if let Err(e) = &result {
         session.engine_failed(&engine, e);
     }
+    let header = &stream.header;
     let outcome = match result {
         Ok(out) => Ok(format!("{header}{}", out.text.trim())),
         Err(EngineError::Cancelled) => Err(Error::request_cancelled()),
@@ -327,20 +374,12 @@ pub async fn execute(
             "ghostline: the explanation failed: {e}"
         ))),
     };
-    let final_text = outcome
-        .as_ref()
-        .map(String::clone)
-        .unwrap_or_else(|_| format!("{header}{text}"));
-    progress.end(Some("done".into())).await;
-    session
-        .client()
-        .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
-            token: token_value,
-            uri: args.uri.clone(),
-            text: final_text,
-            done: true,
-        })
-        .await;
+    let final_text = match &outcome {
+        Ok(markdown) => markdown.clone(),
+        Err(_) => format!("{header}{text}"),
+    };
+    stream.progress.end(Some("done".into())).await;
+    stream.send(final_text, true).await;
     if !fatal {
         session.status(State::Idle, None, None).await;
     }
