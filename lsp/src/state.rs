@@ -486,3 +486,120 @@ fn stop(old: OpenDoc) {
         g.cancel.cancel();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generation::Generation;
+    use ghostline_inference::FimRequest;
+    use tower_lsp_server::LspService;
+
+    fn with_session(f: impl FnOnce(&Arc<Session>)) {
+        let (service, _socket) =
+            LspService::new(|client| crate::server::Backend::new(client, Options::default()));
+        f(service.inner().session());
+    }
+
+    fn generation(id: u64) -> Arc<Generation> {
+        let request = FimRequest {
+            prefix: "def f(".into(),
+            suffix: "):\n".into(),
+            ..FimRequest::default()
+        };
+        Generation::new(id, &request, 6).0
+    }
+
+    #[test]
+    fn nothing_is_registered_for_a_document_that_is_not_open() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/a.py".parse().unwrap();
+            let (tx, mut rx) = oneshot::channel();
+            assert!(!s.register_inflight(
+                &uri,
+                InFlight {
+                    id: 1,
+                    superseded: tx
+                }
+            ));
+            assert!(rx.try_recv().is_ok(), "the request is told to answer empty");
+            let g = generation(2);
+            assert!(!s.set_generation(&uri, g.clone()));
+            assert!(g.cancel.is_cancelled(), "the run does not start");
+            assert_eq!(
+                s.counts(),
+                Counts {
+                    documents: 0,
+                    flights: 0,
+                    generations: 0
+                }
+            );
+        });
+    }
+
+    #[test]
+    fn closing_a_document_forgets_and_stops_everything_about_it() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/b.py".parse().unwrap();
+            s.open(uri.clone(), Document::new("x = 1\n", 1, "python"));
+            let (tx, mut rx) = oneshot::channel();
+            assert!(s.register_inflight(
+                &uri,
+                InFlight {
+                    id: 1,
+                    superseded: tx
+                }
+            ));
+            let g = generation(2);
+            assert!(s.set_generation(&uri, g.clone()));
+            assert_eq!(
+                s.counts(),
+                Counts {
+                    documents: 1,
+                    flights: 1,
+                    generations: 1
+                }
+            );
+            assert!(s.snapshot(&uri).is_ok());
+            s.close(&uri);
+            assert!(rx.try_recv().is_ok());
+            assert!(g.cancel.is_cancelled());
+            assert!(s.snapshot(&uri).is_err());
+            assert_eq!(s.counts().documents, 0);
+            // A run that finishes afterwards finds nothing to clear and brings nothing back.
+            assert!(s.clear_generation(&uri, 2));
+            s.unregister_inflight(&uri, 1);
+            assert_eq!(s.counts().documents, 0);
+        });
+    }
+
+    #[test]
+    fn an_edit_at_the_cursor_keeps_the_generation_and_stops_the_waiting_request() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/c.py".parse().unwrap();
+            s.open(uri.clone(), Document::new("def f(\n", 1, "python"));
+            let g = generation(3);
+            assert!(s.set_generation(&uri, g.clone()));
+            let (tx, mut rx) = oneshot::channel();
+            assert!(s.register_inflight(
+                &uri,
+                InFlight {
+                    id: 4,
+                    superseded: tx
+                }
+            ));
+            let typed = TextDocumentContentChangeEvent {
+                range: Some(Range::new(Position::new(0, 6), Position::new(0, 6))),
+                range_length: None,
+                text: "x".into(),
+            };
+            assert!(s.change(&uri, 2, &[typed]));
+            assert!(
+                rx.try_recv().is_ok(),
+                "the request for the old version answers"
+            );
+            assert!(!g.cancel.is_cancelled(), "typing forward keeps the run");
+            assert_eq!(s.text(&uri).as_deref(), Some("def f(x\n"));
+            assert!(!s.change(&"file:///tmp/none.py".parse().unwrap(), 1, &[]));
+        });
+    }
+}
