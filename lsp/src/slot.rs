@@ -6,7 +6,7 @@
 //! It only holds state; loading, restarting and reporting live in [`crate::loader`].
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use ghostline_inference::BackendHandle;
@@ -57,12 +57,6 @@ impl EngineSlot {
             EngineState::Ready(e) => Some(e.clone()),
             _ => None,
         }
-    }
-
-    /// Whether `engine` is the one loaded now.
-    pub fn is_current(&self, engine: &BackendHandle) -> bool {
-        matches!(&*lock(&self.state), EngineState::Ready(e)
-            if std::ptr::addr_eq(Arc::as_ptr(e), Arc::as_ptr(engine)))
     }
 
     /// A short description of the state, for messages.
