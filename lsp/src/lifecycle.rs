@@ -17,8 +17,8 @@ use crate::state::Session;
 
 impl Session {
     /// Applies a settings object; reports invalid values, logs unknown keys, reloads the model
-    /// when an engine setting changed (and `reload` is set), walks the workspace when repository
-    /// context was turned on.
+    /// when an engine setting changed and walks the workspace when repository context was turned
+    /// on (both when `reload` is set: a change after start-up).
     pub async fn apply_settings(self: &Arc<Self>, settings: &Value, reload: bool) {
         let before = self.config();
         let update = self.update_config(settings);
@@ -36,7 +36,8 @@ impl Session {
             tracing::info!("settings changed: {now:?}");
             self.clear_cache();
             self.workspace().set_budget(now.repo_context_budget_tokens);
-            if now.repo_context_enabled && !before.repo_context_enabled {
+            // (`initialized` walks after applying the pulled settings anyway.)
+            if reload && now.repo_context_enabled && !before.repo_context_enabled {
                 self.start_indexing();
             }
         }
