@@ -140,6 +140,25 @@ fn workspace_walks_do_not_pile_up() {
         "{walks} walks:\n{}",
         events.join("\n")
     );
+    // Turning repository context off and on again walks once more.
+    for enabled in [false, true] {
+        s.notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"ghostline": {"repoContext": {"enabled": enabled}}}}),
+        );
+    }
+    let t = Instant::now();
+    loop {
+        let state = debug_state(&mut s);
+        if state["indexWalks"] == walks + 1 && state["indexWalkRunning"] == false {
+            break;
+        }
+        assert!(
+            t.elapsed() < LONG,
+            "no walk after repoContext was turned on: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(s.shutdown().code(), Some(0));
 }
 
