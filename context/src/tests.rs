@@ -9,4 +9,5 @@ mod function;
 mod imports;
 mod index;
 mod outline;
+mod properties;
 mod robustness;

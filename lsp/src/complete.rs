@@ -9,18 +9,21 @@
 
 use std::sync::Arc;
 
-use ghostline_inference::EngineError;
+use ghostline_inference::{BackendHandle, EngineError, Stats, StopReason};
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 
-use crate::config::Trigger;
-use crate::generation::{self, Waiter};
+use crate::config::{Config, Trigger};
+use crate::generation::{Generation, Outcome, Spec, Waiter};
 use crate::pipeline;
-use crate::position::{self, Encoding};
-use crate::server::{invalid_params, lock, InFlight, Inner};
-use crate::shaping::{self, Cursor, Lang};
+use crate::position;
+use crate::protocol::State;
+use crate::shaping::{self, Cursor, Lang, Mode};
+use crate::state::{InFlight, Session, Snapshot};
+use crate::util::invalid_params;
+use crate::workspace::Location;
 
 /// Characters of prefix sent at most.
 const PREFIX_CHARS: usize = 24_000;
@@ -92,14 +95,14 @@ pub struct Answer {
 /// Forgets a request when its handler ends or is dropped (`$/cancelRequest` drops the
 /// handler's future).
 struct FlightGuard {
-    inner: Arc<Inner>,
+    session: Arc<Session>,
     uri: Uri,
     id: u64,
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        self.inner.unregister_inflight(&self.uri, self.id);
+        self.session.unregister_inflight(&self.uri, self.id);
     }
 }
 
@@ -112,85 +115,166 @@ pub enum Kind {
     Automatic,
 }
 
+/// A completion request resolved against its snapshot: where it asks, what the model sees.
+struct Request {
+    kind: Kind,
+    rope: Rope,
+    config: Arc<Config>,
+    loc: Location,
+    lang: Lang,
+    win: Window,
+    /// Line or block, from the shaping plan.
+    mode: Mode,
+    /// Cursor (chars) after the selected item's range.
+    end: usize,
+    /// The selected completion item's text, prepended to the answer.
+    head: String,
+    /// What the answer replaces.
+    range: Range,
+    crlf: bool,
+    language_id: String,
+}
+
+impl Request {
+    fn new(
+        session: &Session,
+        uri: &Uri,
+        snap: Snapshot,
+        pos: Position,
+        kind: Kind,
+        selected: Option<&SelectedCompletionInfo>,
+    ) -> Result<Request> {
+        let (rope, enc) = (snap.rope, snap.encoding);
+        let cursor =
+            position::to_char(&rope, pos, enc).map_err(|e| invalid_params(e.to_string()))?;
+        let (start, end, head) = match selected {
+            Some(s) => {
+                let r = position::to_char_range(&rope, s.range, enc);
+                (r.start.min(cursor), r.end.max(cursor), s.text.clone())
+            }
+            None => (cursor, cursor, String::new()),
+        };
+        let loc = session.workspace().locate(uri);
+        let lang = Lang::detect(&snap.language_id, &loc.rel);
+        let win = window(&rope, start, end, &head);
+        let plan = shaping::plan(
+            &Cursor::new(&win.prefix, &win.suffix, lang),
+            snap.config.max_tokens,
+            kind == Kind::Invoked,
+        );
+        let range = Range::new(
+            position::to_position(&rope, start, enc),
+            position::to_position(&rope, end, enc),
+        );
+        Ok(Request {
+            kind,
+            rope,
+            config: snap.config,
+            loc,
+            lang,
+            win,
+            mode: plan.mode,
+            end,
+            head,
+            range,
+            crlf: snap.crlf,
+            language_id: snap.language_id,
+        })
+    }
+
+    /// Whether an automatic request at this place is not worth a model run.
+    fn skip(&self) -> bool {
+        self.kind == Kind::Automatic
+            && (self.config.trigger == Trigger::Manual
+                || shaping::skip_automatic(&Cursor::new(
+                    &self.win.prefix,
+                    &self.win.suffix,
+                    self.lang,
+                )))
+    }
+
+    /// The answer for a shaped suggestion (`None` when it is empty).
+    fn answer(&self, text: &str) -> Option<Answer> {
+        if text.is_empty() {
+            return None;
+        }
+        let mut text = format!("{}{text}", self.head);
+        if self.crlf {
+            text = text.replace('\n', "\r\n");
+        }
+        Some(Answer {
+            text,
+            range: self.range,
+            language_id: self.language_id.clone(),
+        })
+    }
+
+    /// The generation to start for this request, with its repository context.
+    fn spec(&self, uri: &Uri, context: Vec<ghostline_inference::ContextBlock>) -> Spec {
+        let place = pipeline::Place {
+            prefix: &self.win.prefix,
+            suffix: &self.win.suffix,
+            lang: self.lang,
+            path: Some(self.loc.rel.clone()),
+            repo_name: self.loc.repo.clone(),
+        };
+        let settings = pipeline::Settings {
+            max_tokens: self.config.max_tokens,
+            invoked: self.kind == Kind::Invoked,
+            budget_ms: match self.kind {
+                Kind::Invoked => self.config.invoked_time_budget_ms,
+                Kind::Automatic => self.config.time_budget_ms,
+            },
+        };
+        let mut request = pipeline::prepare(&place, context, settings).request;
+        // The engine keeps a KV state per document.
+        request.document = Some(uri.as_str().to_owned());
+        Spec {
+            request,
+            lang: self.lang,
+            mode: self.mode,
+            cursor_char: self.end,
+        }
+    }
+}
+
 /// The suggestion at `pos` of `uri`, or `None`.
 pub async fn suggest(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     uri: &Uri,
     pos: Position,
     kind: Kind,
     selected: Option<&SelectedCompletionInfo>,
 ) -> Result<Option<Answer>> {
     let span = tracing::Span::current();
-    let enc = inner.encoding();
-    let config = inner.config();
     // Snapshot: nothing below sees later edits.
-    let (rope, language_id, crlf) = {
-        let docs = lock(&inner.docs);
-        let doc = docs
-            .get(uri)
-            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
-        (doc.rope.clone(), doc.language_id.clone(), doc.uses_crlf())
-    };
-    let cursor = position::to_char(&rope, pos, enc).map_err(|e| invalid_params(e.to_string()))?;
-    let (start, end, head) = match selected {
-        Some(s) => {
-            let r = position::to_char_range(&rope, s.range, enc);
-            (r.start.min(cursor), r.end.max(cursor), s.text.clone())
-        }
-        None => (cursor, cursor, String::new()),
-    };
+    let snap = session.snapshot(uri)?;
+    let req = Request::new(session, uri, snap, pos, kind, selected)?;
     // This request replaces the document's previous one, which answers empty at once.
-    let id = inner.next_id();
-    let (superseded_tx, mut superseded) = oneshot::channel();
-    inner.register_inflight(
-        uri,
-        InFlight {
-            id,
-            superseded: superseded_tx,
-        },
-    );
+    let id = session.next_id();
+    let (superseded_tx, superseded) = oneshot::channel();
+    let flight = InFlight {
+        id,
+        superseded: superseded_tx,
+    };
+    if !session.register_inflight(uri, flight) {
+        span.record("outcome", "closed");
+        return Ok(None);
+    }
     let _flight = FlightGuard {
-        inner: inner.clone(),
+        session: session.clone(),
         uri: uri.clone(),
         id,
     };
-
-    let loc = inner.workspace.locate(uri);
-    let lang = Lang::detect(&language_id, &loc.rel);
-    let win = window(&rope, start, end, &head);
-    let cur = Cursor::new(&win.prefix, &win.suffix, lang);
-    if kind == Kind::Automatic
-        && (config.trigger == Trigger::Manual || shaping::skip_automatic(&cur))
-    {
+    if req.skip() {
         span.record("outcome", "skipped");
         return Ok(None);
     }
-    let plan = shaping::plan(&cur, config.max_tokens, kind == Kind::Invoked);
-    let range = Range::new(
-        position::to_position(&rope, start, enc),
-        position::to_position(&rope, end, enc),
-    );
-    let finish = |text: &str| -> Option<Answer> {
-        if text.is_empty() {
-            return None;
-        }
-        let mut text = format!("{head}{text}");
-        if crlf {
-            text = text.replace('\n', "\r\n");
-        }
-        Some(Answer {
-            text,
-            range,
-            language_id: language_id.clone(),
-        })
-    };
-
-    let hit = lock(&inner.cache).get(&win.prefix, &win.suffix);
-    if let Some(hit) = hit {
+    if let Some(hit) = session.cached(&req.win.prefix, &req.win.suffix) {
         span.record("outcome", "cached");
-        return Ok(finish(hit.text()));
+        return Ok(req.answer(hit.text()));
     }
-    let Some(engine) = inner.engine.ready() else {
+    let Some(engine) = session.engine().ready() else {
         span.record("outcome", "not ready");
         return Ok(None);
     };
@@ -198,45 +282,37 @@ pub async fn suggest(
         span.record("outcome", "no fim");
         return Ok(None);
     }
+    let (outcome, text) = run(session, uri, &req, &engine, superseded).await;
+    span.record("outcome", outcome);
+    Ok(text.as_deref().and_then(|t| req.answer(t)))
+}
 
-    let budget = match kind {
-        Kind::Invoked => config.invoked_time_budget_ms,
-        Kind::Automatic => config.time_budget_ms,
-    };
-    let mut adopted = true;
+/// Runs the model for `req`, or adopts the document's running generation when `req`
+/// continues it; returns the outcome's name and the suggestion (before the head is added).
+async fn run(
+    session: &Arc<Session>,
+    uri: &Uri,
+    req: &Request,
+    engine: &BackendHandle,
+    mut superseded: oneshot::Receiver<()>,
+) -> (&'static str, Option<String>) {
+    let span = tracing::Span::current();
+    let win = &req.win;
     for attempt in 0..2 {
-        // Adopt the document's running generation when this request continues it.
-        let running = lock(&inner.generations)
-            .get(uri)
-            .filter(|g| attempt == 0 && g.extends_to(&win.prefix, &win.suffix))
-            .cloned();
+        let running = session
+            .generation(uri)
+            .filter(|g| attempt == 0 && g.extends_to(&win.prefix, &win.suffix));
+        let adopted = running.is_some();
         let generation = match running {
             Some(g) => g,
             None => {
-                adopted = false;
-                let context = repo_context(inner, &engine, &loc, &rope, &config).await;
-                let place = pipeline::Place {
-                    prefix: &win.prefix,
-                    suffix: &win.suffix,
-                    lang,
-                    path: Some(loc.rel.clone()),
-                    repo_name: loc.repo.clone(),
-                };
-                let settings = pipeline::Settings {
-                    max_tokens: config.max_tokens,
-                    invoked: kind == Kind::Invoked,
-                    budget_ms: budget,
-                };
-                let mut request = pipeline::prepare(&place, context, settings).request;
-                // The engine keeps a KV state per document.
-                request.document = Some(uri.as_str().to_owned());
-                let spec = generation::Spec {
-                    request,
-                    lang,
-                    mode: plan.mode,
-                    cursor_char: end,
-                };
-                generation::start(inner, engine.clone(), uri, spec)
+                let context = repo_context(session, engine, &req.loc, &req.rope, &req.config).await;
+                let spec = req.spec(uri, context);
+                match start_generation(session, engine.clone(), uri, spec) {
+                    Some(g) => g,
+                    // Closed while the context was built: nothing runs for it.
+                    None => return ("closed", None),
+                }
             }
         };
         let waiter = Waiter::new(generation.clone());
@@ -247,74 +323,68 @@ pub async fn suggest(
         };
         waiter.finish();
         let Some(outcome) = outcome else {
-            span.record("outcome", "superseded");
-            return Ok(None);
+            return ("superseded", None);
         };
-        let st = outcome.stats;
-        if st.prompt_tokens > 0 {
-            span.record("prompt_tokens", st.prompt_tokens);
-            span.record("reused_tokens", st.reused_tokens);
-            span.record("shifted_tokens", st.shifted_tokens);
-            span.record("evaluated_tokens", st.evaluated_tokens);
-            span.record("generated_tokens", st.generated_tokens);
-        }
+        record_stats(&span, &outcome.stats);
         let text = match outcome.result {
             Ok(text) => text,
-            Err(EngineError::Cancelled) => {
-                span.record("outcome", "cancelled");
-                return Ok(None);
-            }
-            Err(EngineError::Stopped) => {
-                span.record("outcome", "engine stopped");
-                return Ok(None);
-            }
+            Err(EngineError::Cancelled) => return ("cancelled", None),
+            Err(EngineError::Stopped) => return ("engine stopped", None),
             Err(e) => {
                 tracing::warn!("completion failed: {e}");
-                span.record("outcome", "failed");
-                return Ok(None);
+                return ("failed", None);
             }
         };
         // What the user typed since the generation started.
         let typed = &win.prefix[generation.prefix.len()..];
         if typed.is_empty() {
-            span.record(
-                "outcome",
-                match (&text, adopted) {
-                    (Some(_), false) => "suggested",
-                    (Some(_), true) => "adopted",
-                    (None, _) => "empty",
-                },
-            );
-            return Ok(text.as_deref().and_then(finish));
+            let name = match (&text, adopted) {
+                (Some(_), false) => "suggested",
+                (Some(_), true) => "adopted",
+                (None, _) => "empty",
+            };
+            return (name, text);
         }
         if let Some(rest) = text.as_deref().and_then(|t| t.strip_prefix(typed)) {
             if !rest.trim().is_empty() {
-                span.record("outcome", "adopted");
-                return Ok(finish(rest));
+                return ("adopted", Some(rest.to_owned()));
             }
         }
         // The user typed something else: run the model for this request.
     }
-    span.record("outcome", "empty");
-    Ok(None)
+    ("empty", None)
+}
+
+/// Token counts of a model run on the request's span.
+fn record_stats(span: &tracing::Span, st: &Stats) {
+    if st.prompt_tokens > 0 {
+        span.record("prompt_tokens", st.prompt_tokens);
+        span.record("reused_tokens", st.reused_tokens);
+        span.record("shifted_tokens", st.shifted_tokens);
+        span.record("evaluated_tokens", st.evaluated_tokens);
+        span.record("generated_tokens", st.generated_tokens);
+    }
 }
 
 async fn repo_context(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     engine: &ghostline_inference::BackendHandle,
-    loc: &crate::workspace::Location,
+    loc: &Location,
     rope: &Rope,
-    config: &crate::config::Config,
+    config: &Config,
 ) -> Vec<ghostline_inference::ContextBlock> {
     if !config.repo_context_enabled || config.repo_context_budget_tokens == 0 || loc.abs.is_none() {
         return Vec::new();
     }
-    let (inner, loc, engine, rope) = (inner.clone(), loc.clone(), engine.clone(), rope.clone());
+    let (workspace, loc, engine, rope) = (
+        session.workspace().clone(),
+        loc.clone(),
+        engine.clone(),
+        rope.clone(),
+    );
     tokio::task::spawn_blocking(move || {
         let text = rope.to_string();
-        inner
-            .workspace
-            .context_for(&loc, &text, &|s| engine.count_tokens(s))
+        workspace.context_for(&loc, &text, &|s| engine.count_tokens(s))
     })
     .await
     .unwrap_or_default()
@@ -322,7 +392,7 @@ async fn repo_context(
 
 /// `textDocument/inlineCompletion`.
 pub async fn inline_completion(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     params: InlineCompletionParams,
 ) -> Result<InlineCompletionList> {
     let tdp = params.text_document_position;
@@ -332,7 +402,7 @@ pub async fn inline_completion(
         Kind::Invoked
     };
     let answer = suggest(
-        inner,
+        session,
         &tdp.text_document.uri,
         tdp.position,
         kind,
@@ -355,11 +425,11 @@ pub async fn inline_completion(
 
 /// `textDocument/completion`: the same suggestion as one completion item.
 pub async fn completion(
-    inner: &Arc<Inner>,
+    session: &Arc<Session>,
     params: CompletionParams,
 ) -> Result<Option<CompletionResponse>> {
     let tdp = params.text_document_position;
-    if lock(&inner.caps).inline_completion {
+    if session.caps().inline_completion {
         // The client shows the same suggestion as ghost text.
         return Ok(Some(CompletionResponse::List(CompletionList {
             is_incomplete: true,
@@ -370,7 +440,7 @@ pub async fn completion(
         Some(CompletionTriggerKind::INVOKED) | None => Kind::Invoked,
         Some(_) => Kind::Automatic,
     };
-    let answer = suggest(inner, &tdp.text_document.uri, tdp.position, kind, None).await?;
+    let answer = suggest(session, &tdp.text_document.uri, tdp.position, kind, None).await?;
     let items = answer.into_iter().map(completion_item).collect();
     Ok(Some(CompletionResponse::List(CompletionList {
         is_incomplete: true,
@@ -414,10 +484,88 @@ fn completion_item(a: Answer) -> CompletionItem {
     }
 }
 
-/// The encoding-aware conversion used in tests of this module.
-#[allow(dead_code)]
-fn to_lsp(rope: &Rope, offset: usize, enc: Encoding) -> Position {
-    position::to_position(rope, offset, enc)
+/// Starts a generation for `uri` on its own task and registers it as the document's current
+/// one (cancelling the previous one); `None` when the document was closed meanwhile. A fatal
+/// engine error is reported to the loader, which restarts the engine.
+fn start_generation(
+    session: &Arc<Session>,
+    engine: BackendHandle,
+    uri: &Uri,
+    spec: Spec,
+) -> Option<Arc<Generation>> {
+    let (generation, publisher) =
+        Generation::new(session.next_id(), &spec.request, spec.cursor_char);
+    if !session.set_generation(uri, generation.clone()) {
+        return None;
+    }
+    let (session, uri, g) = (session.clone(), uri.clone(), generation.clone());
+    tokio::spawn(async move {
+        let (reply_tx, reply) = tokio::sync::oneshot::channel();
+        engine.submit_fim(
+            spec.request,
+            g.cancel.clone(),
+            Box::new(move |r| {
+                let _ = reply_tx.send(r);
+            }),
+        );
+        session.status(State::Generating, None, None).await;
+        let outcome = match reply.await {
+            Ok(Ok(c)) => {
+                let shaped =
+                    pipeline::finish(&g.prefix, &g.suffix, spec.lang, spec.mode, &c.text, c.stop);
+                let st = c.stats;
+                session.set_last_generation(serde_json::json!({
+                    "promptTokens": st.prompt_tokens,
+                    "reusedTokens": st.reused_tokens,
+                    "shiftedTokens": st.shifted_tokens,
+                    "evaluatedTokens": st.evaluated_tokens,
+                    "generatedTokens": st.generated_tokens,
+                    "firstTokenMs": st.first_token_ms,
+                    "totalMs": st.total_ms,
+                    "stop": format!("{:?}", c.stop),
+                }));
+                tracing::info!(
+                    generation = g.id,
+                    prompt_tokens = st.prompt_tokens,
+                    reused_tokens = st.reused_tokens,
+                    shifted_tokens = st.shifted_tokens,
+                    evaluated_tokens = st.evaluated_tokens,
+                    generated_tokens = st.generated_tokens,
+                    prompt_ms = format_args!("{:.0}", st.prompt_ms),
+                    first_token_ms = format_args!("{:.0}", st.first_token_ms),
+                    total_ms = format_args!("{:.0}", st.total_ms),
+                    stop = ?c.stop,
+                    "generation finished"
+                );
+                tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);
+                if c.stop != StopReason::Deadline {
+                    session.remember(&g.prefix, &g.suffix, shaped.as_deref().unwrap_or(""));
+                }
+                Outcome {
+                    result: Ok(shaped),
+                    stats: c.stats,
+                }
+            }
+            Ok(Err(e)) => {
+                session.engine_failed(&engine, &e);
+                Outcome {
+                    result: Err(e),
+                    stats: Stats::default(),
+                }
+            }
+            Err(_) => Outcome {
+                result: Err(EngineError::Stopped),
+                stats: Stats::default(),
+            },
+        };
+        // After a fatal error the status stays at the loader's error until the restart.
+        let fatal = matches!(&outcome.result, Err(e) if e.is_fatal());
+        publisher.publish(outcome);
+        if session.clear_generation(&uri, g.id) && !fatal {
+            session.status(State::Idle, None, None).await;
+        }
+    });
+    Some(generation)
 }
 
 #[cfg(test)]

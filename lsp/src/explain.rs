@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_inference::{CancelToken, ChatRequest, ContextBlock, EngineError};
+use ghostline_inference::{
+    BackendHandle, CancelToken, ChatOutput, ChatRequest, ContextBlock, EngineError,
+};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::jsonrpc::{Error, Result};
@@ -17,11 +19,13 @@ use tower_lsp_server::ls_types::*;
 
 use crate::functions;
 use crate::position;
+use crate::progress::WorkProgress;
 use crate::protocol::{
     self, ExplainArgs, ExplainProgressNotification, ExplainProgressParams, State,
 };
-use crate::server::{invalid_params, lock, request_failed, Inner, WorkProgress};
 use crate::shaping::Lang;
+use crate::state::Session;
+use crate::util::{invalid_params, request_failed};
 use crate::workspace::Location;
 
 /// Most characters of source put in the prompt.
@@ -46,19 +50,13 @@ struct Target {
 
 /// Finds the function (or the selection) for `position`/`range` in `uri`.
 fn target(
-    inner: &Inner,
+    session: &Session,
     uri: &Uri,
     position: Option<Position>,
     range: Option<Range>,
 ) -> Result<Option<Target>> {
-    let enc = inner.encoding();
-    let (rope, language_id) = {
-        let docs = lock(&inner.docs);
-        let doc = docs
-            .get(uri)
-            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
-        (doc.rope.clone(), doc.language_id.clone())
-    };
+    let snap = session.snapshot(uri)?;
+    let (rope, language_id, enc) = (snap.rope, snap.language_id, snap.encoding);
     let chars = match (range, position) {
         (Some(r), _) => {
             position::to_char(&rope, r.start, enc).map_err(|e| invalid_params(e.to_string()))?;
@@ -70,7 +68,7 @@ fn target(
         }
         (None, None) => return Err(invalid_params("expected a position or a range")),
     };
-    let loc = inner.workspace.locate(uri);
+    let loc = session.workspace().locate(uri);
     let lang = Lang::detect(&language_id, &loc.rel);
     let text = rope.to_string();
     let start = rope.char_to_byte(chars.start);
@@ -95,7 +93,10 @@ fn target(
 
 /// `textDocument/codeAction`: "Explain this function" when the cursor or selection is in one
 /// (other languages: when there is a selection).
-pub fn code_action(inner: &Inner, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+pub fn code_action(
+    session: &Session,
+    params: CodeActionParams,
+) -> Result<Option<CodeActionResponse>> {
     let kind = code_action_kind();
     if let Some(only) = &params.context.only {
         let wanted = only.iter().any(|k| {
@@ -109,7 +110,7 @@ pub fn code_action(inner: &Inner, params: CodeActionParams) -> Result<Option<Cod
     let uri = params.text_document.uri;
     let r = params.range;
     let empty = r.start == r.end;
-    let Some(t) = target(inner, &uri, Some(r.start), (!empty).then_some(r))? else {
+    let Some(t) = target(session, &uri, Some(r.start), (!empty).then_some(r))? else {
         return Ok(None);
     };
     let title = match &t.name {
@@ -186,7 +187,7 @@ impl Drop for CancelOnDrop {
 }
 
 /// Sends `ghostline/status` idle when an explanation is dropped (cancelled) before it ends.
-struct IdleOnDrop(Option<Arc<Inner>>);
+struct IdleOnDrop(Option<Arc<Session>>);
 
 impl IdleOnDrop {
     fn disarm(mut self) {
@@ -196,67 +197,131 @@ impl IdleOnDrop {
 
 impl Drop for IdleOnDrop {
     fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
+        if let Some(session) = self.0.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { inner.status(State::Idle, None, None).await });
+                rt.spawn(async move { session.status(State::Idle, None, None).await });
             }
         }
     }
 }
 
-/// `workspace/executeCommand` `ghostline.explainFunction`.
-pub async fn execute(
-    inner: &Arc<Inner>,
-    args: &[Value],
-    token: Option<ProgressToken>,
-) -> Result<Value> {
+/// The command's arguments.
+fn parse_args(args: &[Value]) -> Result<ExplainArgs> {
     let arg = args
         .first()
         .cloned()
         .ok_or_else(|| invalid_params("expected [{uri, position}] or [{uri, range}]"))?;
-    let args: ExplainArgs = serde_json::from_value(arg).map_err(|e| {
+    serde_json::from_value(arg).map_err(|e| {
         invalid_params(format!(
             "expected [{{uri, position}}] or [{{uri, range}}]: {e}"
         ))
-    })?;
-    if inner.too_large(&args.uri) {
+    })
+}
+
+/// The target of `args`, found on a blocking thread (proportional to the document).
+async fn find_target(session: &Arc<Session>, args: &ExplainArgs) -> Result<Target> {
+    let found = {
+        let (session, uri, position, range) =
+            (session.clone(), args.uri.clone(), args.position, args.range);
+        tokio::task::spawn_blocking(move || target(&session, &uri, position, range))
+            .await
+            .map_err(|e| request_failed(format!("ghostline: explain failed: {e}")))?
+    };
+    found?.ok_or_else(|| {
+        invalid_params(
+            "no function at the cursor; put the cursor inside a function or select the code to explain",
+        )
+    })
+}
+
+/// Definitions from other files that the target uses, found on a blocking thread.
+async fn definitions(session: &Session, engine: &BackendHandle, t: &Target) -> Vec<ContextBlock> {
+    let (workspace, engine) = (session.workspace().clone(), engine.clone());
+    let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
+    tokio::task::spawn_blocking(move || {
+        workspace.definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
+            engine.count_tokens(s)
+        })
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Where the explanation streams to while it is written.
+struct Stream<'a> {
+    session: &'a Session,
+    progress: WorkProgress,
+    token: Option<Value>,
+    uri: &'a Uri,
+    header: String,
+}
+
+impl Stream<'_> {
+    /// Sends the text so far (or the final text, when `done`).
+    async fn send(&self, text: String, done: bool) {
+        if !done {
+            self.progress.report(Some(text.clone()), None).await;
+        }
+        self.session
+            .client()
+            .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
+                token: self.token.clone(),
+                uri: self.uri.clone(),
+                text,
+                done,
+            })
+            .await;
+    }
+
+    /// Streams the pieces until the reply comes; returns the reply and the text streamed.
+    async fn run(
+        &self,
+        mut pieces: mpsc::UnboundedReceiver<String>,
+        mut reply: oneshot::Receiver<std::result::Result<ChatOutput, EngineError>>,
+    ) -> (std::result::Result<ChatOutput, EngineError>, String) {
+        let mut text = String::new();
+        let mut streaming = true;
+        let result = loop {
+            tokio::select! {
+                piece = pieces.recv(), if streaming => {
+                    let Some(piece) = piece else {
+                        streaming = false;
+                        continue;
+                    };
+                    text.push_str(&piece);
+                    while let Ok(more) = pieces.try_recv() {
+                        text.push_str(&more);
+                    }
+                    self.send(format!("{}{text}", self.header), false).await;
+                }
+                r = &mut reply => break r.ok(),
+            }
+        };
+        (result.unwrap_or(Err(EngineError::Stopped)), text)
+    }
+}
+
+/// `workspace/executeCommand` `ghostline.explainFunction`.
+pub async fn execute(
+    session: &Arc<Session>,
+    args: &[Value],
+    token: Option<ProgressToken>,
+) -> Result<Value> {
+    let args = parse_args(args)?;
+    if session.too_large(&args.uri) {
         return Err(request_failed(
             "ghostline: the document is too large to explain",
         ));
     }
-    // Finding the function is proportional to the document: off the protocol task.
-    let found = {
-        let (inner, uri, position, range) =
-            (inner.clone(), args.uri.clone(), args.position, args.range);
-        tokio::task::spawn_blocking(move || target(&inner, &uri, position, range))
-            .await
-            .map_err(|e| request_failed(format!("ghostline: explain failed: {e}")))?
-    };
-    let Some(t) = found? else {
-        return Err(invalid_params(
-            "no function at the cursor; put the cursor inside a function or select the code to explain",
-        ));
-    };
-    let Some(engine) = inner.engine.ready() else {
+    let t = find_target(session, &args).await?;
+    let Some(engine) = session.engine().ready() else {
         return Err(request_failed(format!(
             "ghostline: {}",
-            inner.engine.describe()
+            session.engine().describe()
         )));
     };
-    let config = inner.config();
-    let definitions = {
-        let (inner, engine) = (inner.clone(), engine.clone());
-        let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
-        tokio::task::spawn_blocking(move || {
-            inner
-                .workspace
-                .definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
-                    engine.count_tokens(s)
-                })
-        })
-        .await
-        .unwrap_or_default()
-    };
+    let config = session.config();
+    let definitions = definitions(session, &engine, &t).await;
     let header = match &t.name {
         Some(name) => format!("### `{name}`\n\n"),
         None => format!("### `{}`, line {}\n\n", t.loc.rel, t.start_line + 1),
@@ -265,12 +330,18 @@ pub async fn execute(
         "ghostline: explaining {}",
         t.name.as_deref().unwrap_or("the selection")
     );
-    let progress = WorkProgress::begin(inner, token.clone(), &title, None).await;
+    let stream = Stream {
+        session,
+        progress: session.progress(token.clone(), &title, None).await,
+        token: token.as_ref().and_then(|t| serde_json::to_value(t).ok()),
+        uri: &args.uri,
+        header,
+    };
 
     let cancel = CancelToken::new();
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
-    let (piece_tx, mut pieces) = mpsc::unbounded_channel::<String>();
-    let (reply_tx, mut reply) = oneshot::channel();
+    let (piece_tx, pieces) = mpsc::unbounded_channel::<String>();
+    let (reply_tx, reply) = oneshot::channel();
     engine.submit_chat(
         ChatRequest {
             messages: messages(&t, &definitions),
@@ -285,43 +356,17 @@ pub async fn execute(
             let _ = reply_tx.send(r);
         }),
     );
-    inner
+    session
         .status(State::Generating, Some(title.clone()), None)
         .await;
-    let idle_on_drop = IdleOnDrop(Some(inner.clone()));
-    let token_value = token.as_ref().and_then(|t| serde_json::to_value(t).ok());
-    let mut text = String::new();
-    let mut streaming = true;
-    let result = loop {
-        tokio::select! {
-            piece = pieces.recv(), if streaming => {
-                let Some(piece) = piece else {
-                    streaming = false;
-                    continue;
-                };
-                text.push_str(&piece);
-                while let Ok(more) = pieces.try_recv() {
-                    text.push_str(&more);
-                }
-                let so_far = format!("{header}{text}");
-                progress.report(Some(so_far.clone()), None).await;
-                inner
-                    .client
-                    .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
-                        token: token_value.clone(),
-                        uri: args.uri.clone(),
-                        text: so_far,
-                        done: false,
-                    })
-                    .await;
-            }
-            r = &mut reply => break r.ok(),
-        }
-    };
-    let result = result.unwrap_or(Err(EngineError::Stopped));
+    let idle_on_drop = IdleOnDrop(Some(session.clone()));
+    let (result, text) = stream.run(pieces, reply).await;
+    // After a fatal error the status stays at the loader's error until the restart.
+    let fatal = matches!(&result, Err(e) if e.is_fatal());
     if let Err(e) = &result {
-        inner.engine_failed(&engine, e);
+        session.engine_failed(&engine, e);
     }
+    let header = &stream.header;
     let outcome = match result {
         Ok(out) => Ok(format!("{header}{}", out.text.trim())),
         Err(EngineError::Cancelled) => Err(Error::request_cancelled()),
@@ -329,25 +374,19 @@ pub async fn execute(
             "ghostline: the explanation failed: {e}"
         ))),
     };
-    let final_text = outcome
-        .as_ref()
-        .map(String::clone)
-        .unwrap_or_else(|_| format!("{header}{text}"));
-    progress.end(Some("done".into())).await;
-    inner
-        .client
-        .send_notification::<ExplainProgressNotification>(ExplainProgressParams {
-            token: token_value,
-            uri: args.uri.clone(),
-            text: final_text,
-            done: true,
-        })
-        .await;
-    inner.status(State::Idle, None, None).await;
+    let final_text = match &outcome {
+        Ok(markdown) => markdown.clone(),
+        Err(_) => format!("{header}{text}"),
+    };
+    stream.progress.end(Some("done".into())).await;
+    stream.send(final_text, true).await;
+    if !fatal {
+        session.status(State::Idle, None, None).await;
+    }
     idle_on_drop.disarm();
     let markdown = outcome?;
-    inner
-        .client
+    session
+        .client()
         .show_message(MessageType::INFO, &markdown)
         .await;
     Ok(Value::String(markdown))

@@ -1,7 +1,8 @@
 //! One model run for a document, shared by the requests that can use it.
 //!
-//! A generation runs as its own task: it submits a FIM request to the engine, shapes the
-//! result, stores it in the cache and publishes it. Requests wait for it; they do not own it.
+//! A generation runs as its own task (started by [`crate::complete`]): it submits a FIM request
+//! to the engine, shapes the result, stores it in the cache and publishes it through its
+//! [`Publisher`]. Requests wait for it; they do not own it.
 //! While the user types, every keystroke brings a `didChange` and a new request, and a model
 //! run takes longer than a keystroke. So a generation is kept, not cancelled, while the edits
 //! are insertions at its cursor (typing forward) and the new request's prefix extends its
@@ -9,19 +10,15 @@
 //! the suggestion after the typed text. Any other edit, a request elsewhere, or
 //! `$/cancelRequest` of its last waiting request cancels it through its [`CancelToken`].
 //!
-//! This module does not decide what is asked (see [`crate::complete`]) or how text is cut
-//! ([`crate::shaping`]).
+//! This module holds the type only: it does not decide what is asked or run anything (see
+//! [`crate::complete`]) and does not cut text ([`crate::shaping`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ghostline_inference::{BackendHandle, CancelToken, EngineError, FimRequest, Stats, StopReason};
+use ghostline_inference::{CancelToken, EngineError, FimRequest, Stats};
 use tokio::sync::watch;
-use tower_lsp_server::ls_types::Uri;
 
-use crate::pipeline;
-use crate::protocol::State;
-use crate::server::{lock, Inner};
 use crate::shaping::{Lang, Mode};
 
 /// What a generation produced.
@@ -112,99 +109,46 @@ pub struct Spec {
     pub cursor_char: usize,
 }
 
-/// Starts a generation for `uri` and registers it as the document's current one (cancelling
-/// the previous one).
-pub fn start(inner: &Arc<Inner>, engine: BackendHandle, uri: &Uri, spec: Spec) -> Arc<Generation> {
-    let (tx, rx) = watch::channel(None);
-    let cancel = CancelToken::new();
-    let generation = Arc::new(Generation {
-        id: inner.next_id(),
-        prefix: spec.request.prefix.clone(),
-        suffix: spec.request.suffix.clone(),
-        cancel: cancel.clone(),
-        expected_char: AtomicUsize::new(spec.cursor_char),
-        waiters: AtomicUsize::new(0),
-        done: AtomicBool::new(false),
-        result: rx,
-    });
-    if let Some(old) = lock(&inner.generations).insert(uri.clone(), generation.clone()) {
-        old.cancel.cancel();
+/// Publishes a generation's outcome to the requests waiting for it.
+pub struct Publisher {
+    generation: Arc<Generation>,
+    tx: watch::Sender<Option<Outcome>>,
+}
+
+impl Publisher {
+    /// The generation it publishes for.
+    pub fn generation(&self) -> &Arc<Generation> {
+        &self.generation
     }
-    let (inner, uri, g) = (inner.clone(), uri.clone(), generation.clone());
-    tokio::spawn(async move {
-        let (reply_tx, reply) = tokio::sync::oneshot::channel();
-        engine.submit_fim(
-            spec.request,
-            cancel,
-            Box::new(move |r| {
-                let _ = reply_tx.send(r);
-            }),
-        );
-        inner.status(State::Generating, None, None).await;
-        let outcome = match reply.await {
-            Ok(Ok(c)) => {
-                let shaped =
-                    pipeline::finish(&g.prefix, &g.suffix, spec.lang, spec.mode, &c.text, c.stop);
-                let st = c.stats;
-                *lock(&inner.last_generation) = Some(serde_json::json!({
-                    "promptTokens": st.prompt_tokens,
-                    "reusedTokens": st.reused_tokens,
-                    "shiftedTokens": st.shifted_tokens,
-                    "evaluatedTokens": st.evaluated_tokens,
-                    "generatedTokens": st.generated_tokens,
-                    "firstTokenMs": st.first_token_ms,
-                    "totalMs": st.total_ms,
-                    "stop": format!("{:?}", c.stop),
-                }));
-                tracing::info!(
-                    generation = g.id,
-                    prompt_tokens = st.prompt_tokens,
-                    reused_tokens = st.reused_tokens,
-                    shifted_tokens = st.shifted_tokens,
-                    evaluated_tokens = st.evaluated_tokens,
-                    generated_tokens = st.generated_tokens,
-                    prompt_ms = format_args!("{:.0}", st.prompt_ms),
-                    first_token_ms = format_args!("{:.0}", st.first_token_ms),
-                    total_ms = format_args!("{:.0}", st.total_ms),
-                    stop = ?c.stop,
-                    "generation finished"
-                );
-                tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);
-                if c.stop != StopReason::Deadline {
-                    lock(&inner.cache).insert(
-                        &g.prefix,
-                        &g.suffix,
-                        shaped.as_deref().unwrap_or(""),
-                    );
-                }
-                Outcome {
-                    result: Ok(shaped),
-                    stats: c.stats,
-                }
-            }
-            Ok(Err(e)) => Outcome {
-                result: Err(e),
-                stats: Stats::default(),
-            },
-            Err(_) => Outcome {
-                result: Err(EngineError::Stopped),
-                stats: Stats::default(),
-            },
+
+    /// Marks the generation done and hands `outcome` to every waiting request.
+    pub fn publish(self, outcome: Outcome) {
+        self.generation.done.store(true, Ordering::Release);
+        let _ = self.tx.send(Some(outcome));
+    }
+}
+
+impl Generation {
+    /// A generation `id` for `request`, whose cursor is at char `cursor_char` of the
+    /// document, and the publisher of its outcome. Running it is the caller's business.
+    pub fn new(id: u64, request: &FimRequest, cursor_char: usize) -> (Arc<Generation>, Publisher) {
+        let (tx, rx) = watch::channel(None);
+        let generation = Arc::new(Generation {
+            id,
+            prefix: request.prefix.clone(),
+            suffix: request.suffix.clone(),
+            cancel: CancelToken::new(),
+            expected_char: AtomicUsize::new(cursor_char),
+            waiters: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+            result: rx,
+        });
+        let publisher = Publisher {
+            generation: generation.clone(),
+            tx,
         };
-        g.done.store(true, Ordering::Release);
-        let _ = tx.send(Some(outcome));
-        let idle = {
-            let mut gens = lock(&inner.generations);
-            if gens.get(&uri).is_some_and(|cur| cur.id == g.id) {
-                gens.remove(&uri);
-            }
-            gens.is_empty()
-        };
-        if idle {
-            inner.status(State::Idle, None, None).await;
-        }
-    });
-    generation
+        (generation, publisher)
+    }
 }
 
 /// Counts a request as waiting for a generation; if the request's future is dropped

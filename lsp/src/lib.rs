@@ -2,9 +2,14 @@
 //! (`ghostline-inference`) and the repository context (`ghostline-context`).
 //!
 //! Code map:
-//! - [`server`]: shared state and the `LanguageServer` handlers (the dispatch table);
+//! - [`server`]: the `LanguageServer` handlers (the dispatch table);
+//! - [`state`]: the session's state (documents and per-document state in a `DashMap`,
+//!   settings, cache) with private fields and a snapshot per request;
+//! - [`lifecycle`]: what settings changes and `initialized` imply (reloads, walks, watchers);
 //! - [`loader`]: model loading, the engine's lifecycle and restarts after a failure;
+//!   [`slot`]: the engine's slot it supervises;
 //! - [`progress`]: work-done progress;
+//! - [`util`]: the lock helper and error constructors;
 //! - [`complete`]: inline completion and the completion fallback (snapshot → engine → shape);
 //! - [`generation`]: model runs shared by the requests that can use them (typing adopts them);
 //! - [`explain`]: the "Explain this function" code action and command;
@@ -24,6 +29,7 @@ pub mod explain;
 pub mod framing;
 pub mod functions;
 pub mod generation;
+pub mod lifecycle;
 pub mod loader;
 pub mod logwriter;
 pub mod pipeline;
@@ -32,7 +38,10 @@ pub mod progress;
 pub mod protocol;
 pub mod server;
 pub mod shaping;
+pub mod slot;
+pub mod state;
 pub mod trace;
+pub mod util;
 pub mod workspace;
 
 use std::time::Duration;
@@ -40,7 +49,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower_lsp_server::{LspService, Server};
 
-pub use server::Options;
+pub use state::Options;
 
 /// How many requests are handled at the same time. High, so that notifications (edits) are
 /// never queued behind long requests such as an explanation.

@@ -30,7 +30,7 @@ impl Encoding {
         offered
             .unwrap_or_default()
             .iter()
-            .find_map(|kind| Encoding::from_kind(kind))
+            .find_map(Encoding::from_kind)
             .unwrap_or_default()
     }
 

@@ -5,14 +5,13 @@
 //!
 //! It does not decide what to report.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tower_lsp_server::ls_types::notification::Progress;
 use tower_lsp_server::ls_types::request::WorkDoneProgressCreate;
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::Client;
-
-use crate::server::{lock, Inner};
 
 /// How long the server waits for the client to answer one of its requests.
 pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,22 +26,25 @@ pub struct WorkProgress {
 
 impl WorkProgress {
     /// Begins progress. `given` is the request's `workDoneToken`; without one, a token is
-    /// created through `window/workDoneProgress/create` when the client supports it.
+    /// created through `window/workDoneProgress/create` when `can_create` (the client supports
+    /// it).
     pub async fn begin(
-        inner: &Inner,
+        client: &Client,
+        can_create: bool,
         given: Option<ProgressToken>,
         title: &str,
         message: Option<String>,
     ) -> Self {
+        static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
         let token = match given {
             Some(t) => Some(t),
-            None if lock(&inner.caps).work_done_progress => {
-                let token = ProgressToken::String(format!("ghostline/{}", inner.next_id()));
-                let create = inner.client.send_request::<WorkDoneProgressCreate>(
-                    WorkDoneProgressCreateParams {
+            None if can_create => {
+                let n = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+                let token = ProgressToken::String(format!("ghostline/progress-{n}"));
+                let create =
+                    client.send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
                         token: token.clone(),
-                    },
-                );
+                    });
                 match tokio::time::timeout(CLIENT_REQUEST_TIMEOUT, create).await {
                     Ok(Ok(())) => Some(token),
                     _ => None,
@@ -51,7 +53,7 @@ impl WorkProgress {
             None => None,
         };
         let p = WorkProgress {
-            client: inner.client.clone(),
+            client: client.clone(),
             token,
             ended: std::sync::atomic::AtomicBool::new(false),
         };

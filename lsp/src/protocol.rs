@@ -16,6 +16,10 @@ pub const DEBUG_DOCUMENT_COMMAND: &str = "ghostline.debugDocument";
 /// (`promptTokens`, `reusedTokens`, `shiftedTokens`, `evaluatedTokens`, `generatedTokens`,
 /// `firstTokenMs`, `totalMs`, `stop`), or `null` before the first.
 pub const DEBUG_LAST_COMPLETION_COMMAND: &str = "ghostline.debugLastCompletion";
+/// Test command: no arguments; the result counts the session's state: `documents` open,
+/// completion requests waiting (`flights`), model runs registered (`generations`), and the
+/// workspace walks (`indexWalks` started, `indexWalkRunning`).
+pub const DEBUG_STATE_COMMAND: &str = "ghostline.debugState";
 
 /// The server's state, for status bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,21 +6,65 @@
 //! file-watch notifications. Requests never wait for the walk: the index answers from what it
 //! has and reads imported files on demand. This module converts between LSP and the context
 //! crate's plain paths; it does not decide budgets (settings do) or render prompts.
+//!
+//! Background work is supervised: one walk runs at a time, and triggers that arrive while it
+//! runs (a repeated `initialized`, folder or setting changes) are coalesced into one more walk
+//! after it. Updates of one file are serialized (a per-path lock), so the disk re-read that
+//! `didClose` asks for always lands after the unsaved text of an edit that raced with it.
 
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ghostline_context::{ContextConfig, Index};
 use ghostline_inference::ContextBlock;
 use tower_lsp_server::ls_types::{InitializeParams, Uri, WorkspaceFoldersChangeEvent};
+use tower_lsp_server::Client;
 
-use crate::server::{lock, Inner, WorkProgress};
+use crate::progress::WorkProgress;
+use crate::util::lock;
+
+/// Stripes of the per-path update lock.
+const PATH_LOCKS: usize = 64;
 
 /// Workspace folders and the repository index.
-#[derive(Default)]
 pub struct Workspace {
     roots: Mutex<Vec<PathBuf>>,
     index: RwLock<Option<Arc<Index>>>,
+    walk: Mutex<Walk>,
+    walks_started: AtomicUsize,
+    path_locks: Vec<Mutex<()>>,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Workspace {
+            roots: Mutex::default(),
+            index: RwLock::default(),
+            walk: Mutex::default(),
+            walks_started: AtomicUsize::new(0),
+            path_locks: (0..PATH_LOCKS).map(|_| Mutex::new(())).collect(),
+        }
+    }
+}
+
+/// The walk's supervision.
+#[derive(Debug, Default)]
+struct Walk {
+    /// A walk runs.
+    running: bool,
+    /// A trigger arrived while it ran: walk once more after it.
+    again: bool,
+}
+
+/// Counts of the walks (`ghostline.debugState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalkCounts {
+    /// Walks started since the server started.
+    pub started: usize,
+    /// Whether one runs now.
+    pub running: bool,
 }
 
 /// Where a document lives in the workspace.
@@ -92,8 +136,8 @@ impl Workspace {
         }
     }
 
-    /// Adds and removes folders, then re-indexes.
-    pub fn folders_changed(&self, event: &WorkspaceFoldersChangeEvent, inner: Arc<Inner>) {
+    /// Adds and removes folders and creates the index for them; the caller walks it.
+    pub fn folders_changed(&self, event: &WorkspaceFoldersChangeEvent, budget_tokens: usize) {
         {
             let mut roots = lock(&self.roots);
             for f in &event.removed {
@@ -107,8 +151,7 @@ impl Workspace {
                 }
             }
         }
-        self.rebuild(inner.config().repo_context_budget_tokens);
-        self.start_indexing(inner);
+        self.rebuild(budget_tokens);
     }
 
     /// Where `uri` lives.
@@ -145,65 +188,115 @@ impl Workspace {
         }
     }
 
-    /// Walks the workspace in the background, with work-done progress.
-    pub fn start_indexing(&self, inner: Arc<Inner>) {
-        let Some(index) = self.index() else { return };
-        if !inner.config().repo_context_enabled {
+    /// Walks the workspace in the background, with work-done progress (a token created with
+    /// `client` when `can_create`). While a walk runs, another call only asks for one more walk
+    /// after it: one walk at a time, however many triggers.
+    pub fn start_indexing(self: &Arc<Self>, client: Client, can_create: bool) {
+        if self.index().is_none() {
             return;
         }
+        {
+            let mut walk = lock(&self.walk);
+            if walk.running {
+                walk.again = true;
+                tracing::debug!("a workspace walk runs: one more after it");
+                return;
+            }
+            walk.running = true;
+        }
+        let ws = self.clone();
         tokio::spawn(async move {
-            let progress =
-                WorkProgress::begin(&inner, None, "ghostline: indexing the workspace", None).await;
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
-            let mut walk = tokio::task::spawn_blocking(move || {
-                index.index_all(&mut |done, total| {
-                    let _ = tx.send((done, total));
-                })
-            });
-            let mut last_pct = None;
-            let stats = loop {
-                tokio::select! {
-                    biased;
-                    r = &mut walk => break r,
-                    Some((done, total)) = rx.recv() => {
-                        let pct = (done * 100).checked_div(total).unwrap_or(100) as u32;
-                        if last_pct != Some(pct) {
-                            last_pct = Some(pct);
-                            progress.report(Some(format!("{done}/{total} files")), Some(pct)).await;
-                        }
-                    }
+            loop {
+                if let Some(index) = ws.index() {
+                    ws.walk_once(index, &client, can_create).await;
                 }
-            };
-            match stats {
-                Ok(stats) => {
-                    tracing::info!(?stats, "workspace indexed");
-                    progress.end(Some(format!("{} files", stats.files))).await;
-                }
-                Err(e) => {
-                    tracing::error!("indexing crashed: {e}");
-                    progress.end(Some("failed".into())).await;
+                let mut walk = lock(&ws.walk);
+                if !std::mem::take(&mut walk.again) {
+                    walk.running = false;
+                    break;
                 }
             }
         });
     }
 
-    /// A document was opened or changed: the index sees its unsaved text. Parsing runs on a
-    /// blocking thread and reads the latest text at that time, so bursts of edits are cheap.
-    pub fn document_changed(&self, uri: &Uri, inner: &Arc<Inner>) {
+    /// Counts of the walks.
+    pub fn walk_counts(&self) -> WalkCounts {
+        WalkCounts {
+            started: self.walks_started.load(Ordering::SeqCst),
+            running: lock(&self.walk).running,
+        }
+    }
+
+    async fn walk_once(&self, index: Arc<Index>, client: &Client, can_create: bool) {
+        let n = self.walks_started.fetch_add(1, Ordering::SeqCst) + 1;
+        tracing::info!(walk = n, "walking the workspace");
+        let progress = WorkProgress::begin(
+            client,
+            can_create,
+            None,
+            "ghostline: indexing the workspace",
+            None,
+        )
+        .await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+        let mut walk = tokio::task::spawn_blocking(move || {
+            index.index_all(&mut |done, total| {
+                let _ = tx.send((done, total));
+            })
+        });
+        let mut last_pct = None;
+        let stats = loop {
+            tokio::select! {
+                biased;
+                r = &mut walk => break r,
+                Some((done, total)) = rx.recv() => {
+                    let pct = (done * 100).checked_div(total).unwrap_or(100) as u32;
+                    if last_pct != Some(pct) {
+                        last_pct = Some(pct);
+                        progress.report(Some(format!("{done}/{total} files")), Some(pct)).await;
+                    }
+                }
+            }
+        };
+        match stats {
+            Ok(stats) => {
+                tracing::info!(walk = n, ?stats, "workspace indexed");
+                progress.end(Some(format!("{} files", stats.files))).await;
+            }
+            Err(e) => {
+                tracing::error!("indexing crashed: {e}");
+                progress.end(Some("failed".into())).await;
+            }
+        }
+    }
+
+    /// The update lock of `path`.
+    fn path_lock(&self, path: &Path) -> &Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut h);
+        &self.path_locks[(h.finish() as usize) % PATH_LOCKS]
+    }
+
+    /// A document was opened or changed: the index sees its unsaved text, which `text` reads
+    /// (`None`: the document was closed meanwhile, and the index keeps the disk's text).
+    /// Parsing runs on a blocking thread and reads the latest text at that time, so bursts of
+    /// edits are cheap.
+    pub fn document_changed(
+        self: &Arc<Self>,
+        uri: &Uri,
+        text: impl FnOnce() -> Option<String> + Send + 'static,
+    ) {
         let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned()))
         else {
             return;
         };
-        if ghostline_context::language_for_path(&path).is_none()
-            || !inner.config().repo_context_enabled
-        {
+        if ghostline_context::language_for_path(&path).is_none() {
             return;
         }
-        let inner = inner.clone();
-        let uri = uri.clone();
+        let ws = self.clone();
         tokio::task::spawn_blocking(move || {
-            let text = lock(&inner.docs).get(&uri).map(|d| d.rope.to_string());
-            if let Some(text) = text {
+            let _serial = lock(ws.path_lock(&path));
+            if let Some(text) = text() {
                 if let Err(e) = index.update_file(&path, &text) {
                     tracing::debug!("not indexed: {e}");
                 }
@@ -212,12 +305,14 @@ impl Workspace {
     }
 
     /// A document was saved or closed, or a watched file changed: the index re-reads the disk.
-    pub fn refresh(&self, uri: &Uri) {
+    pub fn refresh(self: &Arc<Self>, uri: &Uri) {
         let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned()))
         else {
             return;
         };
+        let ws = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _serial = lock(ws.path_lock(&path));
             if let Err(e) = index.refresh_path(&path) {
                 tracing::debug!("not indexed: {e}");
             }

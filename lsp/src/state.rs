@@ -1,0 +1,605 @@
+//! The session's state: open documents with their per-document state, settings, the negotiated
+//! encoding and client capabilities, the engine slot, the suggestion cache and the workspace.
+//!
+//! Fields are private; handlers take a [`Snapshot`] of what a request needs before their first
+//! `.await`, so notifications that arrive meanwhile cannot interleave with it. Documents and
+//! their per-document state (the waiting completion, the running generation, whether the user
+//! was told the document is too large) share one entry of a [`DashMap`]: readers on worker
+//! threads do not contend on one lock, and closing a document removes everything about it at
+//! once. Nothing can be registered for a document that is not open, so work that finishes after
+//! `didClose` cannot bring its state back. Guards are held for a few statements, never across
+//! an `.await`, and never two at once.
+//!
+//! This module holds and guards state; it does not run requests, load models or walk the
+//! workspace (see [`crate::complete`], [`crate::loader`], [`crate::workspace`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use ropey::Rope;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::Client;
+
+use crate::cache::{CompletionCache, Hit};
+use crate::config::{Config, Update};
+use crate::document::Document;
+use crate::generation::Generation;
+use crate::position::{self, Encoding};
+use crate::progress::WorkProgress;
+use crate::protocol::{State, StatusNotification, StatusParams};
+use crate::slot::EngineSlot;
+use crate::util::{invalid_params, lock};
+use crate::workspace::Workspace;
+
+/// Documents larger than this get no completions or code actions (their text stays in sync).
+pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
+
+/// Options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--model`: the model when the settings name none.
+    pub model: Option<PathBuf>,
+}
+
+/// What the client can do, from `initialize`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCaps {
+    /// `window.workDoneProgress`.
+    pub work_done_progress: bool,
+    /// `workspace.configuration`.
+    pub configuration: bool,
+    /// `workspace.didChangeWatchedFiles.dynamicRegistration`.
+    pub watch_files: bool,
+    /// `textDocument.inlineCompletion`: the client shows ghost text, so `textDocument/completion`
+    /// (the fallback) stays empty to avoid showing the same suggestion twice.
+    pub inline_completion: bool,
+}
+
+/// A completion request waiting for its answer; a newer request (or an edit) makes it answer
+/// empty at once. The model run it waits for is a [`Generation`], cancelled separately.
+pub struct InFlight {
+    /// Identifies the request.
+    pub id: u64,
+    /// Tells the request to answer with an empty result now.
+    pub superseded: oneshot::Sender<()>,
+}
+
+impl InFlight {
+    fn stop(self) {
+        let _ = self.superseded.send(());
+    }
+}
+
+/// One open document and the state that lives and dies with it.
+struct OpenDoc {
+    doc: Document,
+    /// The completion request waiting for an answer.
+    flight: Option<InFlight>,
+    /// The running model run.
+    generation: Option<Arc<Generation>>,
+    /// Whether the user was told the document is too large.
+    told_too_large: bool,
+}
+
+/// What a request needs of the session, taken at once.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The document's text.
+    pub rope: Rope,
+    /// The client's version number.
+    pub version: i32,
+    /// The client's language id.
+    pub language_id: String,
+    /// Whether the document uses `\r\n` line breaks.
+    pub crlf: bool,
+    /// The negotiated position encoding.
+    pub encoding: Encoding,
+    /// The settings.
+    pub config: Arc<Config>,
+}
+
+/// Counts of the session's state (`ghostline.debugState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Open documents.
+    pub documents: usize,
+    /// Completion requests waiting.
+    pub flights: usize,
+    /// Model runs registered for documents.
+    pub generations: usize,
+}
+
+/// The server's state, shared with background tasks.
+pub struct Session {
+    client: Client,
+    options: Options,
+    docs: DashMap<Uri, OpenDoc>,
+    config: Mutex<Arc<Config>>,
+    encoding: Mutex<Encoding>,
+    caps: Mutex<ClientCaps>,
+    engine: EngineSlot,
+    cache: Mutex<CompletionCache>,
+    workspace: Arc<Workspace>,
+    /// Messages from `initializationOptions`, shown after `initialized`.
+    pending_messages: Mutex<Vec<(MessageType, String)>>,
+    seq: AtomicU64,
+    /// Statistics of the last finished model run (`ghostline.debugLastCompletion`).
+    last_generation: Mutex<Option<Value>>,
+}
+
+impl Session {
+    /// A session talking to `client`.
+    pub fn new(client: Client, options: Options) -> Self {
+        Session {
+            client,
+            options,
+            docs: DashMap::new(),
+            config: Mutex::new(Arc::new(Config::default())),
+            encoding: Mutex::new(Encoding::default()),
+            caps: Mutex::new(ClientCaps::default()),
+            engine: EngineSlot::new(),
+            cache: Mutex::new(CompletionCache::new()),
+            workspace: Arc::new(Workspace::default()),
+            pending_messages: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(0),
+            last_generation: Mutex::new(None),
+        }
+    }
+
+    // --- The session as a whole -------------------------------------------------------------
+
+    /// Talks to the client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Command-line options.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The model.
+    pub fn engine(&self) -> &EngineSlot {
+        &self.engine
+    }
+
+    /// Workspace folders and the repository index.
+    pub fn workspace(&self) -> &Arc<Workspace> {
+        &self.workspace
+    }
+
+    /// Current settings.
+    pub fn config(&self) -> Arc<Config> {
+        lock(&self.config).clone()
+    }
+
+    /// Applies a settings object to the current settings (see [`Config::apply`]).
+    pub fn update_config(&self, settings: &Value) -> Update {
+        let mut guard = lock(&self.config);
+        let mut next = (**guard).clone();
+        let update = next.apply(settings);
+        *guard = Arc::new(next);
+        update
+    }
+
+    /// Replaces the settings (from `initializationOptions`).
+    pub fn set_config(&self, config: Config) {
+        *lock(&self.config) = Arc::new(config);
+    }
+
+    /// Negotiated position encoding.
+    pub fn encoding(&self) -> Encoding {
+        *lock(&self.encoding)
+    }
+
+    /// What the client can do.
+    pub fn caps(&self) -> ClientCaps {
+        *lock(&self.caps)
+    }
+
+    /// Stores what `initialize` negotiated.
+    pub fn set_client(&self, encoding: Encoding, caps: ClientCaps) {
+        *lock(&self.encoding) = encoding;
+        *lock(&self.caps) = caps;
+    }
+
+    /// A fresh request number.
+    pub fn next_id(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Sends `ghostline/status`.
+    pub async fn status(&self, state: State, message: Option<String>, percentage: Option<u32>) {
+        self.client
+            .send_notification::<StatusNotification>(StatusParams {
+                state,
+                message,
+                percentage,
+            })
+            .await;
+    }
+
+    /// Begins work-done progress (see [`WorkProgress::begin`]).
+    pub async fn progress(
+        &self,
+        given: Option<ProgressToken>,
+        title: &str,
+        message: Option<String>,
+    ) -> WorkProgress {
+        let can_create = self.caps().work_done_progress;
+        WorkProgress::begin(&self.client, can_create, given, title, message).await
+    }
+
+    /// Queues a message to show after `initialized`.
+    pub fn queue_message(&self, typ: MessageType, message: String) {
+        lock(&self.pending_messages).push((typ, message));
+    }
+
+    /// Takes the queued messages.
+    pub fn take_messages(&self) -> Vec<(MessageType, String)> {
+        std::mem::take(&mut *lock(&self.pending_messages))
+    }
+
+    /// The cache's answer for a prefix and suffix.
+    pub fn cached(&self, prefix: &str, suffix: &str) -> Option<Hit> {
+        lock(&self.cache).get(prefix, suffix)
+    }
+
+    /// Remembers a suggestion.
+    pub fn remember(&self, prefix: &str, suffix: &str, text: &str) {
+        lock(&self.cache).insert(prefix, suffix, text);
+    }
+
+    /// Forgets every suggestion (settings or model changed).
+    pub fn clear_cache(&self) {
+        lock(&self.cache).clear();
+    }
+
+    /// Statistics of the last finished model run.
+    pub fn last_generation(&self) -> Option<Value> {
+        lock(&self.last_generation).clone()
+    }
+
+    /// Records the statistics of a finished model run.
+    pub fn set_last_generation(&self, stats: Value) {
+        *lock(&self.last_generation) = Some(stats);
+    }
+
+    // --- Documents ----------------------------------------------------------------------------
+
+    /// `didOpen`: stores the document (replacing one with the same URI and its state).
+    pub fn open(&self, uri: Uri, doc: Document) {
+        let old = self.docs.insert(
+            uri,
+            OpenDoc {
+                doc,
+                flight: None,
+                generation: None,
+                told_too_large: false,
+            },
+        );
+        if let Some(old) = old {
+            stop(old);
+        }
+    }
+
+    /// `didChange`: applies the changes. Typing at the cursor of the running generation keeps it
+    /// (a later request adopts it); any other edit cancels it. The request waiting for the
+    /// previous version answers empty now. Returns false when the document is not open.
+    pub fn change(
+        &self,
+        uri: &Uri,
+        version: i32,
+        changes: &[TextDocumentContentChangeEvent],
+    ) -> bool {
+        let enc = self.encoding();
+        let flight = {
+            let Some(mut entry) = self.docs.get_mut(uri) else {
+                return false;
+            };
+            let open = &mut *entry;
+            if let Some(g) = &open.generation {
+                let insertion = match changes {
+                    [c] => c.range.filter(|r| r.start == r.end).map(|r| {
+                        (
+                            position::to_char_clamped(&open.doc.rope, r.start, enc),
+                            c.text.chars().count(),
+                        )
+                    }),
+                    _ => None,
+                };
+                if !g.on_edit(insertion.map(|i| i.0), insertion.map_or(0, |i| i.1)) {
+                    tracing::debug!("edit away from the cursor: generation {} cancelled", g.id);
+                }
+            }
+            open.doc.apply(version, changes, enc);
+            open.flight.take()
+        };
+        if let Some(f) = flight {
+            f.stop();
+        }
+        true
+    }
+
+    /// `didClose`: forgets the document and everything about it; its waiting request answers
+    /// empty and its generation stops.
+    pub fn close(&self, uri: &Uri) {
+        if let Some((_, old)) = self.docs.remove(uri) {
+            stop(old);
+        }
+    }
+
+    /// What a request on `uri` needs, or `InvalidParams` when it is not open.
+    pub fn snapshot(&self, uri: &Uri) -> Result<Snapshot> {
+        let encoding = self.encoding();
+        let config = self.config();
+        let entry = self
+            .docs
+            .get(uri)
+            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        Ok(Snapshot {
+            rope: entry.doc.rope.clone(),
+            version: entry.doc.version,
+            language_id: entry.doc.language_id.clone(),
+            crlf: entry.doc.uses_crlf(),
+            encoding,
+            config,
+        })
+    }
+
+    /// The text of `uri` now, when it is open.
+    pub fn text(&self, uri: &Uri) -> Option<String> {
+        let rope = self.docs.get(uri)?.doc.rope.clone();
+        Some(rope.to_string())
+    }
+
+    /// Whether `uri` is over [`MAX_DOCUMENT_BYTES`]: its text stays in sync but it gets no
+    /// completions or code actions; the user is told once per document.
+    pub fn too_large(self: &Arc<Self>, uri: &Uri) -> bool {
+        let (bytes, tell) = {
+            let Some(mut entry) = self.docs.get_mut(uri) else {
+                return false;
+            };
+            let bytes = entry.doc.rope.len_bytes();
+            if bytes <= MAX_DOCUMENT_BYTES {
+                return false;
+            }
+            let tell = !entry.told_too_large;
+            entry.told_too_large = true;
+            (bytes, tell)
+        };
+        if tell {
+            let session = self.clone();
+            let msg = format!(
+                "ghostline: {} is {} MiB, over the {} MiB limit: no completions or code actions for it",
+                uri.as_str(),
+                bytes >> 20,
+                MAX_DOCUMENT_BYTES >> 20
+            );
+            tokio::spawn(
+                async move { session.client.show_message(MessageType::WARNING, msg).await },
+            );
+        }
+        true
+    }
+
+    // --- Per-document requests and runs -------------------------------------------------------
+
+    /// Registers the completion waiting for `uri`, stopping the one it supersedes. Returns false
+    /// (and stops `flight`) when the document is no longer open.
+    pub fn register_inflight(&self, uri: &Uri, flight: InFlight) -> bool {
+        let old = match self.docs.get_mut(uri) {
+            Some(mut entry) => entry.flight.replace(flight),
+            None => {
+                flight.stop();
+                return false;
+            }
+        };
+        if let Some(old) = old {
+            tracing::debug!(uri = uri.as_str(), "superseding completion {}", old.id);
+            old.stop();
+        }
+        true
+    }
+
+    /// Forgets completion `id` of `uri` (it finished or was dropped).
+    pub fn unregister_inflight(&self, uri: &Uri, id: u64) {
+        if let Some(mut entry) = self.docs.get_mut(uri) {
+            if entry.flight.as_ref().is_some_and(|f| f.id == id) {
+                entry.flight = None;
+            }
+        }
+    }
+
+    /// The running generation of `uri`.
+    pub fn generation(&self, uri: &Uri) -> Option<Arc<Generation>> {
+        self.docs.get(uri)?.generation.clone()
+    }
+
+    /// Makes `generation` the running one of `uri`, cancelling the previous one. Returns false
+    /// (and cancels `generation`) when the document is no longer open: nothing is registered
+    /// for a closed document.
+    pub fn set_generation(&self, uri: &Uri, generation: Arc<Generation>) -> bool {
+        let old = match self.docs.get_mut(uri) {
+            Some(mut entry) => entry.generation.replace(generation),
+            None => {
+                generation.cancel.cancel();
+                return false;
+            }
+        };
+        if let Some(old) = old {
+            old.cancel.cancel();
+        }
+        true
+    }
+
+    /// Forgets generation `id` of `uri` when it is still the document's; returns whether no
+    /// generation runs for any document now.
+    pub fn clear_generation(&self, uri: &Uri, id: u64) -> bool {
+        if let Some(mut entry) = self.docs.get_mut(uri) {
+            if entry.generation.as_ref().is_some_and(|g| g.id == id) {
+                entry.generation = None;
+            }
+        }
+        self.docs.iter().all(|e| e.generation.is_none())
+    }
+
+    /// `shutdown`: every waiting request answers empty and every generation stops.
+    pub fn stop_all(&self) {
+        for mut entry in self.docs.iter_mut() {
+            if let Some(f) = entry.flight.take() {
+                f.stop();
+            }
+            if let Some(g) = entry.generation.take() {
+                g.cancel.cancel();
+            }
+        }
+    }
+
+    /// Counts of documents, waiting requests and registered generations.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts {
+            documents: 0,
+            flights: 0,
+            generations: 0,
+        };
+        for e in self.docs.iter() {
+            c.documents += 1;
+            c.flights += usize::from(e.flight.is_some());
+            c.generations += usize::from(e.generation.is_some());
+        }
+        c
+    }
+}
+
+/// Stops what a closed (or replaced) document had running.
+fn stop(old: OpenDoc) {
+    if let Some(f) = old.flight {
+        f.stop();
+    }
+    if let Some(g) = old.generation {
+        g.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generation::Generation;
+    use ghostline_inference::FimRequest;
+    use tower_lsp_server::LspService;
+
+    fn with_session(f: impl FnOnce(&Arc<Session>)) {
+        let (service, _socket) =
+            LspService::new(|client| crate::server::Backend::new(client, Options::default()));
+        f(service.inner().session());
+    }
+
+    fn generation(id: u64) -> Arc<Generation> {
+        let request = FimRequest {
+            prefix: "def f(".into(),
+            suffix: "):\n".into(),
+            ..FimRequest::default()
+        };
+        Generation::new(id, &request, 6).0
+    }
+
+    #[test]
+    fn nothing_is_registered_for_a_document_that_is_not_open() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/a.py".parse().unwrap();
+            let (tx, mut rx) = oneshot::channel();
+            assert!(!s.register_inflight(
+                &uri,
+                InFlight {
+                    id: 1,
+                    superseded: tx
+                }
+            ));
+            assert!(rx.try_recv().is_ok(), "the request is told to answer empty");
+            let g = generation(2);
+            assert!(!s.set_generation(&uri, g.clone()));
+            assert!(g.cancel.is_cancelled(), "the run does not start");
+            assert_eq!(
+                s.counts(),
+                Counts {
+                    documents: 0,
+                    flights: 0,
+                    generations: 0
+                }
+            );
+        });
+    }
+
+    #[test]
+    fn closing_a_document_forgets_and_stops_everything_about_it() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/b.py".parse().unwrap();
+            s.open(uri.clone(), Document::new("x = 1\n", 1, "python"));
+            let (tx, mut rx) = oneshot::channel();
+            assert!(s.register_inflight(
+                &uri,
+                InFlight {
+                    id: 1,
+                    superseded: tx
+                }
+            ));
+            let g = generation(2);
+            assert!(s.set_generation(&uri, g.clone()));
+            assert_eq!(
+                s.counts(),
+                Counts {
+                    documents: 1,
+                    flights: 1,
+                    generations: 1
+                }
+            );
+            assert!(s.snapshot(&uri).is_ok());
+            s.close(&uri);
+            assert!(rx.try_recv().is_ok());
+            assert!(g.cancel.is_cancelled());
+            assert!(s.snapshot(&uri).is_err());
+            assert_eq!(s.counts().documents, 0);
+            // A run that finishes afterwards finds nothing to clear and brings nothing back.
+            assert!(s.clear_generation(&uri, 2));
+            s.unregister_inflight(&uri, 1);
+            assert_eq!(s.counts().documents, 0);
+        });
+    }
+
+    #[test]
+    fn an_edit_at_the_cursor_keeps_the_generation_and_stops_the_waiting_request() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/c.py".parse().unwrap();
+            s.open(uri.clone(), Document::new("def f(\n", 1, "python"));
+            let g = generation(3);
+            assert!(s.set_generation(&uri, g.clone()));
+            let (tx, mut rx) = oneshot::channel();
+            assert!(s.register_inflight(
+                &uri,
+                InFlight {
+                    id: 4,
+                    superseded: tx
+                }
+            ));
+            let typed = TextDocumentContentChangeEvent {
+                range: Some(Range::new(Position::new(0, 6), Position::new(0, 6))),
+                range_length: None,
+                text: "x".into(),
+            };
+            assert!(s.change(&uri, 2, &[typed]));
+            assert!(
+                rx.try_recv().is_ok(),
+                "the request for the old version answers"
+            );
+            assert!(!g.cancel.is_cancelled(), "typing forward keeps the run");
+            assert_eq!(s.text(&uri).as_deref(), Some("def f(x\n"));
+            assert!(!s.change(&"file:///tmp/none.py".parse().unwrap(), 1, &[]));
+        });
+    }
+}
