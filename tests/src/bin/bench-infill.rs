@@ -340,9 +340,13 @@ fn main() {
             capped += (stats["stop"] == "MaxTokens") as usize;
         }
         if let Some(f) = out.as_mut() {
+            let at = offset(&text, line as u64, character as u64);
             let line = json!({
                 "task_id": task.id, "completion": completion, "passed": ok, "ms": ms.round(),
                 "stats": stats, "canonical": task.canonical,
+                // Enough to re-score another shaping of the same text offline.
+                "prefix": &text[..at], "suffix": &text[at..], "entry_point": task.entry_point,
+                "test": task.test,
             });
             writeln!(f, "{line}").ok();
         }
