@@ -268,8 +268,7 @@ impl Brackets {
     /// takes the depth below zero, if any.
     fn feed_line(&mut self, line: &str) -> Option<usize> {
         let bytes = line.as_bytes();
-        let mut iter = line.char_indices().peekable();
-        while let Some((i, ch)) = iter.next() {
+        for (i, ch) in line.char_indices() {
             if let Some(q) = self.quote {
                 if self.escape {
                     self.escape = false;

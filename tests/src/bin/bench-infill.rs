@@ -152,7 +152,7 @@ fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
 /// Who completes: the server over stdio, or the bare model.
 enum Runner {
     Server(Server),
-    Raw(ghostline_inference::Engine),
+    Raw(Box<ghostline_inference::Engine>),
 }
 
 fn start_server(workspace: &std::path::Path, settings: Value) -> Server {
@@ -296,7 +296,7 @@ fn main() {
         config.threads = args.threads;
         let engine = ghostline_inference::Engine::start(config)
             .unwrap_or_else(|e| die(&format!("{}: {e}", model.display())));
-        Runner::Raw(engine)
+        Runner::Raw(Box::new(engine))
     } else {
         Runner::Server(start_server(&workspace, settings))
     };
