@@ -967,6 +967,61 @@ mod tests {
     }
 
     #[test]
+    fn an_invoked_continuation_runs_past_the_cursor_line() {
+        // A random span that finishes the cursor line and goes on for two more lines.
+        let prefix = "def f(xs):\n    total = su";
+        let suffix = "\n    return total\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        let p = plan(&cursor, 128, true);
+        assert_eq!(p.mode, Mode::Continue);
+        assert_eq!(p.line_end_openers, None, "no line-end rule when asked");
+        assert!(p.stop.is_empty());
+        assert!(plan(&cursor, 128, false).line_end_openers.is_some());
+        assert_eq!(
+            shape(
+                &cursor,
+                p.mode,
+                "m(xs)\n    if total < 0:\n        total = 0\n"
+            )
+            .as_deref(),
+            Some("m(xs)\n    if total < 0:\n        total = 0")
+        );
+        // Inside a loop the continuation may close the loop and go on at the function's level
+        // when the suffix can follow it ...
+        let prefix = "def f(xs):\n    for x in xs:\n        y = x +";
+        let suffix = "\n    return y\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        assert_eq!(
+            shape(
+                &cursor,
+                Mode::Continue,
+                " 1\n        print(y)\n    y += 1\n"
+            )
+            .as_deref(),
+            Some(" 1\n        print(y)\n    y += 1")
+        );
+        // ... but never out of the function.
+        assert_eq!(
+            shape(&cursor, Mode::Continue, " 1\n    y += 1\nprint(f([]))\n").as_deref(),
+            Some(" 1\n    y += 1")
+        );
+        // The finished line opens a block: its body, then the code after it at the cursor's
+        // level, down to where the suffix can follow.
+        let prefix = "def f(n):\n    for i in r";
+        let suffix = "\n    return 0\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        assert_eq!(
+            shape(
+                &cursor,
+                Mode::Continue,
+                "ange(n):\n        if n % i == 0:\n            return i\n    n += 1\n"
+            )
+            .as_deref(),
+            Some("ange(n):\n        if n % i == 0:\n            return i\n    n += 1")
+        );
+    }
+
+    #[test]
     fn blank_lines_inside_a_block_are_kept_when_the_code_goes_on() {
         let prefix = "def f(xs):\n    \"\"\"Doc.\"\"\"\n";
         assert_eq!(
