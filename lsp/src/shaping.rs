@@ -513,6 +513,16 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
         if out.len() >= MAX_LINES {
             break;
         }
+        // Python, blank cursor line: a first line outside the enclosing definition (the model
+        // went on with module-level code instead of filling the body) gives nothing.
+        if i == 0
+            && c.lang == Lang::Python
+            && c.before.trim().is_empty()
+            && !line.trim().is_empty()
+            && indent(&format!("{}{}", c.before, line)) < min_indent
+        {
+            break;
+        }
         if i > 0 {
             if line.trim().is_empty() {
                 // Kept only if the code goes on inside the scope (trailing blanks are dropped).
@@ -1018,6 +1028,24 @@ mod tests {
             )
             .as_deref(),
             Some("ange(n):\n        if n % i == 0:\n            return i\n    n += 1")
+        );
+    }
+
+    #[test]
+    fn a_first_line_outside_the_enclosing_definition_gives_nothing() {
+        // The body is missing and the model wrote module-level code instead.
+        let prefix = "def f(n):\n    \"\"\"Doc.\"\"\"\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n",
+                "if __name__ == \"__main__\":\n    print(f(0))\n"
+            ),
+            None
+        );
+        assert_eq!(
+            block(prefix, "\n", "    return n\n").as_deref(),
+            Some("    return n")
         );
     }
 
