@@ -143,20 +143,23 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_after_a_word_heals_and_stops_at_the_line_end() {
+    fn a_cursor_after_a_word_heals_and_stops_at_the_line_end_while_typing() {
         let p = place("def f(n):\n    return fib", "\n");
-        let r = prepare(
-            &p,
-            Vec::new(),
-            Settings {
-                max_tokens: 128,
-                invoked: true,
-                budget_ms: 500,
-            },
-        );
+        let s = Settings {
+            max_tokens: 128,
+            invoked: false,
+            budget_ms: 500,
+        };
+        let r = prepare(&p, Vec::new(), s);
         assert!(r.request.token_healing);
         assert!(r.request.line_end.is_some());
         assert!(r.request.deadline.is_some());
+        assert_eq!(r.mode, Mode::Continue);
+        // Asked for explicitly, the continuation runs to the model's end of the middle.
+        let r = prepare(&p, Vec::new(), Settings { invoked: true, ..s });
+        assert!(r.request.token_healing);
+        assert!(r.request.line_end.is_none());
+        assert!(r.request.stop.is_empty());
         assert_eq!(r.mode, Mode::Continue);
     }
 

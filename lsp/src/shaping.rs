@@ -202,10 +202,12 @@ pub fn skip_automatic(c: &Cursor<'_>) -> bool {
         > 3
 }
 
-/// Line or block, stop strings and token cap for a cursor. An `invoked` (explicit) block runs
-/// until the model ends the middle, the suffix is reached or shaping's scope rules end it, with
-/// at least [`INVOKED_BLOCK_MAX_TOKENS`] tokens; an automatic one also stops at a blank line
-/// (`"\n\n"`) and keeps `max_tokens`, so typing stays fast.
+/// Line or block, stop strings and token cap for a cursor. An `invoked` (explicit) block or
+/// line continuation runs until the model ends the middle, the suffix is reached or shaping's
+/// scope rules end it, with at least [`INVOKED_BLOCK_MAX_TOKENS`] tokens; an automatic one also
+/// stops at a blank line (`"\n\n"`), a continuation at the end of the cursor line unless that
+/// line opens a block or was complete (the engine's `LineEnd` rule), and it keeps
+/// `max_tokens`, so typing stays fast.
 pub fn plan(c: &Cursor<'_>, max_tokens: usize, invoked: bool) -> Plan {
     let (block_stop, block_max): (Vec<String>, usize) = if invoked {
         (Vec::new(), max_tokens.max(INVOKED_BLOCK_MAX_TOKENS))
@@ -237,7 +239,9 @@ pub fn plan(c: &Cursor<'_>, max_tokens: usize, invoked: bool) -> Plan {
             mode: Mode::Continue,
             stop: block_stop,
             max_tokens: block_max,
-            line_end_openers: Some(c.lang.block_openers().to_vec()),
+            // Explicit requests go on to the model's own end of the middle: a hole that ends
+            // the cursor line often goes on for more lines.
+            line_end_openers: (!invoked).then(|| c.lang.block_openers().to_vec()),
         }
     }
 }
@@ -264,8 +268,7 @@ impl Brackets {
     /// takes the depth below zero, if any.
     fn feed_line(&mut self, line: &str) -> Option<usize> {
         let bytes = line.as_bytes();
-        let mut iter = line.char_indices().peekable();
-        while let Some((i, ch)) = iter.next() {
+        for (i, ch) in line.char_indices() {
             if let Some(q) = self.quote {
                 if self.escape {
                     self.escape = false;
@@ -417,12 +420,45 @@ fn starts_definition(line: &str) -> bool {
         .any(|p| t.starts_with(p))
 }
 
-/// The least indentation a Python block written at a blank cursor line may reach: the level of
-/// the code after the cursor (the hole may close inner blocks and continue at an outer level
-/// down to it), but never outside the definition that encloses the cursor.
-fn python_scope_floor(c: &Cursor<'_>, prefix_above: Option<usize>) -> usize {
-    let below = c.below.map_or(0, indent);
-    below.max(prefix_above.map_or(0, |d| d + 1))
+/// Whether a Python line opens a block (ends with `:` outside a comment).
+fn opens_python_block(line: &str) -> bool {
+    strip_python_comment(line).trim_end().ends_with(':')
+}
+
+/// `line` without a trailing `#` comment (a `#` inside a string is kept).
+fn strip_python_comment(line: &str) -> &str {
+    let mut quote: Option<char> = None;
+    let mut escape = false;
+    for (i, ch) in line.char_indices() {
+        if let Some(q) = quote {
+            if escape {
+                escape = false;
+            } else if ch == '\\' {
+                escape = true;
+            } else if ch == q {
+                quote = None;
+            }
+            continue;
+        }
+        match ch {
+            '"' | '\'' => quote = Some(ch),
+            '#' => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// Whether the Python code after the cursor, whose first line is indented `next`
+/// (`None`: nothing follows), can follow `last`, the last line of a suggestion: after a line
+/// that opens a block the next line must be deeper; after any other line it may not be.
+fn python_joins(last: &str, next: Option<usize>) -> bool {
+    let next = next.unwrap_or(0);
+    if opens_python_block(last) {
+        next > indent(last)
+    } else {
+        next <= indent(last)
+    }
 }
 
 fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
@@ -434,28 +470,57 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
         .chars()
         .next_back()
         .is_some_and(|ch| c.lang.block_openers().contains(&ch));
-    // Python: lines less indented than this end the block.
-    let min_indent: usize = if c.before.trim().is_empty() {
-        python_scope_floor(c, c.enclosing_def)
-    } else if lines[0].trim().is_empty() && !opener_before {
-        // The cursor line was complete: statements may follow at its level, or at the level
-        // of the code after the cursor (leaving the cursor line's block).
-        let below = c.below.map_or(usize::MAX, indent);
-        indent(c.before).min(below)
+    // Python: lines less indented than `min_indent` end the block. Lines less indented than
+    // `soft_indent` (the code after the cursor) are kept only when the block later goes back
+    // to a point where that code can follow it (the hole may end with the opener of the block
+    // the suffix's first line is in, or close inner blocks and go on at the suffix's level).
+    let def_floor = c.enclosing_def.map(|d| d + 1);
+    let (min_indent, soft_indent): (usize, usize) = if c.before.trim().is_empty() {
+        // A blank cursor line: never out of the enclosing definition, and down to the code
+        // after the cursor.
+        let hard = def_floor.unwrap_or(0);
+        (hard, c.below.map_or(0, indent).max(hard))
     } else {
-        // The finished line opens a block: its body is indented deeper.
-        indent(c.before) + 1
+        let first = format!("{}{}", c.before, lines[0]);
+        let soft = if opener_before || opens_python_block(&first) {
+            // The finished line opens a block: its body is indented deeper.
+            indent(c.before) + 1
+        } else {
+            // The cursor line is finished: statements may follow at its level, or at the
+            // level of the code after the cursor (leaving the cursor line's block).
+            indent(c.before).min(c.below.map_or(usize::MAX, indent))
+        };
+        // Inside a definition, the code may go on at outer levels of it (the join rule
+        // below decides how far); elsewhere the soft level is the limit.
+        (def_floor.map_or(soft, |d| d.min(soft)), soft)
     };
     let below = c.below.map(str::trim).filter(|l| !l.is_empty());
+    // The next line of the document as it stands (with its indentation): a generated line
+    // equal to it reproduces the suffix.
+    let below_line = c.below.map(str::trim_end).filter(|l| !l.trim().is_empty());
     let below_closes = below.and_then(|l| l.chars().next()).is_some_and(is_closer);
     // The level of the first written line: after a blank line, code below it ends the block
     // in brace languages (Python: the scope floor decides).
     let mut level: Option<usize> = None;
     let mut out: Vec<String> = Vec::new();
     let mut after_blank = false;
+    // Python: the number of lines of `out` after which the suffix can follow, the last such
+    // count seen, and where the first line below `soft_indent` was (the old cut).
+    let mut joinable: Option<usize> = None;
+    let mut first_below_soft: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim_end();
         if out.len() >= MAX_LINES {
+            break;
+        }
+        // Python, blank cursor line: a first line outside the enclosing definition (the model
+        // went on with module-level code instead of filling the body) gives nothing.
+        if i == 0
+            && c.lang == Lang::Python
+            && c.before.trim().is_empty()
+            && !line.trim().is_empty()
+            && indent(&format!("{}{}", c.before, line)) < min_indent
+        {
             break;
         }
         if i > 0 {
@@ -467,7 +532,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             }
             // The completion reached the text that follows the cursor (a closing bracket of
             // its own block does not count).
-            if brackets.depth == 0 && below == Some(line.trim()) {
+            if brackets.depth == 0 && below_line == Some(line) {
                 break;
             }
             let starts_with_closer = line.trim_start().chars().next().is_some_and(is_closer);
@@ -475,6 +540,9 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                 if c.lang == Lang::Python {
                     if indent(line) < min_indent {
                         break;
+                    }
+                    if indent(line) < soft_indent && first_below_soft.is_none() {
+                        first_below_soft = Some(out.len());
                     }
                     if after_blank && starts_definition(line) {
                         break;
@@ -496,7 +564,19 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             }
         }
         match brackets.feed_line(line) {
-            None => out.push(line.to_owned()),
+            None => {
+                out.push(line.to_owned());
+                if c.lang == Lang::Python && brackets.depth == 0 && !line.trim().is_empty() {
+                    let full = if i == 0 {
+                        format!("{}{}", c.before, line)
+                    } else {
+                        line.to_owned()
+                    };
+                    if python_joins(&full, c.below.map(indent)) {
+                        joinable = Some(out.len());
+                    }
+                }
+            }
             Some(at) => {
                 // A bracket closes something opened before the cursor: the block ends here. The
                 // bracket itself is kept only when the document does not close it already.
@@ -505,7 +585,24 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                 if !kept.trim().is_empty() || (i == 0 && !kept.is_empty()) {
                     out.push(kept.to_owned());
                 }
+                // The end of what was opened before the cursor: the suffix follows.
+                joinable = Some(out.len());
                 break;
+            }
+        }
+    }
+    if c.lang == Lang::Python {
+        // Lines below the suffix's level are kept only up to the last point the suffix can
+        // follow; without such a point, the block ends where it first went below that level.
+        let last_code = out
+            .iter()
+            .rposition(|l| !l.trim().is_empty())
+            .map(|k| k + 1);
+        if last_code.is_some_and(|n| joinable != Some(n)) {
+            match (joinable, first_below_soft) {
+                (Some(n), _) => out.truncate(n),
+                (None, Some(n)) => out.truncate(n),
+                (None, None) => {}
             }
         }
     }
@@ -809,6 +906,146 @@ mod tests {
             )
             .as_deref(),
             Some("        a()")
+        );
+    }
+
+    #[test]
+    fn a_hole_may_end_with_the_opener_of_the_block_the_suffix_is_in() {
+        // The suffix's first line is the body of a loop the hole opens: lines above its level
+        // are kept because the hole goes back down to it.
+        let prefix = "def f(xs, t):\n    \"\"\"Doc.\"\"\"\n";
+        let suffix = "\n                if abs(a - b) < t:\n                    return True\n    return False\n";
+        assert_eq!(
+            block(
+                prefix,
+                suffix,
+                "    for i, a in enumerate(xs):\n        for j, b in enumerate(xs):\n            if i != j:\n"
+            )
+            .as_deref(),
+            Some("    for i, a in enumerate(xs):\n        for j, b in enumerate(xs):\n            if i != j:")
+        );
+        // A hole that ends at an outer level whose next line is deeper: cut back to the last
+        // point the suffix can follow.
+        let prefix = "def f(k):\n    if k < 2:\n";
+        let suffix =
+            "\n            if k % i == 0:\n                return False\n    return True\n";
+        assert_eq!(
+            block(
+                prefix,
+                suffix,
+                "        return False\n    for i in range(2, k):\n    x = 1\n"
+            )
+            .as_deref(),
+            Some("        return False\n    for i in range(2, k):")
+        );
+        // Never out of the enclosing definition, whatever the suffix.
+        assert_eq!(
+            block(
+                "def f():\n",
+                "\n        y()\n",
+                "    for x in z:\nprint(1)\n"
+            )
+            .as_deref(),
+            Some("    for x in z:")
+        );
+        // Statements at an outer level: cut back to the last line the suffix's first line
+        // can follow (here inside a block the hole opened at the outer level).
+        assert_eq!(
+            block(
+                "def f(y):\n    for x in y:\n",
+                "\n        z()\n    return 1\n",
+                "        a()\n    b()\n    if c:\n        d()\n    e()\n"
+            )
+            .as_deref(),
+            Some("        a()\n    b()\n    if c:\n        d()")
+        );
+    }
+
+    #[test]
+    fn a_line_like_the_next_one_at_another_level_is_not_the_suffix() {
+        // `return False` inside the hole, one level deeper than the suffix's `return False`.
+        let prefix = "def f(n):\n    for i in range(2, n):\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n    return False\n",
+                "        if n % i == 0:\n            return False\n    return True\n    return False\n"
+            )
+            .as_deref(),
+            Some("        if n % i == 0:\n            return False\n    return True")
+        );
+    }
+
+    #[test]
+    fn an_invoked_continuation_runs_past_the_cursor_line() {
+        // A random span that finishes the cursor line and goes on for two more lines.
+        let prefix = "def f(xs):\n    total = su";
+        let suffix = "\n    return total\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        let p = plan(&cursor, 128, true);
+        assert_eq!(p.mode, Mode::Continue);
+        assert_eq!(p.line_end_openers, None, "no line-end rule when asked");
+        assert!(p.stop.is_empty());
+        assert!(plan(&cursor, 128, false).line_end_openers.is_some());
+        assert_eq!(
+            shape(
+                &cursor,
+                p.mode,
+                "m(xs)\n    if total < 0:\n        total = 0\n"
+            )
+            .as_deref(),
+            Some("m(xs)\n    if total < 0:\n        total = 0")
+        );
+        // Inside a loop the continuation may close the loop and go on at the function's level
+        // when the suffix can follow it ...
+        let prefix = "def f(xs):\n    for x in xs:\n        y = x +";
+        let suffix = "\n    return y\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        assert_eq!(
+            shape(
+                &cursor,
+                Mode::Continue,
+                " 1\n        print(y)\n    y += 1\n"
+            )
+            .as_deref(),
+            Some(" 1\n        print(y)\n    y += 1")
+        );
+        // ... but never out of the function.
+        assert_eq!(
+            shape(&cursor, Mode::Continue, " 1\n    y += 1\nprint(f([]))\n").as_deref(),
+            Some(" 1\n    y += 1")
+        );
+        // The finished line opens a block: its body, then the code after it at the cursor's
+        // level, down to where the suffix can follow.
+        let prefix = "def f(n):\n    for i in r";
+        let suffix = "\n    return 0\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        assert_eq!(
+            shape(
+                &cursor,
+                Mode::Continue,
+                "ange(n):\n        if n % i == 0:\n            return i\n    n += 1\n"
+            )
+            .as_deref(),
+            Some("ange(n):\n        if n % i == 0:\n            return i\n    n += 1")
+        );
+    }
+
+    #[test]
+    fn a_first_line_outside_the_enclosing_definition_gives_nothing() {
+        // The body is missing and the model wrote module-level code instead.
+        let prefix = "def f(n):\n    \"\"\"Doc.\"\"\"\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n",
+                "if __name__ == \"__main__\":\n    print(f(0))\n"
+            ),
+            None
+        );
+        assert_eq!(
+            block(prefix, "\n", "    return n\n").as_deref(),
+            Some("    return n")
         );
     }
 

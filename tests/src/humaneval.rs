@@ -154,6 +154,37 @@ pub fn multi_line(sources: &[Task], seed: u64) -> Vec<Task> {
     out
 }
 
+impl Task {
+    /// The program that decides the task: `code`, the test code, and the call of `check`.
+    pub fn program(&self, code: &str) -> String {
+        format!("{code}\n{}\ncheck({})\n", self.test, self.entry_point)
+    }
+}
+
+/// Whether `program` exits 0 within 10 s under `python3 -I` in a fresh temporary directory.
+pub fn passes(program: &str) -> bool {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ghostline-humaneval-{}-{n}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
+    }
+    let file = dir.join("candidate.py");
+    let ok = std::fs::write(&file, program).is_ok()
+        && Command::new("timeout")
+            .args(["10", "python3", "-I"])
+            .arg(&file)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    std::fs::remove_dir_all(&dir).ok();
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,35 +223,4 @@ mod tests {
             multi_line(std::slice::from_ref(&src), 3)[0].id
         );
     }
-}
-
-impl Task {
-    /// The program that decides the task: `code`, the test code, and the call of `check`.
-    pub fn program(&self, code: &str) -> String {
-        format!("{code}\n{}\ncheck({})\n", self.test, self.entry_point)
-    }
-}
-
-/// Whether `program` exits 0 within 10 s under `python3 -I` in a fresh temporary directory.
-pub fn passes(program: &str) -> bool {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ghostline-humaneval-{}-{n}", std::process::id()));
-    if std::fs::create_dir_all(&dir).is_err() {
-        return false;
-    }
-    let file = dir.join("candidate.py");
-    let ok = std::fs::write(&file, program).is_ok()
-        && Command::new("timeout")
-            .args(["10", "python3", "-I"])
-            .arg(&file)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    std::fs::remove_dir_all(&dir).ok();
-    ok
 }

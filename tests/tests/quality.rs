@@ -11,6 +11,7 @@ use serde_json::json;
 const FIB: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    \n\n\nprint(fibonacci(10))\n";
 
 #[test]
+#[ignore = "real model: make test-model"]
 fn fibonacci_completion_and_explanation() {
     let _lock = model_lock();
     let mut s = Server::spawn(Spawn::default());

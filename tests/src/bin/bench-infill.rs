@@ -152,7 +152,7 @@ fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
 /// Who completes: the server over stdio, or the bare model.
 enum Runner {
     Server(Server),
-    Raw(ghostline_inference::Engine),
+    Raw(Box<ghostline_inference::Engine>),
 }
 
 fn start_server(workspace: &std::path::Path, settings: Value) -> Server {
@@ -296,7 +296,7 @@ fn main() {
         config.threads = args.threads;
         let engine = ghostline_inference::Engine::start(config)
             .unwrap_or_else(|e| die(&format!("{}: {e}", model.display())));
-        Runner::Raw(engine)
+        Runner::Raw(Box::new(engine))
     } else {
         Runner::Server(start_server(&workspace, settings))
     };
@@ -340,9 +340,13 @@ fn main() {
             capped += (stats["stop"] == "MaxTokens") as usize;
         }
         if let Some(f) = out.as_mut() {
+            let at = offset(&text, line as u64, character as u64);
             let line = json!({
                 "task_id": task.id, "completion": completion, "passed": ok, "ms": ms.round(),
                 "stats": stats, "canonical": task.canonical,
+                // Enough to re-score another shaping of the same text offline.
+                "prefix": &text[..at], "suffix": &text[at..], "entry_point": task.entry_point,
+                "test": task.test,
             });
             writeln!(f, "{line}").ok();
         }
