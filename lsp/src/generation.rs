@@ -140,7 +140,10 @@ pub fn start(inner: &Arc<Inner>, engine: BackendHandle, uri: &Uri, spec: Spec) -
                 let _ = reply_tx.send(r);
             }),
         );
-        inner.status(State::Generating, None, None).await;
+        // While the model server is down its error stays in the status bar.
+        if !inner.engine.remote_down() {
+            inner.status(State::Generating, None, None).await;
+        }
         let outcome = match reply.await {
             Ok(Ok(c)) => {
                 let shaped =
@@ -200,7 +203,7 @@ pub fn start(inner: &Arc<Inner>, engine: BackendHandle, uri: &Uri, spec: Spec) -
             }
             gens.is_empty()
         };
-        if idle {
+        if idle && !inner.engine.remote_down() {
             inner.status(State::Idle, None, None).await;
         }
     });
