@@ -297,10 +297,11 @@ impl Inner {
                     );
                     self.client.show_message(MessageType::WARNING, &msg).await;
                     self.status(State::Disabled, Some(msg), None).await;
-                } else {
+                } else if !matches!(&watch, Some((_, Some(_)))) {
                     self.status(State::Ready, Some(info.name.clone()), Some(100))
                         .await;
                 }
+                // A server that is down or refuses the key: straight to its error.
                 if let Some((watch, Some(error))) = watch {
                     watch.down(&error);
                 }
