@@ -198,7 +198,7 @@ fn completes(backend: &str) {
     let (mut s, uri) = ghostline(backend, &server.endpoint(), KEY, dir.path());
     let ready = s.wait_status(0, "ready", Duration::from_secs(60));
     assert!(
-        ready["message"]
+        ready["params"]["message"]
             .as_str()
             .is_some_and(|m| m.contains(&server.endpoint())),
         "{ready}"
@@ -268,7 +268,7 @@ fn wrong_key_is_one_clear_error(backend: &str) {
     let wrong = "not-the-key-0042";
     let (mut s, uri) = ghostline(backend, &server.endpoint(), wrong, dir.path());
     let status = s.wait_status(0, "error", Duration::from_secs(60));
-    let msg = status["message"].as_str().unwrap_or("").to_owned();
+    let msg = status["params"]["message"].as_str().unwrap_or("").to_owned();
     assert!(
         msg.contains("401") && msg.contains("GHOSTLINE_API_KEY"),
         "{msg}"
@@ -302,7 +302,7 @@ fn down_and_back(backend: &str) {
     let (mut s, uri) = ghostline(backend, &endpoint, KEY, dir.path());
     let status = s.wait_status(0, "error", Duration::from_secs(30));
     assert!(
-        status["message"]
+        status["params"]["message"]
             .as_str()
             .is_some_and(|m| m.contains(&endpoint) && m.contains("unavailable")),
         "{status}"
