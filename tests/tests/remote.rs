@@ -10,6 +10,10 @@
 //! Real model: `#[ignore]`d in the fast tier. Generations are not asserted, only that answers
 //! are well-formed and non-empty where a model always says something, statuses and generous
 //! time bounds.
+//!
+//! One test runs in the fast tier, against a stand-in server without a model: the repository
+//! context reaches `/infill` as `input_extra` chunks, dependencies first. Not here: TLS, vLLM
+//! itself, the team benchmark.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -268,7 +272,10 @@ fn wrong_key_is_one_clear_error(backend: &str) {
     let wrong = "not-the-key-0042";
     let (mut s, uri) = ghostline(backend, &server.endpoint(), wrong, dir.path());
     let status = s.wait_status(0, "error", Duration::from_secs(60));
-    let msg = status["params"]["message"].as_str().unwrap_or("").to_owned();
+    let msg = status["params"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     assert!(
         msg.contains("401") && msg.contains("GHOSTLINE_API_KEY"),
         "{msg}"
@@ -389,4 +396,126 @@ both_backends! {
     a_wrong_key_is_one_clear_error: wrong_key_is_one_clear_error;
     a_server_that_is_down_comes_back: down_and_back;
     explains_a_function: explains;
+}
+
+/// A stand-in llama-server (no model): answers `/v1/models` and streams one `/infill` event,
+/// recording every `/infill` body. Everything else is 404.
+fn mock_llama_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((n, v)) = h.split_once(':') {
+                        if n.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let (status, ctype, text) = match path.as_str() {
+                    "/v1/models" => (
+                        200,
+                        "application/json",
+                        json!({"data": [{"id": "qwen2.5-coder-mock"}]}).to_string(),
+                    ),
+                    "/infill" => {
+                        record
+                            .lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                        (
+                            200,
+                            "text/event-stream",
+                            format!(
+                                "data: {}\n\n",
+                                json!({"content": "points[i]", "stop": true})
+                            ),
+                        )
+                    }
+                    _ => (404, "application/json", "{}".to_owned()),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Fast tier (no model): the repository context reaches llama-server as `input_extra` chunks,
+/// dependencies first (the order of the local prompt), and the answer comes back shaped.
+#[test]
+fn llama_server_gets_repository_context_as_input_extra_in_topological_order() {
+    let (port, seen) = mock_llama_server();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("geometry.py"),
+        "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shapes.py"),
+        "from geometry import Point\n\n\ndef square(n):\n    return [Point(0, 0), Point(n, 0), Point(n, n), Point(0, n)]\n",
+    )
+    .unwrap();
+    let main =
+        "from shapes import square\n\n\ndef corners(n):\n    points = square(n)\n    return \n";
+    std::fs::write(dir.path().join("main.py"), main).unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options = settings("llama-server", &endpoint);
+    let mut s = Server::spawn(Spawn::default().settings(options.clone()));
+    s.initialize_in(&[dir.path()], editor_capabilities(), options);
+    s.wait_status(0, "ready", Duration::from_secs(30));
+    let uri = file_uri(&dir.path().join("main.py").to_string_lossy());
+    s.open(&uri, "python", main);
+    let items = s.inline(&uri, 5, 11, true);
+    assert_eq!(items.len(), 1, "{items:?}\n{}", s.stderr());
+    assert!(
+        items[0]["insertText"]
+            .as_str()
+            .unwrap()
+            .contains("points[i]"),
+        "{items:?}"
+    );
+    let bodies = seen.lock().unwrap().clone();
+    let body = bodies.last().expect("an /infill request");
+    let files: Vec<&str> = body["input_extra"]
+        .as_array()
+        .expect("input_extra")
+        .iter()
+        .map(|c| c["filename"].as_str().unwrap_or(""))
+        .collect();
+    let at = |name: &str| files.iter().position(|f| f.ends_with(name));
+    let (g, sh) = (at("geometry.py"), at("shapes.py"));
+    assert!(g.is_some() && sh.is_some() && g < sh, "{files:?}");
+    assert!(body["input_prefix"]
+        .as_str()
+        .unwrap()
+        .ends_with("    return "));
+    assert_eq!(body["cache_prompt"], true);
+    assert!(body["n_predict"].as_u64().is_some_and(|n| n > 0));
+    assert!(body["t_max_predict_ms"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(s.shutdown().code(), Some(0));
 }
