@@ -26,8 +26,11 @@ test: deps models
 	$(MAKE) quality-floor
 	$(MAKE) test-editors
 
-# The real-model tier alone (needs `make models`).
+# The real-model tier alone (needs `make models`). The remote-backend tests run against
+# llama.cpp's llama-server, built first (about 5 minutes on 2 cores the first time; then it only
+# prints its path).
 test-model:
+	scripts/build-llama-server.sh
 	$(CARGO) test --workspace -- --ignored
 
 # The editor clients in real editors against the real server (installs Neovim, Chromium,

@@ -8,12 +8,18 @@
 //! the cursor, line/block plan, line-end rule and token healing as an Invoked inline completion
 //! at that place. It does not index the repository, so it runs without repository context
 //! (an editor with `repoContext.enabled: false` gets the same answer).
+//!
+//! `--backend llama-server|openai --endpoint URL` sends the model call to a model server, as
+//! the editor settings `backend` and `remote.*` do (the API key from `GHOSTLINE_API_KEY` or
+//! `--api-key-file`, never from the command line, where other users see it).
 
 use anyhow::{bail, Context as _};
 use std::sync::Arc;
 
 use ghostline_inference::{BackendHandle, CancelToken, Engine, EngineConfig, FakeBackend};
+use ghostline_remote::{RemoteBackend, RemoteConfig, RemoteKind};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ghostline_lsp::pipeline;
 use ghostline_lsp::shaping::Lang;
@@ -42,10 +48,26 @@ pub struct CompleteArgs {
     /// Give up after this many milliseconds (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub time_budget_ms: u64,
-    /// `llama` (the model) or `fake` (the deterministic test backend, as the server's
-    /// `backend: "fake"` setting; needs no model).
-    #[arg(long, default_value = "llama", value_parser = ["llama", "fake"])]
+    /// `local` (the in-process model), `llama-server` or `openai` (a model server at
+    /// --endpoint), or `fake` (the deterministic test backend, as the server's
+    /// `backend: "fake"` setting; needs no model). `llama` is the same as `local`.
+    #[arg(long, default_value = "local", value_parser = ["local", "llama", "llama-server", "openai", "fake"])]
     pub backend: String,
+    /// The model server's base URL (llama-server, openai), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The served model's name (openai; also picks the FIM format unless --fim-template).
+    #[arg(long, value_name = "NAME")]
+    pub remote_model: Option<String>,
+    /// File holding the model server's API key (default: $GHOSTLINE_API_KEY).
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// PEM file with extra CA certificates for an https endpoint.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// Connect timeout, and the longest wait for the model server's answer to start.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub remote_timeout_ms: u64,
 }
 
 /// A parsed `FILE:LINE:COL`.
@@ -124,8 +146,32 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     config.context_size = args.context_size;
     config.max_tokens = args.max_tokens;
     config.fim_template = args.fim_template.clone();
+    let remote_kind = match args.backend.as_str() {
+        "llama-server" => Some(RemoteKind::LlamaServer),
+        "openai" => Some(RemoteKind::OpenAi),
+        _ => None,
+    };
     let backend: BackendHandle = if args.backend == "fake" {
         Arc::new(FakeBackend::new().with_context_size(args.context_size as usize))
+    } else if let Some(kind) = remote_kind {
+        let Some(endpoint) = args.endpoint.clone() else {
+            bail!(
+                "--backend {} needs --endpoint URL (the model server's base URL, e.g. http://127.0.0.1:8080)",
+                args.backend
+            );
+        };
+        let mut r = RemoteConfig::new(kind, endpoint);
+        r.model = args.remote_model.clone();
+        r.api_key_file = args.api_key_file.clone();
+        r.ca_file = args.ca_file.clone();
+        r.timeout = Duration::from_millis(args.remote_timeout_ms.max(1));
+        r.fim_template = args.fim_template.clone();
+        r.context_size = args.context_size as usize;
+        r.max_tokens = args.max_tokens;
+        let remote = RemoteBackend::new(r)?;
+        // Fail with the server's own answer (down, wrong key) rather than an empty completion.
+        remote.check().map_err(|e| anyhow::anyhow!(e))?;
+        Arc::new(remote)
     } else {
         Arc::new(Engine::start(config).map_err(|e| {
             let hint = if matches!(e, ghostline_inference::LoadError::NotFound { .. }) {
@@ -202,6 +248,43 @@ mod tests {
         assert!(parse_location("a.py:0:1").is_err());
         assert!(parse_location("a.py:x:1").is_err());
         assert!(parse_location("a.py").is_err());
+    }
+
+    #[test]
+    fn remote_backends_need_an_endpoint() {
+        let dir = std::env::temp_dir().join(format!("ghostline-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.py");
+        std::fs::write(&file, "x = 1\n").unwrap();
+        #[derive(clap::Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            args: CompleteArgs,
+        }
+        use clap::Parser as _;
+        let loc = format!("{}:1:1", file.display());
+        let cmd = Cmd::try_parse_from(["complete", &loc, "--backend", "openai"]).unwrap();
+        let err = complete(cmd.args).unwrap_err().to_string();
+        assert!(err.contains("--endpoint"), "{err}");
+        // A server that is not there: a clear error, quickly.
+        let cmd = Cmd::try_parse_from([
+            "complete",
+            &loc,
+            "--backend",
+            "llama-server",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--remote-timeout-ms",
+            "500",
+        ])
+        .unwrap();
+        let err = complete(cmd.args).unwrap_err().to_string();
+        assert!(
+            err.contains("127.0.0.1:9") && err.contains("unavailable"),
+            "{err}"
+        );
+        assert!(Cmd::try_parse_from(["complete", &loc, "--backend", "vllm"]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

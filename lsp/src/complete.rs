@@ -508,7 +508,10 @@ fn start_generation(
                 let _ = reply_tx.send(r);
             }),
         );
-        session.status(State::Generating, None, None).await;
+        // While the model server is down its error stays in the status bar.
+        if !session.engine().remote_down() {
+            session.status(State::Generating, None, None).await;
+        }
         let outcome = match reply.await {
             Ok(Ok(c)) => {
                 let shaped =
@@ -561,7 +564,7 @@ fn start_generation(
         // After a fatal error the status stays at the loader's error until the restart.
         let fatal = matches!(&outcome.result, Err(e) if e.is_fatal());
         publisher.publish(outcome);
-        if session.clear_generation(&uri, g.id) && !fatal {
+        if session.clear_generation(&uri, g.id) && !fatal && !session.engine().remote_down() {
             session.status(State::Idle, None, None).await;
         }
     });

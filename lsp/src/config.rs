@@ -25,6 +25,10 @@ pub enum Trigger {
 pub enum BackendKind {
     /// The in-process llama.cpp engine (the default).
     Local,
+    /// llama.cpp's `llama-server` at `remote.endpoint` (`/infill`, chat through `/v1`).
+    LlamaServer,
+    /// An OpenAI-compatible server (vLLM, llama-server's `/v1`, …) at `remote.endpoint`.
+    OpenAi,
     /// A deterministic stand-in without a model file, for tests (`ghostline_inference::FakeBackend`).
     Fake,
 }
@@ -70,6 +74,18 @@ pub struct Config {
     pub engine_reuse_shift: bool,
     /// Hidden (benchmarks): tokens re-evaluated at the start of a shifted run.
     pub engine_reuse_refresh_tokens: usize,
+    /// Base URL of the model server (`llama-server` and `openai` backends).
+    pub remote_endpoint: Option<String>,
+    /// The served model's name, where the server's API needs one (`openai`); also says the
+    /// FIM format when `fimTemplate` is not set.
+    pub remote_model: Option<String>,
+    /// File holding the API key (else the environment variable `GHOSTLINE_API_KEY`). The key
+    /// itself is never a setting: editors sync settings.
+    pub remote_api_key_file: Option<PathBuf>,
+    /// PEM file with extra CA certificates for an https endpoint.
+    pub remote_ca_file: Option<PathBuf>,
+    /// Connect timeout and longest wait for an answer to start, in milliseconds.
+    pub remote_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -94,6 +110,11 @@ impl Default for Config {
             engine_reuse: true,
             engine_reuse_shift: true,
             engine_reuse_refresh_tokens: 32,
+            remote_endpoint: None,
+            remote_model: None,
+            remote_api_key_file: None,
+            remote_ca_file: None,
+            remote_timeout_ms: 5000,
         }
     }
 }
@@ -135,7 +156,12 @@ impl Config {
             || self.fim_template != before.fim_template
             || self.engine_reuse != before.engine_reuse
             || self.engine_reuse_shift != before.engine_reuse_shift
-            || self.engine_reuse_refresh_tokens != before.engine_reuse_refresh_tokens;
+            || self.engine_reuse_refresh_tokens != before.engine_reuse_refresh_tokens
+            || self.remote_endpoint != before.remote_endpoint
+            || self.remote_model != before.remote_model
+            || self.remote_api_key_file != before.remote_api_key_file
+            || self.remote_ca_file != before.remote_ca_file
+            || self.remote_timeout_ms != before.remote_timeout_ms;
         update
     }
 
@@ -147,9 +173,16 @@ impl Config {
                 format!("{parent}.{key}")
             };
             if let Err(why) = self.apply_key(&full, value, update) {
+                // A value that may hold a secret is never repeated (messages are shown and
+                // logged).
+                let shown = if may_hold_secret(&full, value) {
+                    "(not shown)".to_owned()
+                } else {
+                    value.to_string()
+                };
                 update
                     .invalid
-                    .push(format!("ghostline: invalid setting {full} = {value}: {why}; keeping the previous value"));
+                    .push(format!("ghostline: invalid setting {full} = {shown}: {why}; keeping the previous value"));
             }
         }
     }
@@ -159,9 +192,23 @@ impl Config {
             "backend" => {
                 self.backend = match v.as_str() {
                     Some("local") => BackendKind::Local,
+                    Some("llama-server") => BackendKind::LlamaServer,
+                    Some("openai") => BackendKind::OpenAi,
                     Some("fake") => BackendKind::Fake,
-                    _ => return Err("expected \"local\" or \"fake\"".into()),
+                    _ => return Err("expected \"local\", \"llama-server\" or \"openai\"".into()),
                 }
+            }
+            "remote.endpoint" => self.remote_endpoint = endpoint(v)?,
+            "remote.model" => self.remote_model = opt_string(v)?,
+            "remote.apiKeyFile" => self.remote_api_key_file = opt_string(v)?.map(PathBuf::from),
+            "remote.caFile" => self.remote_ca_file = opt_string(v)?.map(PathBuf::from),
+            "remote.timeoutMs" => self.remote_timeout_ms = int(v, 100, 600_000)?,
+            "remote.apiKey" | "apiKey" | "remote.key" | "remote.token" => {
+                return Err(
+                    "the API key is never read from the settings (editors sync them): \
+                     set the environment variable GHOSTLINE_API_KEY or ghostline.remote.apiKeyFile"
+                        .into(),
+                )
             }
             "fake.delayMs" => self.fake_delay_ms = int(v, 0, 10_000)?,
             "fake.loadDelayMs" => self.fake_load_delay_ms = int(v, 0, 60_000)?,
@@ -191,7 +238,7 @@ impl Config {
             "engine.reuseRefreshTokens" => {
                 self.engine_reuse_refresh_tokens = int(v, 0, 4096)? as usize
             }
-            "repoContext" | "engine" | "fake" => match v {
+            "repoContext" | "engine" | "fake" | "remote" => match v {
                 Value::Object(map) => self.apply_object(map, key, update),
                 Value::Null => {}
                 _ => return Err("expected an object".into()),
@@ -200,6 +247,42 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether the value of setting `key` may be a secret (a key, or an URL with a password).
+fn may_hold_secret(key: &str, value: &Value) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with("apikey")
+        || k.ends_with("key")
+        || k.ends_with("token")
+        || k.ends_with("password")
+        || value.as_str().is_some_and(has_userinfo)
+}
+
+/// Whether an URL carries `user[:password]@` before its host.
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
+/// `remote.endpoint`: an http(s) URL without credentials (`null` or `""` unsets it).
+fn endpoint(v: &Value) -> Result<Option<String>, String> {
+    let Some(url) = opt_string(v)? else {
+        return Ok(None);
+    };
+    let url = url.trim().to_owned();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err("expected an http:// or https:// URL such as http://127.0.0.1:8080".into());
+    }
+    if has_userinfo(&url) {
+        return Err(
+            "credentials do not belong in the URL (editors sync settings): \
+             set GHOSTLINE_API_KEY or ghostline.remote.apiKeyFile"
+                .into(),
+        );
+    }
+    Ok(Some(url))
 }
 
 fn opt_string(v: &Value) -> Result<Option<String>, String> {
@@ -325,6 +408,63 @@ mod tests {
         let mut c = Config::default();
         let u = c.apply(&json!({"engine": {"reuse": false}}));
         assert!(!c.engine_reuse && u.engine_changed);
+    }
+
+    #[test]
+    fn remote_backends_and_their_settings() {
+        let mut c = Config::default();
+        let u = c.apply(&json!({
+            "backend": "openai",
+            "remote": {"endpoint": "https://gpu.example:8000/v1", "model": "Qwen/Qwen2.5-Coder-7B",
+                       "apiKeyFile": "/run/key", "caFile": "/etc/ca.pem", "timeoutMs": 2500},
+            "fimTemplate": "qwen"
+        }));
+        assert_eq!(u.invalid, Vec::<String>::new());
+        assert!(u.engine_changed);
+        assert_eq!(c.backend, BackendKind::OpenAi);
+        assert_eq!(
+            c.remote_endpoint.as_deref(),
+            Some("https://gpu.example:8000/v1")
+        );
+        assert_eq!(c.remote_model.as_deref(), Some("Qwen/Qwen2.5-Coder-7B"));
+        assert_eq!(c.remote_api_key_file, Some(PathBuf::from("/run/key")));
+        assert_eq!(c.remote_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.remote_timeout_ms, 2500);
+        let u = c
+            .apply(&json!({"backend": "llama-server", "remote.endpoint": "http://127.0.0.1:8080"}));
+        assert!(u.engine_changed && u.invalid.is_empty());
+        assert_eq!(c.backend, BackendKind::LlamaServer);
+        let u = c.apply(&json!({"remote": {"timeoutMs": 3000}}));
+        assert!(u.engine_changed);
+    }
+
+    #[test]
+    fn bad_remote_values_are_reported_and_secrets_never_repeated() {
+        let mut c = Config::default();
+        let u = c.apply(&json!({
+            "backend": "vllm",
+            "remote": {"endpoint": "gpu.example:8000", "timeoutMs": 5, "apiKey": "sk-secret-1"},
+        }));
+        assert_eq!(u.invalid.len(), 4, "{:?}", u.invalid);
+        assert_eq!(c, Config::default());
+        assert!(
+            u.invalid.iter().all(|m| !m.contains("sk-secret")),
+            "{:?}",
+            u.invalid
+        );
+        let key = u
+            .invalid
+            .iter()
+            .find(|m| m.contains("remote.apiKey"))
+            .unwrap();
+        assert!(key.contains("GHOSTLINE_API_KEY"), "{key}");
+        let u = c.apply(&json!({"remote.endpoint": "https://bob:hunter2@gpu.example/"}));
+        assert_eq!(u.invalid.len(), 1);
+        assert!(u.invalid[0].contains("credentials"), "{:?}", u.invalid);
+        for m in &u.invalid {
+            assert!(!m.contains("hunter2") && !m.contains("sk-secret"), "{m}");
+        }
+        assert_eq!(c.remote_endpoint, None);
     }
 
     #[test]

@@ -5,11 +5,17 @@
 //! reload with backoff (1 s, 2 s, 4 s … 60 s) without a server restart. The slot itself lives in
 //! [`crate::slot`].
 //!
+//! Remote backends (`llama-server`, `openai`) are built here too: "loading" is connecting, and
+//! a model server that is down or refuses the key is not an engine failure but a state the
+//! [`RemoteWatch`] reports once per change (`ghostline/status` error and one
+//! `window/showMessage`, then `ready` when it answers again), probing it in the background
+//! with the remote crate's backoff while requests fail fast instead of erring per keystroke.
+//!
 //! It does not run requests (see [`crate::complete`], [`crate::explain`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use ghostline_inference::backend::{ChatReply, ChatStream, FimReply};
@@ -17,6 +23,7 @@ use ghostline_inference::{
     Backend, BackendHandle, CancelToken, ChatRequest, Engine, EngineConfig, EngineError,
     FakeBackend, FimRequest, ModelInfo,
 };
+use ghostline_remote::{RemoteBackend, RemoteConfig, RemoteKind};
 use tower_lsp_server::ls_types::MessageType;
 
 use crate::config;
@@ -84,22 +91,51 @@ impl Session {
         let _active = ActiveLoad(&self.engine().active_loads);
         let generation = self.engine().begin();
         let config = self.engine_config();
-        let path = config.model_path.clone();
-        tracing::info!(path = %path.display(), threads = config.threads, active_loads = active, "loading model");
-        self.status(
-            State::Loading,
-            Some(format!("loading {}", path.display())),
-            Some(0),
-        )
-        .await;
-        let progress = self
-            .progress(None, "ghostline: loading model", Some(file_name(&path)))
-            .await;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
         let settings = self.config();
+        let remote = remote_config(&settings);
+        let path = config.model_path.clone();
+        // What is being loaded, for messages: the model file, or the server.
+        let (what, short) = match &remote {
+            Some(Ok(r)) => (r.endpoint.clone(), r.endpoint.clone()),
+            Some(Err(_)) => ("the model server".to_owned(), "model server".to_owned()),
+            None => (path.display().to_string(), file_name(&path)),
+        };
+        tracing::info!(model = %what, threads = config.threads, active_loads = active, "loading model");
+        let verb = if remote.is_some() {
+            "connecting to"
+        } else {
+            "loading"
+        };
+        self.status(State::Loading, Some(format!("{verb} {what}")), Some(0))
+            .await;
+        let title = if remote.is_some() {
+            "ghostline: connecting to the model server"
+        } else {
+            "ghostline: loading model"
+        };
+        let progress = self.progress(None, title, Some(short)).await;
         // `fake.crash` (tests) crashes the first engine only: the restart after it works.
         let restarted = self.engine().failures() > 0;
-        let mut load = tokio::task::spawn_blocking(move || {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
+        let report = remote.is_some().then(|| self.remote_reporter(generation));
+        let mut load = tokio::task::spawn_blocking(move || -> Result<Loaded, String> {
+            if let Some(remote) = remote {
+                let remote = remote?;
+                let backend = Arc::new(RemoteBackend::new(remote).map_err(|e| e.to_string())?);
+                let _ = tx.send(1.0);
+                // One authenticated request now: a wrong key or a server that is down shows at
+                // once, not at the first keystroke.
+                let first_error = backend.check().err();
+                let watch = RemoteWatch::new(&backend, report.expect("a reporter"));
+                let handle = Arc::new(Watched {
+                    remote: backend,
+                    watch: watch.clone(),
+                }) as BackendHandle;
+                return Ok(Loaded {
+                    handle,
+                    watch: Some((watch, first_error)),
+                });
+            }
             if settings.backend == config::BackendKind::Fake {
                 std::thread::sleep(Duration::from_millis(settings.fake_load_delay_ms));
                 let _ = tx.send(1.0);
@@ -107,10 +143,15 @@ impl Session {
                 let fake = FakeBackend::new()
                     .with_delay_per_token(delay)
                     .with_context_size(config.context_size as usize);
-                if settings.fake_crash && !restarted {
-                    return Ok(Arc::new(Crashing(fake)) as BackendHandle);
-                }
-                return Ok(Arc::new(fake) as BackendHandle);
+                let handle = if settings.fake_crash && !restarted {
+                    Arc::new(Crashing(fake)) as BackendHandle
+                } else {
+                    Arc::new(fake) as BackendHandle
+                };
+                return Ok(Loaded {
+                    handle,
+                    watch: None,
+                });
             }
             Engine::start_with_progress(
                 config,
@@ -118,7 +159,11 @@ impl Session {
                     let _ = tx.send(p);
                 }),
             )
-            .map(|engine| Arc::new(engine) as BackendHandle)
+            .map(|engine| Loaded {
+                handle: Arc::new(engine) as BackendHandle,
+                watch: None,
+            })
+            .map_err(|e| e.to_string())
         });
         let result = loop {
             tokio::select! {
@@ -132,11 +177,14 @@ impl Session {
             }
         };
         let result = match result {
-            Ok(r) => r.map_err(|e| e.to_string()),
+            Ok(r) => r,
             Err(join) => Err(format!("the model loader crashed: {join}")),
         };
         match result {
-            Ok(engine) => {
+            Ok(Loaded {
+                handle: engine,
+                watch,
+            }) => {
                 let info = engine.info().clone();
                 let latest = self.engine().wanted.load(Ordering::SeqCst) == ticket;
                 if !latest || !self.engine().finish(generation, EngineState::Ready(engine)) {
@@ -147,7 +195,12 @@ impl Session {
                 }
                 self.clear_cache();
                 tracing::info!(name = %info.name, fim = info.fim.is_some(), "model ready");
-                progress.end(Some(format!("{} loaded", info.name))).await;
+                let done = if watch.is_some() {
+                    "connected"
+                } else {
+                    "loaded"
+                };
+                progress.end(Some(format!("{} {done}", info.name))).await;
                 if info.fim.is_none() {
                     let msg = format!(
                         "ghostline: model {} ({}) has no fill-in-the-middle tokens; completions are off. Set ghostline.fimTemplate to use it.",
@@ -156,9 +209,13 @@ impl Session {
                     );
                     self.client().show_message(MessageType::WARNING, &msg).await;
                     self.status(State::Disabled, Some(msg), None).await;
-                } else {
+                } else if !matches!(&watch, Some((_, Some(_)))) {
                     self.status(State::Ready, Some(info.name.clone()), Some(100))
                         .await;
+                }
+                // A server that is down or refuses the key: straight to its error.
+                if let Some((watch, Some(error))) = watch {
+                    watch.down(&error);
                 }
             }
             Err(reason) => {
@@ -173,14 +230,55 @@ impl Session {
                 }
                 tracing::error!("model load failed: {reason}");
                 progress.end(Some("failed".into())).await;
-                let msg = format!(
-                    "ghostline: could not load the model {}: {reason}",
-                    path.display()
-                );
+                let msg = if settings_is_remote(&self.config()) {
+                    format!("ghostline: cannot use the model server: {reason}")
+                } else {
+                    format!("ghostline: could not load the model {what}: {reason}")
+                };
                 self.client().show_message(MessageType::ERROR, &msg).await;
                 self.status(State::Error, Some(msg), None).await;
             }
         }
+    }
+
+    /// What a remote backend of load `generation` calls when its server goes down (`Some`
+    /// message) or answers again (`None`): the status, and one message per new error.
+    fn remote_reporter(self: &Arc<Self>, generation: u64) -> Report {
+        let inner: Weak<Session> = Arc::downgrade(self);
+        let runtime = tokio::runtime::Handle::current();
+        let last_shown = Mutex::new(None::<String>);
+        Box::new(move |error: Option<&str>| {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            if inner.engine().generation.load(Ordering::SeqCst) != generation {
+                return; // A newer backend replaced this one.
+            }
+            inner.engine().set_remote_down(error.is_some());
+            let error = error.map(str::to_owned);
+            // The same error again (down, up, down) updates the status but is not shown again.
+            let show = error.is_some() && *lock(&last_shown) != error;
+            if show {
+                lock(&last_shown).clone_from(&error);
+            }
+            runtime.spawn(async move {
+                match error {
+                    Some(msg) => {
+                        tracing::warn!("{msg}");
+                        let msg = format!("{msg}; retrying in the background");
+                        if show {
+                            inner.client().show_message(MessageType::ERROR, &msg).await;
+                        }
+                        inner.status(State::Error, Some(msg), None).await;
+                    }
+                    None => {
+                        let name = inner.engine().ready().map(|e| e.info().name.clone());
+                        tracing::info!("the model server answers again");
+                        inner.status(State::Ready, name, Some(100)).await;
+                    }
+                }
+            });
+        })
     }
 
     /// Reacts to an error from `engine`: when it is fatal ([`EngineError::is_fatal`]: the
@@ -262,14 +360,186 @@ impl Backend for Crashing {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A loaded backend, and the health watch of a remote one with the error of its first check.
+struct Loaded {
+    handle: BackendHandle,
+    watch: Option<(Arc<RemoteWatch>, Option<String>)>,
+}
 
-    #[test]
-    fn backoff_doubles_up_to_a_minute() {
-        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+fn settings_is_remote(c: &config::Config) -> bool {
+    matches!(
+        c.backend,
+        config::BackendKind::LlamaServer | config::BackendKind::OpenAi
+    )
+}
+
+/// The remote backend's settings, when a remote backend is chosen; an error when the settings
+/// cannot make one (no endpoint).
+fn remote_config(c: &config::Config) -> Option<Result<RemoteConfig, String>> {
+    let kind = match c.backend {
+        config::BackendKind::LlamaServer => RemoteKind::LlamaServer,
+        config::BackendKind::OpenAi => RemoteKind::OpenAi,
+        _ => return None,
+    };
+    let Some(endpoint) = c.remote_endpoint.clone() else {
+        return Some(Err(format!(
+            "ghostline.backend is \"{}\" but ghostline.remote.endpoint is not set (the server's base URL, e.g. http://127.0.0.1:8080)",
+            if kind == RemoteKind::LlamaServer { "llama-server" } else { "openai" }
+        )));
+    };
+    let mut r = RemoteConfig::new(kind, endpoint);
+    r.model = c.remote_model.clone();
+    r.api_key_file = c.remote_api_key_file.clone().map(expand_home);
+    r.ca_file = c.remote_ca_file.clone().map(expand_home);
+    r.timeout = Duration::from_millis(c.remote_timeout_ms);
+    r.fim_template = c.fim_template.clone();
+    r.context_size = c.context_size as usize;
+    r.max_tokens = c.max_tokens;
+    Some(Ok(r))
+}
+
+/// Told `Some(error)` when the model server goes down, `None` when it answers again.
+type Report = Box<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// Watches a remote backend's health: reports each change once, and while the server is down
+/// probes it whenever its backoff ends, so that the status recovers without a keystroke.
+struct RemoteWatch {
+    /// The error reported, while the server is down.
+    down: Mutex<Option<String>>,
+    /// A probing thread runs.
+    probing: AtomicBool,
+    remote: Weak<RemoteBackend>,
+    report: Report,
+}
+
+impl RemoteWatch {
+    fn new(remote: &Arc<RemoteBackend>, report: Report) -> Arc<Self> {
+        Arc::new(RemoteWatch {
+            down: Mutex::new(None),
+            probing: AtomicBool::new(false),
+            remote: Arc::downgrade(remote),
+            report,
+        })
+    }
+
+    /// A request got `result`.
+    fn observe(self: &Arc<Self>, error: Option<&EngineError>) {
+        match error {
+            None => self.up(),
+            Some(EngineError::Remote(msg)) => self.down(msg),
+            Some(_) => {}
+        }
+    }
+
+    fn down(self: &Arc<Self>, msg: &str) {
+        {
+            let mut down = lock(&self.down);
+            if down.is_some() {
+                return;
+            }
+            *down = Some(msg.to_owned());
+        }
+        (self.report)(Some(msg));
+        self.probe_in_background();
+    }
+
+    fn up(&self) {
+        if lock(&self.down).take().is_some() {
+            (self.report)(None);
+        }
+    }
+
+    /// Probes the server at the end of each backoff until it answers (or the backend is gone).
+    fn probe_in_background(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        std::thread::spawn(move || loop {
+            let wait = {
+                let Some(watch) = me.upgrade() else { return };
+                let Some(remote) = watch.remote.upgrade() else {
+                    return;
+                };
+                let down = lock(&watch.down);
+                if down.is_none() {
+                    watch.probing.store(false, Ordering::SeqCst);
+                    return;
+                }
+                remote
+                    .retry_at()
+                    .map_or(Duration::from_millis(500), |at| {
+                        at.saturating_duration_since(Instant::now())
+                    })
+                    .max(Duration::from_millis(100))
+            };
+            std::thread::sleep(wait);
+            let Some(watch) = me.upgrade() else { return };
+            let Some(remote) = watch.remote.upgrade() else {
+                return;
+            };
+            if remote.retry_at().is_some_and(|at| at > Instant::now()) {
+                continue; // A request failed meanwhile and extended the backoff.
+            }
+            if remote.check().is_ok() {
+                watch.up();
+            }
+        });
+    }
+}
+
+/// A remote backend whose replies feed its [`RemoteWatch`].
+struct Watched {
+    remote: Arc<RemoteBackend>,
+    watch: Arc<RemoteWatch>,
+}
+
+impl Backend for Watched {
+    fn info(&self) -> &ModelInfo {
+        self.remote.info()
+    }
+
+    fn context_size(&self) -> usize {
+        self.remote.context_size()
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.remote.count_tokens(text)
+    }
+
+    fn exact_token_counts(&self) -> bool {
+        self.remote.exact_token_counts()
+    }
+
+    fn submit_fim(&self, req: FimRequest, cancel: CancelToken, reply: FimReply) {
+        let watch = self.watch.clone();
+        self.remote.submit_fim(
+            req,
+            cancel,
+            Box::new(move |r| {
+                watch.observe(r.as_ref().err());
+                reply(r)
+            }),
+        );
+    }
+
+    fn submit_chat(
+        &self,
+        req: ChatRequest,
+        cancel: CancelToken,
+        on_text: ChatStream,
+        reply: ChatReply,
+    ) {
+        let watch = self.watch.clone();
+        self.remote.submit_chat(
+            req,
+            cancel,
+            on_text,
+            Box::new(move |r| {
+                watch.observe(r.as_ref().err());
+                reply(r)
+            }),
+        );
     }
 }
 
@@ -286,4 +556,15 @@ fn expand_home(path: PathBuf) -> PathBuf {
         }
     }
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
 }

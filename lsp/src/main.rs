@@ -46,7 +46,7 @@ enum Command {
     /// Run the language server on stdin/stdout (the default).
     Serve(ServeArgs),
     /// Complete at a position of a file and print the completion.
-    Complete(cli::CompleteArgs),
+    Complete(Box<cli::CompleteArgs>),
 }
 
 fn init_logging(common: &Common, default_level: &str) -> anyhow::Result<()> {
@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     };
     init_logging(&cli.common, default_level)?;
     match cli.command {
-        Some(Command::Complete(args)) => cli::complete(args),
+        Some(Command::Complete(args)) => cli::complete(*args),
         command => {
             let model = match command {
                 Some(Command::Serve(args)) => args.model.or(cli.serve.model),

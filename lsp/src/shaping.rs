@@ -108,8 +108,19 @@ impl<'a> Cursor<'a> {
             .split('\n')
             .map(|l| l.trim_end_matches('\r'))
             .find(|l| !l.trim().is_empty());
-        let enclosing_def = if lang == Lang::Python {
-            let below_indent = below_line.map_or(0, indent);
+        let below_indent = below_line.map_or(0, indent);
+        // Python, column 0 with no indented code after it: after a blank line, or after a
+        // statement that ends a body (editors dedent after `return`), the user is at module
+        // level (a new function, a `__main__` block), not inside the definition above.
+        let at_module_level = lang == Lang::Python && before.is_empty() && below_indent == 0 && {
+            let last = rest.rsplit('\n').next().unwrap_or("");
+            let t = last.trim();
+            t.is_empty()
+                || ["return", "pass", "raise", "break", "continue"]
+                    .iter()
+                    .any(|k| t == *k || t.starts_with(&format!("{k} ")))
+        };
+        let enclosing_def = if lang == Lang::Python && !at_module_level {
             // Walking up: a definition encloses the cursor when every code line between them
             // is indented deeper than it.
             let mut least = usize::MAX;
@@ -1029,6 +1040,22 @@ mod tests {
             .as_deref(),
             Some("ange(n):\n        if n % i == 0:\n            return i\n    n += 1")
         );
+    }
+
+    #[test]
+    fn column_zero_after_a_finished_body_or_a_blank_line_is_module_level() {
+        // The user finished a function: a new top-level statement is what they want.
+        for prefix in [
+            "def f(n):\n    return n\n",
+            "def f(n):\n    x = n\n\n",
+            "def f(n):\n    x = n\n\n\n",
+        ] {
+            assert_eq!(
+                block(prefix, "\n", "def g(m):\n    return m\n").as_deref(),
+                Some("def g(m):\n    return m"),
+                "{prefix:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! It only holds state; loading, restarting and reporting live in [`crate::loader`].
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -37,6 +37,9 @@ pub struct EngineSlot {
     pub(crate) active_loads: AtomicUsize,
     /// Consecutive engine failures and when the last one happened (restart backoff).
     pub(crate) failures: Mutex<(u32, Option<Instant>)>,
+    /// The loaded backend's model server is down or refuses us (remote backends): the status
+    /// stays `error` until it answers again.
+    remote_down: AtomicBool,
 }
 
 impl EngineSlot {
@@ -48,7 +51,19 @@ impl EngineSlot {
             wanted: AtomicU64::new(0),
             active_loads: AtomicUsize::new(0),
             failures: Mutex::new((0, None)),
+            remote_down: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the loaded backend's model server is down or refuses us: the status bar shows
+    /// that error, and per-request `generating`/`idle` statuses would hide it.
+    pub fn remote_down(&self) -> bool {
+        self.remote_down.load(Ordering::SeqCst)
+    }
+
+    /// Records whether the loaded backend's model server is down.
+    pub(crate) fn set_remote_down(&self, down: bool) {
+        self.remote_down.store(down, Ordering::SeqCst);
     }
 
     /// The engine when it is loaded.
@@ -78,6 +93,7 @@ impl EngineSlot {
     /// Starts a new load: drops the current engine (requests that hold it finish first).
     pub(crate) fn begin(&self) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.remote_down.store(false, Ordering::SeqCst);
         let old = std::mem::replace(&mut *lock(&self.state), EngineState::Loading);
         drop(old);
         generation

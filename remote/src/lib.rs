@@ -255,6 +255,48 @@ impl RemoteBackend {
         let h = self.shared.health.lock().unwrap_or_else(|e| e.into_inner());
         h.retry_at.and(h.error.clone())
     }
+
+    /// When the server, now in backoff, will be tried again (`None` while it answers).
+    pub fn retry_at(&self) -> Option<Instant> {
+        lock(&self.shared.health).retry_at
+    }
+
+    /// Asks the server, briefly, whether it answers an authenticated request (`GET /v1/models`
+    /// with the key; llama-server's `/health` would not check the key). Updates the backoff
+    /// like a request does: `Ok` ends it, a connection error or a status that later requests
+    /// would get too (401, 403, 5xx) starts or extends it. The error is the message a user
+    /// sees, without the key.
+    pub fn check(&self) -> Result<(), String> {
+        let s = &self.shared;
+        let mut req = s.agent.get(format!("{}/models", s.v1));
+        if let Some(key) = &s.key {
+            req = req.header("Authorization", key.bearer());
+        }
+        let limit = s.timeout.min(Duration::from_secs(5));
+        let req = req.config().timeout_global(Some(limit)).build();
+        match req.call() {
+            Ok(resp) if resp.status().is_success() || resp.status().as_u16() == 404 => {
+                // 404: a server without a model list still answered.
+                drop(read_text(resp));
+                s.succeeded();
+                Ok(())
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let detail = read_text(resp);
+                let msg = http::status_message(status, &detail, &s.shown, s.key.as_ref());
+                if http::status_is_persistent(status) {
+                    s.failed(msg.clone());
+                }
+                Err(msg)
+            }
+            Err(e) => {
+                let msg = http::describe(&e, &s.shown, s.key.as_ref());
+                s.failed(msg.clone());
+                Err(msg)
+            }
+        }
+    }
 }
 
 /// The FIM format a model name suggests (Qwen2.5-Coder when nothing matches).

@@ -258,7 +258,7 @@ fn a_cancelled_explanation_ends_its_progress_and_status() {
         .skip(from)
         .filter(|(_, m)| m["method"] == "ghostline/status" && m["params"]["state"] == "generating")
         .map(|(i, _)| i)
-        .last()
+        .next_back()
         .expect("status generating");
     s.wait_status(generating + 1, "idle", Duration::from_secs(5));
     assert_eq!(s.shutdown().code(), Some(0));

@@ -422,7 +422,7 @@ fn storm_of_ten_thousand_messages() {
     let seed = std::env::var("GHOSTLINE_STORM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_0F_57_0A_4Du64);
+        .unwrap_or(0x5EED_0F57_0A4D_u64);
     let t0 = Instant::now();
     let mut s = Server::spawn(Spawn::default().settings(json!({})));
     s.initialize(

@@ -13,6 +13,23 @@ export interface ServerSettings {
   repoContext?: { enabled?: boolean; budgetTokens?: number };
   fimTemplate?: string;
   trigger?: 'automatic' | 'manual';
+  backend?: Backend;
+  remote?: RemoteSettings;
+}
+
+/** Which model answers: the in-process one, or a model server. */
+export type Backend = 'local' | 'llama-server' | 'openai';
+
+/**
+ * Where the model server is. The API key is deliberately not here: settings are synced, so
+ * the server reads it from `GHOSTLINE_API_KEY` in its environment or from `apiKeyFile`.
+ */
+export interface RemoteSettings {
+  endpoint?: string;
+  model?: string;
+  apiKeyFile?: string;
+  caFile?: string;
+  timeoutMs?: number;
 }
 
 /** Reads one setting below `ghostline.` (e.g. `repoContext.enabled`). */
@@ -50,9 +67,9 @@ function positiveInt(v: unknown): number | undefined {
 
 /**
  * Settings → server object. A number of 0 (the default) means "the server's default" and is
- * left out, so the server's own tuned defaults apply; `model` and `fimTemplate` are always
- * sent, since the contract says an empty string means "default" and changing them back to
- * empty must reach a running server.
+ * left out, so the server's own tuned defaults apply; `model`, `fimTemplate`, `backend` and
+ * the `remote` strings are always sent, since the contract says an empty string means
+ * "default" and changing them back must reach a running server.
  */
 export function toServerSettings(get: SettingGetter, paths: PathContext): ServerSettings {
   const out: ServerSettings = {};
@@ -75,6 +92,22 @@ export function toServerSettings(get: SettingGetter, paths: PathContext): Server
   const fim = get('fimTemplate');
   out.fimTemplate = typeof fim === 'string' ? fim : '';
   out.trigger = get('trigger') === 'manual' ? 'manual' : 'automatic';
+  const backend = get('backend');
+  out.backend = backend === 'llama-server' || backend === 'openai' ? backend : 'local';
+  // Strings always go (empty: unset), so that clearing one reaches a running server.
+  const str = (k: string): string => {
+    const v = get(k);
+    return typeof v === 'string' ? v.trim() : '';
+  };
+  const remote: RemoteSettings = {
+    endpoint: str('remote.endpoint'),
+    model: str('remote.model'),
+    apiKeyFile: expandPath(str('remote.apiKeyFile'), paths),
+    caFile: expandPath(str('remote.caFile'), paths),
+  };
+  const timeoutMs = positiveInt(get('remote.timeoutMs'));
+  if (timeoutMs !== undefined) remote.timeoutMs = timeoutMs;
+  out.remote = remote;
   return out;
 }
 

@@ -38,8 +38,8 @@ USAGE:
 
 --raw runs the bare model (PSM, end-of-text or 128 tokens, no shaping) instead of the server.
 --summary writes the figures as JSON (scripts/bench-table.py turns them into the README table).
---check-floor fails (exit 1) when pass@1 is more than 5 points below the `pass_at_1` recorded
-in FILE for this set, model and stride (what CI runs).";
+--check-floor fails (exit 1) when pass@1 is more than `tolerance` points (default 5) below the
+`pass_at_1` recorded in FILE for this set, model and stride (what CI runs).";
 
 struct Args {
     set: String,
@@ -407,13 +407,17 @@ fn main() {
                     && f["stride"] == args.stride
             })
         });
+        // Greedy output can flip at a near-tie on another CPU: a small set allows more slack.
+        let tolerance = recorded
+            .and_then(|f| f["tolerance"].as_f64())
+            .unwrap_or(5.0);
         match recorded.and_then(|f| f["pass_at_1"].as_f64()) {
-            Some(floor) if pass_at_1 + 5.0 < floor => {
-                println!("FAIL: pass@1 {pass_at_1:.1}% is more than 5 points below the recorded {floor:.1}%");
+            Some(floor) if pass_at_1 + tolerance < floor => {
+                println!("FAIL: pass@1 {pass_at_1:.1}% is more than {tolerance} points below the recorded {floor:.1}%");
                 std::process::exit(1);
             }
             Some(floor) => println!(
-                "quality floor ok: {pass_at_1:.1}% against the recorded {floor:.1}% (-5 allowed)"
+                "quality floor ok: {pass_at_1:.1}% against the recorded {floor:.1}% (-{tolerance} allowed)"
             ),
             None => die(&format!(
                 "{} records no pass@1 for {} / {model_name} / stride {}",

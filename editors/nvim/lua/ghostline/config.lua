@@ -47,8 +47,12 @@ M.defaults = {
     maxTokens = 0,
     timeBudgetMs = 0,
     repoContext = { enabled = true, budgetTokens = 0 },
-    fimTemplate = '',
+    fimTemplate = '',       -- FIM template or preset; '' = the model's own (openai: from remote.model)
     trigger = 'automatic',  -- or 'manual': only <M-\> / :GhostlineSuggest ask
+    backend = 'local',      -- or 'llama-server' / 'openai': a model server at remote.endpoint
+    --- The model server (backend 'llama-server' or 'openai'). The API key is never a
+    --- setting: the server reads $GHOSTLINE_API_KEY from its environment, or apiKeyFile.
+    remote = { endpoint = '', model = '', apiKeyFile = '', caFile = '', timeoutMs = 0 },
   },
   --- Extra fields for the LSP client config (e.g. `on_attach`, `capabilities`).
   lsp = {},
@@ -98,8 +102,8 @@ function M.expand_path(p, home)
   return p
 end
 
---- `settings` → the server object: zeros left out (server default), model and template
---- always sent ('' = default), trigger normalised.
+--- `settings` → the server object: zeros left out (server default), model, template, backend
+--- and the remote strings always sent ('' = default), trigger and backend normalised.
 function M.server_settings(s, home)
   s = s or {}
   local out = {}
@@ -114,6 +118,21 @@ function M.server_settings(s, home)
   if b then out.repoContext.budgetTokens = b end
   out.fimTemplate = type(s.fimTemplate) == 'string' and s.fimTemplate or ''
   out.trigger = s.trigger == 'manual' and 'manual' or 'automatic'
+  out.backend = (s.backend == 'llama-server' or s.backend == 'openai') and s.backend or 'local'
+  -- Strings always go ('' = unset), so that clearing one reaches a running server.
+  local r = type(s.remote) == 'table' and s.remote or {}
+  local function str(v)
+    if type(v) ~= 'string' then return '' end
+    return (v:gsub('^%s+', ''):gsub('%s+$', ''))
+  end
+  out.remote = {
+    endpoint = str(r.endpoint),
+    model = str(r.model),
+    apiKeyFile = M.expand_path(r.apiKeyFile or '', home),
+    caFile = M.expand_path(r.caFile or '', home),
+  }
+  local t = positive_int(r.timeoutMs)
+  if t then out.remote.timeoutMs = t end
   return out
 end
 

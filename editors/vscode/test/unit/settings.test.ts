@@ -32,7 +32,7 @@ test('defaults map to the server object: zeros left out, model and template sent
     }),
     paths,
   );
-  assert.deepEqual(s, { model: '', repoContext: { enabled: true }, fimTemplate: '', trigger: 'automatic' });
+  assert.deepEqual(s, { model: '', repoContext: { enabled: true }, fimTemplate: '', trigger: 'automatic', backend: 'local', remote: { endpoint: '', model: '', apiKeyFile: '', caFile: '' } });
 });
 
 test('every setting reaches the server under its contract key', () => {
@@ -47,6 +47,12 @@ test('every setting reaches the server under its contract key', () => {
       'repoContext.budgetTokens': 2048,
       fimTemplate: '<PRE> {prefix} <SUF>{suffix} <MID>',
       trigger: 'manual',
+      backend: 'openai',
+      'remote.endpoint': 'https://gpu.example:8000/v1',
+      'remote.model': 'Qwen/Qwen2.5-Coder-7B',
+      'remote.apiKeyFile': '~/.config/ghostline/key',
+      'remote.caFile': '${workspaceFolder}/ca.pem',
+      'remote.timeoutMs': 3000,
     }),
     paths,
   );
@@ -59,12 +65,20 @@ test('every setting reaches the server under its contract key', () => {
     repoContext: { enabled: false, budgetTokens: 2048 },
     fimTemplate: '<PRE> {prefix} <SUF>{suffix} <MID>',
     trigger: 'manual',
+    backend: 'openai',
+    remote: {
+      endpoint: 'https://gpu.example:8000/v1',
+      model: 'Qwen/Qwen2.5-Coder-7B',
+      apiKeyFile: '/home/u/.config/ghostline/key',
+      caFile: '/work/proj/ca.pem',
+      timeoutMs: 3000,
+    },
   });
 });
 
 test('wrong types fall back to defaults instead of reaching the server', () => {
-  const s = toServerSettings(getter({ model: 42, threads: 'many', maxTokens: -5, 'repoContext.enabled': 'yes', trigger: 'sometimes' }), paths);
-  assert.deepEqual(s, { model: '', repoContext: { enabled: true }, fimTemplate: '', trigger: 'automatic' });
+  const s = toServerSettings(getter({ model: 42, threads: 'many', maxTokens: -5, 'repoContext.enabled': 'yes', trigger: 'sometimes', backend: 'vllm', 'remote.timeoutMs': -1 }), paths);
+  assert.deepEqual(s, { model: '', repoContext: { enabled: true }, fimTemplate: '', trigger: 'automatic', backend: 'local', remote: { endpoint: '', model: '', apiKeyFile: '', caFile: '' } });
 });
 
 test('didChangeConfiguration wraps the object as settings.ghostline', () => {

@@ -1,0 +1,521 @@
+//! The remote backends against a real llama.cpp `llama-server`, through the real `ghostline`
+//! binary: for `backend: "llama-server"` (`/infill`) and `backend: "openai"` (llama-server's
+//! `/v1`), a completion (with repository context), cancellation mid-stream (the server's slot
+//! is freed), a wrong API key (one clear error, no key in it), a server that is down and comes
+//! back, and the explain command.
+//!
+//! The server is started on a free loopback port with the 0.5B model, `--parallel 2` and an API
+//! key. Its binary is `$GHOSTLINE_PEER_BIN`, else what `scripts/build-llama-server.sh` prints
+//! (the script only prints the path when the binary exists; `make test-model` runs it first).
+//! Real model: `#[ignore]`d in the fast tier. Generations are not asserted, only that answers
+//! are well-formed and non-empty where a model always says something, statuses and generous
+//! time bounds.
+//!
+//! One test runs in the fast tier, against a stand-in server without a model: the repository
+//! context reaches `/infill` as `input_extra` chunks, dependencies first. Not here: TLS, vLLM
+//! itself, the team benchmark.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ghostline_tests::{editor_capabilities, file_uri, model_lock, small_model, Server, Spawn};
+use serde_json::{json, Value};
+
+const KEY: &str = "ghostline-test-key-5f1c9a";
+
+/// The llama-server binary, found the way `scripts/build-llama-server.sh` prints it.
+fn llama_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GHOSTLINE_PEER_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-llama-server.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/build-llama-server.sh");
+    assert!(out.status.success(), "scripts/build-llama-server.sh failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
+    assert!(
+        path.is_file(),
+        "scripts/build-llama-server.sh printed {path:?}, which is not a file"
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running llama-server with the 0.5B model.
+struct LlamaServer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl LlamaServer {
+    fn start(port: u16) -> LlamaServer {
+        let log = std::env::temp_dir().join(format!("ghostline-remote-test-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(llama_server_bin())
+            .args(["-m", &small_model().to_string_lossy()])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--parallel", "2", "-c", "8192", "-t", "2", "-tb", "2"])
+            .args(["--api-key", KEY])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start llama-server");
+        let mut server = LlamaServer { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "llama-server exited ({status}):\n{}",
+                    std::fs::read_to_string(&server.log).unwrap_or_default()
+                );
+            }
+            if server.get("/health").is_some_and(|(code, _)| code == 200) {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "llama-server not healthy in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `GET path` with the key: status and body.
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).ok()?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, body.to_owned()))
+    }
+
+    /// Whether any slot is generating (`GET /slots`).
+    fn busy(&self) -> bool {
+        let Some((200, body)) = self.get("/slots") else {
+            return true;
+        };
+        // The body may be chunked: find the JSON array.
+        let json = body
+            .find('[')
+            .and_then(|a| body.rfind(']').map(|b| &body[a..=b]))
+            .unwrap_or("[]");
+        let slots: Value = serde_json::from_str(json).unwrap_or(json!([]));
+        slots
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["is_processing"] == true))
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A workspace: `main.py` imports `geometry.py` (repository context).
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("geometry.py"),
+        "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n\n\ndef distance(a, b):\n    return ((a.x - b.x) ** 2 + (a.y - b.y) ** 2) ** 0.5\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("main.py"), MAIN).unwrap();
+    std::fs::write(dir.path().join("sort.py"), SORT).unwrap();
+    dir
+}
+
+/// An empty function body: an invoked completion there plans a block and runs for a while.
+const SORT: &str = "def merge_sort(items):\n    \n";
+
+const MAIN: &str = "from geometry import Point, distance\n\n\ndef perimeter(points):\n    total = 0\n    for i in range(len(points)):\n        total += \n    return total\n";
+
+fn settings(backend: &str, endpoint: &str) -> Value {
+    json!({"backend": backend, "remote": {"endpoint": endpoint, "timeoutMs": 3000},
+           "timeBudgetMs": 20000, "invokedTimeBudgetMs": 30000})
+}
+
+/// ghostline connected to `endpoint` with `key` in its environment, `main.py` open.
+fn ghostline(backend: &str, endpoint: &str, key: &str, dir: &Path) -> (Server, String) {
+    let options = settings(backend, endpoint);
+    let spawn = Spawn {
+        env: vec![("GHOSTLINE_API_KEY".into(), key.into())],
+        ..Spawn::default()
+    }
+    .settings(options.clone());
+    let mut s = Server::spawn(spawn);
+    s.initialize_in(&[dir], editor_capabilities(), options);
+    let uri = file_uri(&dir.join("main.py").to_string_lossy());
+    s.open(&uri, "python", MAIN);
+    (s, uri)
+}
+
+fn show_messages(s: &Server, from: usize) -> Vec<String> {
+    s.messages()
+        .iter()
+        .skip(from)
+        .filter(|m| m["method"] == "window/showMessage")
+        .map(|m| m["params"]["message"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn last_completion(s: &mut Server) -> Value {
+    s.request(
+        "workspace/executeCommand",
+        json!({"command": "ghostline.debugLastCompletion", "arguments": []}),
+    )
+    .ok()
+}
+
+fn completes(backend: &str) {
+    let _model = model_lock();
+    let server = LlamaServer::start(free_port());
+    let dir = workspace();
+    let (mut s, uri) = ghostline(backend, &server.endpoint(), KEY, dir.path());
+    let ready = s.wait_status(0, "ready", Duration::from_secs(60));
+    assert!(
+        ready["params"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&server.endpoint())),
+        "{ready}"
+    );
+    let t = Instant::now();
+    let items = s.inline(&uri, 6, 17, true);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(!items.is_empty(), "no suggestion\n{}", s.stderr());
+    let text = items[0]["insertText"].as_str().expect("insertText");
+    assert!(!text.trim().is_empty(), "{items:?}");
+    let stats = last_completion(&mut s);
+    assert!(stats["generatedTokens"].as_u64() > Some(0), "{stats}");
+    assert!(stats["promptTokens"].as_u64() > Some(0), "{stats}");
+    // The same place again: the suggestion cache answers without the server.
+    let t = Instant::now();
+    let again = s.inline(&uri, 6, 17, true);
+    assert!(!again.is_empty());
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(s.protocol_errors().is_empty());
+    assert_eq!(s.shutdown().code(), Some(0));
+}
+
+fn cancels_mid_stream(backend: &str) {
+    let _model = model_lock();
+    let server = LlamaServer::start(free_port());
+    let dir = workspace();
+    let (mut s, uri) = ghostline(backend, &server.endpoint(), KEY, dir.path());
+    s.wait_status(0, "ready", Duration::from_secs(60));
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"ghostline": {"maxTokens": 1024}}}),
+    );
+    let sort = file_uri(&dir.path().join("sort.py").to_string_lossy());
+    s.open(&sort, "python", SORT);
+    let id = s.send_inline(&sort, 1, 4, true);
+    let t = Instant::now();
+    while !server.busy() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let cancelled_at = Instant::now();
+    s.notify("$/cancelRequest", json!({"id": id}));
+    let r = s.response(id, Duration::from_secs(10));
+    assert!(r.error_code() == Some(-32800) || r.error.is_none(), "{r:?}");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(5));
+    assert_eq!(s.response_count(id), 1, "exactly one response");
+    // The connection was closed: the server stops generating for it.
+    let t = Instant::now();
+    while server.busy() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "llama-server still generating 15 s after the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And the next request is answered.
+    let items = s.inline(&uri, 6, 17, true);
+    assert!(!items.is_empty(), "{}", s.stderr());
+    assert_eq!(s.shutdown().code(), Some(0));
+}
+
+fn wrong_key_is_one_clear_error(backend: &str) {
+    let _model = model_lock();
+    let server = LlamaServer::start(free_port());
+    let dir = workspace();
+    let wrong = "not-the-key-0042";
+    let (mut s, uri) = ghostline(backend, &server.endpoint(), wrong, dir.path());
+    let status = s.wait_status(0, "error", Duration::from_secs(60));
+    let msg = status["params"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        msg.contains("401") && msg.contains("GHOSTLINE_API_KEY"),
+        "{msg}"
+    );
+    // Keystrokes: answered at once, with nothing; no further messages.
+    for col in [13u32, 14, 15, 16, 17] {
+        let t = Instant::now();
+        let items = s.inline(&uri, 6, col, false);
+        assert!(items.is_empty());
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let shown = show_messages(&s, 0);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0].contains("401"), "{shown:?}");
+    let log = s.stderr();
+    for text in shown.iter().chain([&msg, &log]) {
+        assert!(
+            !text.contains(wrong) && !text.contains(KEY),
+            "key leaked: {text}"
+        );
+    }
+    assert_eq!(s.shutdown().code(), Some(0));
+}
+
+fn down_and_back(backend: &str) {
+    let _model = model_lock();
+    let port = free_port();
+    let dir = workspace();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (mut s, uri) = ghostline(backend, &endpoint, KEY, dir.path());
+    let status = s.wait_status(0, "error", Duration::from_secs(30));
+    assert!(
+        status["params"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&endpoint) && m.contains("unavailable")),
+        "{status}"
+    );
+    for col in [13u32, 14, 15, 16, 17] {
+        let t = Instant::now();
+        assert!(s.inline(&uri, 6, col, false).is_empty());
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+    let shown = show_messages(&s, 0);
+    assert_eq!(
+        shown.len(),
+        1,
+        "one message, not one per keystroke: {shown:?}"
+    );
+    // The server comes up: ghostline notices by itself.
+    let from = s.message_count();
+    let server = LlamaServer::start(port);
+    s.wait_status(from, "ready", Duration::from_secs(60));
+    let items = s.inline(&uri, 6, 17, true);
+    assert!(!items.is_empty(), "{}", s.stderr());
+    // Down again: one error status; back: ready.
+    let from = s.message_count();
+    drop(server);
+    let _ = s.inline(&uri, 6, 16, true);
+    s.wait_status(from, "error", Duration::from_secs(30));
+    let from = s.message_count();
+    let _server = LlamaServer::start(port);
+    s.wait_status(from, "ready", Duration::from_secs(60));
+    assert_eq!(s.shutdown().code(), Some(0));
+}
+
+fn explains(backend: &str) {
+    let _model = model_lock();
+    let server = LlamaServer::start(free_port());
+    let dir = workspace();
+    let (mut s, uri) = ghostline(backend, &server.endpoint(), KEY, dir.path());
+    s.wait_status(0, "ready", Duration::from_secs(60));
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"ghostline": {"explainMaxTokens": 64}}}),
+    );
+    let t = Instant::now();
+    let r = s
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "ghostline.explainFunction",
+                   "arguments": [{"uri": uri, "position": {"line": 4, "character": 6}}]}),
+        )
+        .ok();
+    let text = r.as_str().expect("markdown");
+    assert!(text.contains("perimeter"), "{text}");
+    assert!(text.len() > "perimeter".len() + 20, "{text}");
+    assert!(t.elapsed() < Duration::from_secs(120));
+    assert_eq!(s.shutdown().code(), Some(0));
+}
+
+macro_rules! both_backends {
+    ($($name:ident: $body:ident;)*) => {
+        mod llama_server {
+            $(
+                #[test]
+                #[ignore = "real model: make test-model"]
+                fn $name() {
+                    super::$body("llama-server");
+                }
+            )*
+        }
+        mod openai {
+            $(
+                #[test]
+                #[ignore = "real model: make test-model"]
+                fn $name() {
+                    super::$body("openai");
+                }
+            )*
+        }
+    };
+}
+
+both_backends! {
+    completes_with_repository_context: completes;
+    cancellation_mid_stream_frees_the_server: cancels_mid_stream;
+    a_wrong_key_is_one_clear_error: wrong_key_is_one_clear_error;
+    a_server_that_is_down_comes_back: down_and_back;
+    explains_a_function: explains;
+}
+
+/// A stand-in llama-server (no model): answers `/v1/models` and streams one `/infill` event,
+/// recording every `/infill` body. Everything else is 404.
+fn mock_llama_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((n, v)) = h.split_once(':') {
+                        if n.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let (status, ctype, text) = match path.as_str() {
+                    "/v1/models" => (
+                        200,
+                        "application/json",
+                        json!({"data": [{"id": "qwen2.5-coder-mock"}]}).to_string(),
+                    ),
+                    "/infill" => {
+                        record
+                            .lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                        (
+                            200,
+                            "text/event-stream",
+                            format!(
+                                "data: {}\n\n",
+                                json!({"content": "points[i]", "stop": true})
+                            ),
+                        )
+                    }
+                    _ => (404, "application/json", "{}".to_owned()),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Fast tier (no model): the repository context reaches llama-server as `input_extra` chunks,
+/// dependencies first (the order of the local prompt), and the answer comes back shaped.
+#[test]
+fn llama_server_gets_repository_context_as_input_extra_in_topological_order() {
+    let (port, seen) = mock_llama_server();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("geometry.py"),
+        "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shapes.py"),
+        "from geometry import Point\n\n\ndef square(n):\n    return [Point(0, 0), Point(n, 0), Point(n, n), Point(0, n)]\n",
+    )
+    .unwrap();
+    let main =
+        "from shapes import square\n\n\ndef corners(n):\n    points = square(n)\n    return \n";
+    std::fs::write(dir.path().join("main.py"), main).unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options = settings("llama-server", &endpoint);
+    let mut s = Server::spawn(Spawn::default().settings(options.clone()));
+    s.initialize_in(&[dir.path()], editor_capabilities(), options);
+    s.wait_status(0, "ready", Duration::from_secs(30));
+    let uri = file_uri(&dir.path().join("main.py").to_string_lossy());
+    s.open(&uri, "python", main);
+    let items = s.inline(&uri, 5, 11, true);
+    assert_eq!(items.len(), 1, "{items:?}\n{}", s.stderr());
+    assert!(
+        items[0]["insertText"]
+            .as_str()
+            .unwrap()
+            .contains("points[i]"),
+        "{items:?}"
+    );
+    let bodies = seen.lock().unwrap().clone();
+    let body = bodies.last().expect("an /infill request");
+    let files: Vec<&str> = body["input_extra"]
+        .as_array()
+        .expect("input_extra")
+        .iter()
+        .map(|c| c["filename"].as_str().unwrap_or(""))
+        .collect();
+    let at = |name: &str| files.iter().position(|f| f.ends_with(name));
+    let (g, sh) = (at("geometry.py"), at("shapes.py"));
+    assert!(g.is_some() && sh.is_some() && g < sh, "{files:?}");
+    assert!(body["input_prefix"]
+        .as_str()
+        .unwrap()
+        .ends_with("    return "));
+    assert_eq!(body["cache_prompt"], true);
+    assert!(body["n_predict"].as_u64().is_some_and(|n| n > 0));
+    assert!(body["t_max_predict_ms"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(s.shutdown().code(), Some(0));
+}
