@@ -91,6 +91,10 @@ pub struct Cursor<'a> {
     /// body the cursor may be in (less indented than the code after the cursor, or any when
     /// there is none); `None` elsewhere.
     pub enclosing_def: Option<usize>,
+    /// Python: how many brackets opened before the cursor nothing after it closes (a dict
+    /// literal whose `}` is the hole); 0 elsewhere. A suggestion of closing brackets only is
+    /// kept when it supplies these.
+    pub missing_closers: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -113,12 +117,20 @@ impl<'a> Cursor<'a> {
         // statement that ends a body (editors dedent after `return`), the user is at module
         // level (a new function, a `__main__` block), not inside the definition above.
         let at_module_level = lang == Lang::Python && before.is_empty() && below_indent == 0 && {
-            let last = rest.rsplit('\n').next().unwrap_or("");
-            let t = last.trim();
-            t.is_empty()
+            let last = rest.rsplit('\n').next().unwrap_or("").trim();
+            // A definition whose body is only a header or a docstring is not finished.
+            let code_above = rest
+                .rsplit('\n')
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("");
+            let unfinished = code_above.ends_with(':')
+                || code_above.ends_with("\"\"\"")
+                || code_above.ends_with("'''");
+            (last.is_empty() && !unfinished)
                 || ["return", "pass", "raise", "break", "continue"]
                     .iter()
-                    .any(|k| t == *k || t.starts_with(&format!("{k} ")))
+                    .any(|k| last == *k || last.starts_with(&format!("{k} ")))
         };
         let enclosing_def = if lang == Lang::Python && !at_module_level {
             // Walking up: a definition encloses the cursor when every code line between them
@@ -143,8 +155,14 @@ impl<'a> Cursor<'a> {
         } else {
             None
         };
+        let missing_closers = if lang == Lang::Python {
+            missing_closers(prefix, suffix)
+        } else {
+            0
+        };
         Cursor {
             enclosing_def,
+            missing_closers,
             before,
             after: after.strip_suffix('\r').unwrap_or(after),
             above: rest
@@ -336,6 +354,29 @@ fn indent(line: &str) -> usize {
         .sum()
 }
 
+/// How many brackets opened in `prefix` (and not closed there) are not closed by a closing
+/// bracket of `suffix` that has no opener in the suffix itself.
+fn missing_closers(prefix: &str, suffix: &str) -> usize {
+    let mut open = 0usize;
+    for ch in prefix.chars() {
+        match ch {
+            '(' | '[' | '{' => open += 1,
+            ')' | ']' | '}' => open = open.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let (mut depth, mut closes) = (0usize, 0usize);
+    for ch in suffix.chars() {
+        match ch {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth > 0 => depth -= 1,
+            ')' | ']' | '}' => closes += 1,
+            _ => {}
+        }
+    }
+    open.saturating_sub(closes)
+}
+
 /// Net count of opening minus closing brackets.
 fn balance(s: &str) -> i32 {
     s.chars()
@@ -398,10 +439,14 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
         Mode::Continue => trim_rest_overlap(c, raw.split('\n').next().unwrap_or("").trim_end()),
     };
     let trimmed = text.trim();
+    let closers = trimmed.chars().filter(|&ch| is_closer(ch)).count();
+    // Closing brackets only: kept when they close what nothing after the cursor closes.
+    let needed = closers > 0 && closers <= c.missing_closers;
     if trimmed.is_empty()
-        || trimmed
-            .chars()
-            .all(|ch| is_closer(ch) || matches!(ch, ';' | ',') || ch.is_whitespace())
+        || (!needed
+            && trimmed
+                .chars()
+                .all(|ch| is_closer(ch) || matches!(ch, ';' | ',') || ch.is_whitespace()))
     {
         return None;
     }
@@ -1039,6 +1084,30 @@ mod tests {
             )
             .as_deref(),
             Some("ange(n):\n        if n % i == 0:\n            return i\n    n += 1")
+        );
+    }
+
+    #[test]
+    fn a_closing_bracket_nothing_after_the_cursor_closes_is_kept() {
+        let prefix = "def f(x):\n    table = {\n        'one': 1,\n        'two': 2\n";
+        // HumanEval/19: the hole is the dict's closing brace.
+        assert_eq!(
+            block(prefix, "\n    return table[x]\n", "    }").as_deref(),
+            Some("    }")
+        );
+        // The suffix closes it already: a closing brace is a repeat.
+        assert_eq!(
+            block(prefix, "\n    }\n    return table[x]\n", "    }"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_only_a_docstring_is_not_finished() {
+        let prefix = "def f(n):\n    \"\"\"Doc.\"\"\"\n\n";
+        assert_eq!(
+            block(prefix, "\n", "if __name__ == \"__main__\":\n    f(1)\n"),
+            None
         );
     }
 
