@@ -71,6 +71,7 @@ bench-table: deps models
 	mkdir -p bench/results
 	target/debug/bench-infill --quiet --set single-line --model 1.5b --stride 20 --summary bench/results/floor-single-line-1.5b-stride20.json
 	target/debug/bench-infill --quiet --set single-line --model 1.5b --stride 10 --summary bench/results/single-line-1.5b-stride10.json
+	target/debug/bench-infill --quiet --raw --set single-line --model 1.5b --stride 10 --summary bench/results/single-line-1.5b-stride10-raw.json
 	target/debug/bench-infill --quiet --set single-line --model 0.5b --stride 10 --summary bench/results/single-line-0.5b-stride10.json
 	target/debug/bench-infill --quiet --set multi-line --model 1.5b --stride 4 --summary bench/results/multi-line-1.5b-stride4.json
 	target/debug/bench-infill --quiet --raw --set multi-line --model 1.5b --stride 4 --summary bench/results/multi-line-1.5b-stride4-raw.json

@@ -27,6 +27,7 @@ use ghostline_remote::{RemoteBackend, RemoteConfig, RemoteKind};
 use tower_lsp_server::ls_types::MessageType;
 
 use crate::config;
+use crate::progress::WorkProgress;
 use crate::protocol::State;
 use crate::slot::EngineState;
 use crate::state::Session;
@@ -118,53 +119,14 @@ impl Session {
         let restarted = self.engine().failures() > 0;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
         let report = remote.is_some().then(|| self.remote_reporter(generation));
-        let mut load = tokio::task::spawn_blocking(move || -> Result<Loaded, String> {
-            if let Some(remote) = remote {
-                let remote = remote?;
-                let backend = Arc::new(RemoteBackend::new(remote).map_err(|e| e.to_string())?);
-                let _ = tx.send(1.0);
-                // One authenticated request now: a wrong key or a server that is down shows at
-                // once, not at the first keystroke.
-                let first_error = backend.check().err();
-                let watch = RemoteWatch::new(&backend, report.expect("a reporter"));
-                let handle = Arc::new(Watched {
-                    remote: backend,
-                    watch: watch.clone(),
-                }) as BackendHandle;
-                return Ok(Loaded {
-                    handle,
-                    watch: Some((watch, first_error)),
-                });
-            }
-            if settings.backend == config::BackendKind::Fake {
-                std::thread::sleep(Duration::from_millis(settings.fake_load_delay_ms));
-                let _ = tx.send(1.0);
-                let delay = Duration::from_millis(settings.fake_delay_ms);
-                let fake = FakeBackend::new()
-                    .with_delay_per_token(delay)
-                    .with_context_size(config.context_size as usize);
-                let handle = if settings.fake_crash && !restarted {
-                    Arc::new(Crashing(fake)) as BackendHandle
-                } else {
-                    Arc::new(fake) as BackendHandle
-                };
-                return Ok(Loaded {
-                    handle,
-                    watch: None,
-                });
-            }
-            Engine::start_with_progress(
-                config,
-                Box::new(move |p| {
-                    let _ = tx.send(p);
-                }),
-            )
-            .map(|engine| Loaded {
-                handle: Arc::new(engine) as BackendHandle,
-                watch: None,
-            })
-            .map_err(|e| e.to_string())
-        });
+        let build = Build {
+            remote,
+            settings,
+            config,
+            restarted,
+            report,
+        };
+        let mut load = tokio::task::spawn_blocking(move || build.run(tx));
         let result = loop {
             tokio::select! {
                 biased;
@@ -180,51 +142,23 @@ impl Session {
             Ok(r) => r,
             Err(join) => Err(format!("the model loader crashed: {join}")),
         };
+        let stored = |state| {
+            self.engine().wanted.load(Ordering::SeqCst) == ticket
+                && self.engine().finish(generation, state)
+        };
         match result {
-            Ok(Loaded {
-                handle: engine,
-                watch,
-            }) => {
-                let info = engine.info().clone();
-                let latest = self.engine().wanted.load(Ordering::SeqCst) == ticket;
-                if !latest || !self.engine().finish(generation, EngineState::Ready(engine)) {
+            Ok(Loaded { handle, watch }) => {
+                let info = handle.info().clone();
+                if !stored(EngineState::Ready(handle)) {
                     progress
                         .end(Some("superseded by a newer load".into()))
                         .await;
                     return;
                 }
-                self.clear_cache();
-                tracing::info!(name = %info.name, fim = info.fim.is_some(), "model ready");
-                let done = if watch.is_some() {
-                    "connected"
-                } else {
-                    "loaded"
-                };
-                progress.end(Some(format!("{} {done}", info.name))).await;
-                if info.fim.is_none() {
-                    let msg = format!(
-                        "ghostline: model {} ({}) has no fill-in-the-middle tokens; completions are off. Set ghostline.fimTemplate to use it.",
-                        info.name,
-                        info.path.display()
-                    );
-                    self.client().show_message(MessageType::WARNING, &msg).await;
-                    self.status(State::Disabled, Some(msg), None).await;
-                } else if !matches!(&watch, Some((_, Some(_)))) {
-                    self.status(State::Ready, Some(info.name.clone()), Some(100))
-                        .await;
-                }
-                // A server that is down or refuses the key: straight to its error.
-                if let Some((watch, Some(error))) = watch {
-                    watch.down(&error);
-                }
+                self.loaded(&info, watch, progress).await;
             }
             Err(reason) => {
-                let latest = self.engine().wanted.load(Ordering::SeqCst) == ticket;
-                if !latest
-                    || !self
-                        .engine()
-                        .finish(generation, EngineState::Failed(reason.clone()))
-                {
+                if !stored(EngineState::Failed(reason.clone())) {
                     progress.end(None).await;
                     return;
                 }
@@ -238,6 +172,40 @@ impl Session {
                 self.client().show_message(MessageType::ERROR, &msg).await;
                 self.status(State::Error, Some(msg), None).await;
             }
+        }
+    }
+
+    /// Reports a backend that is in the slot now: progress end, status, a warning when it
+    /// cannot fill in the middle, and a remote server's first error.
+    async fn loaded(
+        &self,
+        info: &ModelInfo,
+        watch: Option<(Arc<RemoteWatch>, Option<String>)>,
+        progress: WorkProgress,
+    ) {
+        self.clear_cache();
+        tracing::info!(name = %info.name, fim = info.fim.is_some(), "model ready");
+        let done = if watch.is_some() {
+            "connected"
+        } else {
+            "loaded"
+        };
+        progress.end(Some(format!("{} {done}", info.name))).await;
+        if info.fim.is_none() {
+            let msg = format!(
+                "ghostline: model {} ({}) has no fill-in-the-middle tokens; completions are off. Set ghostline.fimTemplate to use it.",
+                info.name,
+                info.path.display()
+            );
+            self.client().show_message(MessageType::WARNING, &msg).await;
+            self.status(State::Disabled, Some(msg), None).await;
+        } else if !matches!(&watch, Some((_, Some(_)))) {
+            self.status(State::Ready, Some(info.name.clone()), Some(100))
+                .await;
+        }
+        // A server that is down or refuses the key: straight to its error.
+        if let Some((watch, Some(error))) = watch {
+            watch.down(&error);
         }
     }
 
@@ -357,6 +325,75 @@ impl Backend for Crashing {
 
     fn submit_chat(&self, _: ChatRequest, _: CancelToken, _: ChatStream, reply: ChatReply) {
         std::thread::spawn(move || reply(Err(EngineError::Crashed("fake crash".into()))));
+    }
+}
+
+/// What one load builds, moved to a blocking thread.
+struct Build {
+    remote: Option<Result<RemoteConfig, String>>,
+    settings: Arc<config::Config>,
+    config: EngineConfig,
+    /// The engine failed before (`fake.crash` crashes the first engine only).
+    restarted: bool,
+    report: Option<Report>,
+}
+
+impl Build {
+    /// Builds the backend (blocking: a model load, or a remote server's first check),
+    /// reporting progress (0.0–1.0) on `tx`.
+    fn run(self, tx: tokio::sync::mpsc::UnboundedSender<f32>) -> Result<Loaded, String> {
+        let Build {
+            remote,
+            settings,
+            config,
+            restarted,
+            report,
+        } = self;
+        if let Some(remote) = remote {
+            let remote = remote?;
+            let backend = Arc::new(RemoteBackend::new(remote).map_err(|e| e.to_string())?);
+            let _ = tx.send(1.0);
+            // One authenticated request now: a wrong key or a server that is down shows at
+            // once, not at the first keystroke.
+            let first_error = backend.check().err();
+            let watch = RemoteWatch::new(&backend, report.expect("a reporter"));
+            let handle = Arc::new(Watched {
+                remote: backend,
+                watch: watch.clone(),
+            }) as BackendHandle;
+            return Ok(Loaded {
+                handle,
+                watch: Some((watch, first_error)),
+            });
+        }
+        if settings.backend == config::BackendKind::Fake {
+            std::thread::sleep(Duration::from_millis(settings.fake_load_delay_ms));
+            let _ = tx.send(1.0);
+            let delay = Duration::from_millis(settings.fake_delay_ms);
+            let fake = FakeBackend::new()
+                .with_delay_per_token(delay)
+                .with_context_size(config.context_size as usize);
+            let handle = if settings.fake_crash && !restarted {
+                Arc::new(Crashing(fake)) as BackendHandle
+            } else {
+                Arc::new(fake) as BackendHandle
+            };
+            return Ok(Loaded {
+                handle,
+                watch: None,
+            });
+        }
+        Engine::start_with_progress(
+            config,
+            Box::new(move |p| {
+                let _ = tx.send(p);
+            }),
+        )
+        .map(|engine| Loaded {
+            handle: Arc::new(engine) as BackendHandle,
+            watch: None,
+        })
+        .map_err(|e| e.to_string())
     }
 }
 
