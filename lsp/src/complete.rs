@@ -647,7 +647,9 @@ mod tests {
 
     fn numbered(lines: usize) -> Rope {
         // 19 characters a line.
-        let text: String = (0..lines).map(|i| format!("line_{i:05} = {i:05}\n")).collect();
+        let text: String = (0..lines)
+            .map(|i| format!("line_{i:05} = {i:05}\n"))
+            .collect();
         Rope::from_str(&text)
     }
 
@@ -677,7 +679,11 @@ mod tests {
             suffix_chars: 300,
         };
         let w = window(&rope, 90_000, 90_000, "", small);
-        assert!(w.prefix.len() <= 1000 && w.prefix.len() > 750, "{}", w.prefix.len());
+        assert!(
+            w.prefix.len() <= 1000 && w.prefix.len() > 750,
+            "{}",
+            w.prefix.len()
+        );
         // No line break inside the suffix window: cut by characters.
         assert_eq!(w.suffix.len(), 300);
     }
@@ -693,7 +699,11 @@ mod tests {
             };
             let w = window(&rope, cursor, cursor, "", sizes);
             // At most the window, and at most one rounding step of lines (a quarter) shorter.
-            assert!(w.prefix.len() <= prefix_chars, "{sizes:?}: {}", w.prefix.len());
+            assert!(
+                w.prefix.len() <= prefix_chars,
+                "{sizes:?}: {}",
+                w.prefix.len()
+            );
             let step_chars = sizes.line_step() * 19;
             assert!(
                 w.prefix.len() + step_chars >= prefix_chars,

@@ -500,7 +500,10 @@ mod tests {
         assert_eq!((c.window_prefix_chars, c.window_suffix_chars), (8000, 0));
         let u = c.apply(&json!({"window.prefixChars": 24000, "window.suffixChars": 4000}));
         assert!(u.invalid.is_empty() && u.unknown.is_empty());
-        assert_eq!((c.window_prefix_chars, c.window_suffix_chars), (24000, 4000));
+        assert_eq!(
+            (c.window_prefix_chars, c.window_suffix_chars),
+            (24000, 4000)
+        );
         // Too small a prefix, negative, fractional, too large, not a number: all refused.
         let u = c.apply(&json!({"window": {"prefixChars": 10, "suffixChars": -1}}));
         assert_eq!(u.invalid.len(), 2, "{:?}", u.invalid);
@@ -510,7 +513,10 @@ mod tests {
         let u = c.apply(&json!({"window": {"prefixChars": "big"}, "window.sizeChars": 3}));
         assert_eq!(u.invalid.len(), 1, "{:?}", u.invalid);
         assert_eq!(u.unknown, vec!["window.sizeChars".to_string()]);
-        assert_eq!((c.window_prefix_chars, c.window_suffix_chars), (24000, 4000));
+        assert_eq!(
+            (c.window_prefix_chars, c.window_suffix_chars),
+            (24000, 4000)
+        );
         assert!(!u.changed);
     }
 

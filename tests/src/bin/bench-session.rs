@@ -8,10 +8,13 @@
 //! cursor goes to a new line inside a function body (the client inserts a line break and the
 //! next line's indentation, as pressing Enter does) and the client asks for a suggestion the way
 //! an editor does: an automatic request, and again 500 ms after each empty answer, until one
-//! brings text (at most `--cap-s` seconds). Per file: open, two jumps, a few typed lines (each
-//! keystroke waits for its answer), then the session returns to an earlier file; once in the
-//! middle the server is restarted and the files reopened. The inserted text is removed after
-//! each place, so every place sees the original file.
+//! brings text (at most `--cap-s` seconds). Per file: open, one or two jumps, a few typed lines
+//! (each keystroke waits for its answer), then the session returns to an earlier file, with the
+//! cursor where it was left there (as an editor restores it when switching back to a tab);
+//! once, near the end, the server is restarted and the files reopened, the cursor again where
+//! it was; then a jump to a new place of a file and a return to another. The inserted text is
+//! removed after each place, so every place sees the original file. Moves: 3 opens, 6 jumps,
+//! 3 returns, 1 restart.
 //!
 //! The peer gets the same moves: llama.vscode's `/infill` bodies (`ghostline_tests::peer`), one
 //! warm-up request (`n_predict` 0) when a file is opened or switched to, as llama.vscode sends
@@ -76,79 +79,35 @@ enum Step {
     Restart,
 }
 
+/// `Step::Visit::place` meaning "where the cursor was left in that file" (an editor restores it
+/// when the user switches back to a tab or reopens the workspace).
+const LEFT: usize = usize::MAX;
+
 fn session() -> Vec<Step> {
     use Kind::{Jump, Open, Return};
     use Step::{Type, Visit};
+    let visit = |file, place, kind| Visit { file, place, kind };
     vec![
-        Visit {
-            file: 0,
-            place: 0,
-            kind: Open,
-        },
-        Visit {
-            file: 0,
-            place: 1,
-            kind: Jump,
-        },
-        Visit {
-            file: 0,
-            place: 2,
-            kind: Jump,
-        },
+        visit(0, 0, Open),
+        visit(0, 1, Jump),
+        visit(0, 2, Jump),
         Type { file: 0 },
-        Visit {
-            file: 1,
-            place: 0,
-            kind: Open,
-        },
-        Visit {
-            file: 1,
-            place: 1,
-            kind: Jump,
-        },
-        Visit {
-            file: 1,
-            place: 2,
-            kind: Jump,
-        },
+        visit(1, 0, Open),
+        visit(1, 1, Jump),
+        visit(1, 2, Jump),
         Type { file: 1 },
-        Visit {
-            file: 0,
-            place: 0,
-            kind: Return,
-        },
-        Visit {
-            file: 2,
-            place: 0,
-            kind: Open,
-        },
-        Visit {
-            file: 2,
-            place: 1,
-            kind: Jump,
-        },
+        // Back to the first file, where its cursor was.
+        visit(0, LEFT, Return),
+        visit(2, 0, Open),
+        visit(2, 1, Jump),
         Type { file: 2 },
-        Visit {
-            file: 1,
-            place: 0,
-            kind: Return,
-        },
+        visit(1, LEFT, Return),
+        // The editor restarts and reopens its files; the cursor is where it was.
         Step::Restart,
-        Visit {
-            file: 0,
-            place: 1,
-            kind: Kind::Restart,
-        },
-        Visit {
-            file: 0,
-            place: 2,
-            kind: Jump,
-        },
-        Visit {
-            file: 2,
-            place: 0,
-            kind: Return,
-        },
+        visit(1, LEFT, Kind::Restart),
+        // A new place in a file not visited since the restart, then a file switched back to.
+        visit(0, 0, Jump),
+        visit(2, LEFT, Return),
     ]
 }
 
@@ -431,6 +390,7 @@ fn run(d: &mut dyn Driver, files: &[File], keys: usize, cap: Duration, label: &s
                     d.open(file, &file.text);
                     opened[f] = true;
                 }
+                let place = if place == LEFT { last_place[f] } else { place };
                 last_place[f] = place;
                 // Enter at the end of the place's line: a new line with the next one's indent.
                 let at = file.places[place];
