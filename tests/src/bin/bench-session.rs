@@ -19,7 +19,8 @@
 //! The peer gets the same moves: llama.vscode's `/infill` bodies (`ghostline_tests::peer`), one
 //! warm-up request (`n_predict` 0) when a file is opened or switched to, as llama.vscode sends
 //! on those events, and the same polling. Repository context is off in both (the peer gets no
-//! extra chunks). Ratios matter more than absolute times on a shared machine; run nothing else
+//! extra chunks). Each ghostline run starts with an empty cache directory of its own (saved KV
+//! states of earlier runs do not count; the restart finds what the run saved). Ratios matter more than absolute times on a shared machine; run nothing else
 //! meanwhile.
 
 use std::path::{Path, PathBuf};
@@ -224,6 +225,10 @@ trait Driver {
 struct Ghostline {
     server: Option<Server>,
     settings: Value,
+    /// The run's own cache directory (`XDG_CACHE_HOME` of its servers): saved KV states of
+    /// earlier runs must not make a file "never seen" warm, and the restart in the middle must
+    /// find what this run saved.
+    cache_home: PathBuf,
     versions: std::collections::HashMap<String, i32>,
     /// Logs of the servers stopped by restarts.
     old_logs: String,
@@ -231,9 +236,14 @@ struct Ghostline {
 
 impl Ghostline {
     fn start(settings: &Value) -> Ghostline {
+        let cache_home =
+            std::env::temp_dir().join(format!("ghostline-session-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cache_home);
+        std::fs::create_dir_all(&cache_home).expect("cache directory of the run");
         let mut g = Ghostline {
             server: None,
             settings: settings.clone(),
+            cache_home,
             versions: Default::default(),
             old_logs: String::new(),
         };
@@ -242,7 +252,12 @@ impl Ghostline {
     }
 
     fn spawn(&mut self) {
-        let mut server = Server::spawn(Spawn::default());
+        let mut spawn = Spawn::default();
+        spawn.env.push((
+            "XDG_CACHE_HOME".into(),
+            self.cache_home.to_string_lossy().into_owned(),
+        ));
+        let mut server = Server::spawn(spawn);
         server.initialize(editor_capabilities(), self.settings.clone());
         server.wait_status(0, "ready", Duration::from_secs(300));
         self.server = Some(server);
@@ -571,6 +586,7 @@ fn main() {
             }
             let _ = server.shutdown();
         }
+        let _ = std::fs::remove_dir_all(&g.cache_home);
         reports.push(("ghostline", report));
     }
     if runs.iter().any(|r| r == "peer") {
