@@ -18,7 +18,8 @@
 //!
 //! The peer gets the same moves: llama.vscode's `/infill` bodies (`ghostline_tests::peer`), one
 //! warm-up request (`n_predict` 0) when a file is opened or switched to, as llama.vscode sends
-//! on those events, and the same polling. Repository context is off in both (the peer gets no
+//! on those events (counted in the time to the first suggestion: it is part of the wait), and
+//! the same polling. Repository context is off in both (the peer gets no
 //! extra chunks). Each ghostline run starts with an empty cache directory of its own (saved KV
 //! states of earlier runs do not count; the restart finds what the run saved). Ratios matter more than absolute times on a shared machine; run nothing else
 //! meanwhile.
@@ -359,15 +360,16 @@ struct Report {
     budget_stops: usize,
 }
 
-/// Asks until a suggestion comes: again 500 ms after each empty answer was asked for.
+/// Asks until a suggestion comes: again 500 ms after each empty answer was asked for. The time
+/// counts from `start` (the user's move, before the client's warm-up request).
 fn first_suggestion(
     d: &mut dyn Driver,
     file: &File,
     text: &str,
     cursor: usize,
+    start: Instant,
     cap: Duration,
 ) -> Option<f64> {
-    let start = Instant::now();
     loop {
         let asked = Instant::now();
         if d.suggest(file, text, cursor) {
@@ -414,9 +416,14 @@ fn run(d: &mut dyn Driver, files: &[File], keys: usize, cap: Duration, label: &s
                 let mut text = file.text.clone();
                 text.insert_str(at, &insert);
                 let cursor = at + insert.len();
-                d.focus(file, &file.text, at);
+                // The move starts the clock: a client's warm-up on opening or switching to a
+                // file is part of the wait (llama.vscode sends none on a jump within a file).
+                let start = Instant::now();
+                if kind != Kind::Jump {
+                    d.focus(file, &file.text, at);
+                }
                 d.edit(file, &file.text, (at, at), &insert);
-                let t = first_suggestion(d, file, &text, cursor, cap);
+                let t = first_suggestion(d, file, &text, cursor, start, cap);
                 eprintln!(
                     "{label}: {} {}:{} -> {}",
                     kind.name(),
