@@ -747,7 +747,7 @@ mod tests {
         assert!(starts.len() <= 2, "{starts:?}");
         // Typing a line break (the document grows by a line) does not move it either.
         let mut text = rope.to_string();
-        text.insert_str(at + 4, "\n");
+        text.insert(at + 4, '\n');
         let grown = Rope::from_str(&text);
         let w = window(&grown, at + 5, at + 5, "", sizes);
         assert_eq!(w.prefix[..19], first.prefix[..19]);
