@@ -45,6 +45,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Queues a FIM request; `reply` is called exactly once.
     fn submit_fim(&self, req: FimRequest, cancel: CancelToken, reply: FimReply);
 
+    /// Keeps what is worth keeping across a restart (the local engine: the current document's
+    /// KV state, on disk); `done(true)` once it is kept. Nothing to keep by default.
+    fn persist(&self, done: Box<dyn FnOnce(bool) + Send>) {
+        done(true)
+    }
+
     /// Queues a chat request; `on_text` receives each new piece of text, `reply` is called
     /// exactly once with the whole answer.
     fn submit_chat(

@@ -379,21 +379,36 @@ impl DiskStore {
     }
 }
 
+/// A message to the disk writer.
+enum WriterMsg {
+    /// Save one document's state.
+    State(String, Arc<Saved>),
+    /// Answer once every write queued before this one is done.
+    Flush(mpsc::Sender<()>),
+}
+
 /// Writes to the disk tier on its own thread, so saving never delays a request.
 struct DiskWriter {
-    tx: Option<mpsc::Sender<(String, Arc<Saved>)>>,
+    tx: Option<mpsc::Sender<WriterMsg>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl DiskWriter {
     fn start(store: Arc<DiskStore>) -> Option<Self> {
-        let (tx, rx) = mpsc::channel::<(String, Arc<Saved>)>();
+        let (tx, rx) = mpsc::channel::<WriterMsg>();
         let thread = std::thread::Builder::new()
             .name("ghostline-kv-writer".into())
             .spawn(move || {
-                for (key, saved) in rx {
-                    if let Err(e) = store.write(&key, &saved) {
-                        tracing::warn!(error = %e, "could not save a KV state to disk");
+                for msg in rx {
+                    match msg {
+                        WriterMsg::State(key, saved) => {
+                            if let Err(e) = store.write(&key, &saved) {
+                                tracing::warn!(error = %e, "could not save a KV state to disk");
+                            }
+                        }
+                        WriterMsg::Flush(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
             })
@@ -406,8 +421,17 @@ impl DiskWriter {
 
     fn send(&self, key: &str, saved: Arc<Saved>) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send((key.to_owned(), saved));
+            let _ = tx.send(WriterMsg::State(key.to_owned(), saved));
         }
+    }
+
+    /// Waits (at most `timeout`) until the writes queued so far are on disk.
+    fn flush(&self, timeout: Duration) -> bool {
+        let Some(tx) = &self.tx else {
+            return true;
+        };
+        let (done_tx, done) = mpsc::channel();
+        tx.send(WriterMsg::Flush(done_tx)).is_ok() && done.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -540,8 +564,14 @@ impl DocStates {
         }
     }
 
+    /// Waits (at most `timeout`) until the states saved so far are on disk; whether they are.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.writer.as_ref().is_none_or(|w| w.flush(timeout))
+    }
+
     /// Saves the current document's state (memory and disk) if it changed since it was last
-    /// saved. The engine calls it when it leaves a document and when it is idle.
+    /// saved. The engine calls it when it leaves a document, when it is idle and when the
+    /// server shuts down ([`crate::Engine::persist`]).
     pub fn save_current(&mut self, ctx: &LlamaContext, seq: i32, tokens: &[LlamaToken]) {
         let Some(key) = self.current.clone() else {
             return;
@@ -716,6 +746,31 @@ mod tests {
         std::fs::rename(other.path_for("doc"), &path).unwrap();
         assert_eq!(store.read("doc"), None);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_flush_waits_for_the_queued_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Arc::new(DiskStore::new(
+            tmp.path().join("kv"),
+            1 << 30,
+            "m".into(),
+            1 << 20,
+        ));
+        let writer = DiskWriter::start(store.clone()).unwrap();
+        // Large enough that the writes are still queued when the flush is sent.
+        for i in 0..8 {
+            writer.send(&format!("doc{i}"), saved(200_000, i as u8));
+        }
+        assert!(writer.flush(Duration::from_secs(60)));
+        for i in 0..8 {
+            let key = format!("doc{i}");
+            assert_eq!(
+                store.read(&key).map(|s| s.tokens.len()),
+                Some(200_000),
+                "{key}"
+            );
+        }
     }
 
     #[test]

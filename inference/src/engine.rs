@@ -50,6 +50,8 @@ use kv::{Interrupt, Seq};
 const SEQ_FIM: i32 = 0;
 const SEQ_PARK: i32 = 1;
 const SEQ_CHAT: i32 = 2;
+/// The longest [`Engine::persist`] waits for the disk.
+const PERSIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 use crate::backend::{ChatReply, ChatStream, FimReply};
 use crate::FaultInjection;
@@ -99,6 +101,8 @@ enum Job {
         reply: Reply<ChatOutput>,
         received: Instant,
     },
+    /// Save the current document's KV state and wait for the disk; then call `done`.
+    Persist { done: Box<dyn FnOnce(bool) + Send> },
 }
 
 impl Job {
@@ -106,6 +110,7 @@ impl Job {
         match self {
             Job::Fim { reply, .. } => reply.send(Err(err)),
             Job::Chat { reply, .. } => reply.send(Err(err)),
+            Job::Persist { done } => done(false),
         }
     }
 }
@@ -244,6 +249,17 @@ impl Engine {
         }
     }
 
+    /// Saves the current document's KV state (memory and disk) after the queued jobs, and calls
+    /// `done` once it is on disk (`true`), or when that failed or the engine stopped (`false`).
+    /// The server calls it on `shutdown`, so a restarted editor finds the file it was in warm.
+    pub fn persist(&self, done: impl FnOnce(bool) + Send + 'static) {
+        if let Err(mpsc::SendError(job)) = self.tx.send(Job::Persist {
+            done: Box::new(done),
+        }) {
+            job.reject(EngineError::Stopped);
+        }
+    }
+
     /// Queues a chat request. `on_text` receives each new piece of text as it is generated;
     /// `reply` is called exactly once with the whole answer. Completions queued meanwhile run
     /// first.
@@ -309,6 +325,10 @@ impl crate::backend::Backend for Engine {
 
     fn submit_fim(&self, req: FimRequest, cancel: CancelToken, reply: FimReply) {
         Engine::submit_fim(self, req, cancel, reply)
+    }
+
+    fn persist(&self, done: Box<dyn FnOnce(bool) + Send>) {
+        Engine::persist(self, done)
     }
 
     fn submit_chat(
@@ -510,6 +530,10 @@ impl<'m> Worker<'m> {
                 let result = outcome.unwrap_or_else(|p| Err(self.recover(&*p)));
                 reply.send(result);
             }
+            Job::Persist { done } => {
+                self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
+                done(self.docs.flush(PERSIST_WAIT));
+            }
         }
     }
 
@@ -546,7 +570,7 @@ impl<'m> Worker<'m> {
                     self.dispatch(job);
                     ran = true;
                 }
-                Job::Chat { .. } => self.pending.push_back(job),
+                Job::Chat { .. } | Job::Persist { .. } => self.pending.push_back(job),
             }
         }
         ran

@@ -33,6 +33,14 @@ pub enum BackendKind {
     Fake,
 }
 
+/// Default of `window.prefixChars` (chosen by measurement, README "Responsiveness").
+pub const DEFAULT_PREFIX_CHARS: usize = 3_000;
+/// Default of `window.suffixChars` (chosen by measurement, README "Responsiveness").
+pub const DEFAULT_SUFFIX_CHARS: usize = 1_000;
+/// Largest `window.prefixChars` / `window.suffixChars`: far beyond any context window (the
+/// prompt is trimmed to `contextSize` tokens anyway).
+pub const MAX_WINDOW_CHARS: u64 = 1_000_000;
+
 /// All settings, with their defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -60,6 +68,10 @@ pub struct Config {
     pub repo_context_enabled: bool,
     /// Token budget of the repository context.
     pub repo_context_budget_tokens: usize,
+    /// Characters of the document before the cursor sent at most.
+    pub window_prefix_chars: usize,
+    /// Characters of the document after the cursor sent at most.
+    pub window_suffix_chars: usize,
     /// FIM template or preset overriding the model's own.
     pub fim_template: Option<String>,
     /// When completions are offered.
@@ -103,6 +115,8 @@ impl Default for Config {
             invoked_time_budget_ms: 5000,
             repo_context_enabled: true,
             repo_context_budget_tokens: 1024,
+            window_prefix_chars: DEFAULT_PREFIX_CHARS,
+            window_suffix_chars: DEFAULT_SUFFIX_CHARS,
             fim_template: None,
             trigger: Trigger::Automatic,
             explain_max_tokens: 384,
@@ -223,6 +237,12 @@ impl Config {
             "repoContext.budgetTokens" => {
                 self.repo_context_budget_tokens = int(v, 0, 65_536)? as usize
             }
+            "window.prefixChars" => {
+                self.window_prefix_chars = int(v, 64, MAX_WINDOW_CHARS)? as usize
+            }
+            "window.suffixChars" => {
+                self.window_suffix_chars = int(v, 0, MAX_WINDOW_CHARS)? as usize
+            }
             "fimTemplate" => self.fim_template = opt_string(v)?,
             "trigger" => {
                 self.trigger = match v.as_str() {
@@ -238,7 +258,7 @@ impl Config {
             "engine.reuseRefreshTokens" => {
                 self.engine_reuse_refresh_tokens = int(v, 0, 4096)? as usize
             }
-            "repoContext" | "engine" | "fake" | "remote" => match v {
+            "repoContext" | "engine" | "fake" | "remote" | "window" => match v {
                 Value::Object(map) => self.apply_object(map, key, update),
                 Value::Null => {}
                 _ => return Err("expected an object".into()),
@@ -465,6 +485,39 @@ mod tests {
             assert!(!m.contains("hunter2") && !m.contains("sk-secret"), "{m}");
         }
         assert_eq!(c.remote_endpoint, None);
+    }
+
+    #[test]
+    fn window_settings_are_validated() {
+        let mut c = Config::default();
+        assert_eq!(
+            (c.window_prefix_chars, c.window_suffix_chars),
+            (DEFAULT_PREFIX_CHARS, DEFAULT_SUFFIX_CHARS)
+        );
+        let u = c.apply(&json!({"window": {"prefixChars": 8000, "suffixChars": 0}}));
+        assert_eq!(u.invalid, Vec::<String>::new());
+        assert!(u.changed && !u.engine_changed);
+        assert_eq!((c.window_prefix_chars, c.window_suffix_chars), (8000, 0));
+        let u = c.apply(&json!({"window.prefixChars": 24000, "window.suffixChars": 4000}));
+        assert!(u.invalid.is_empty() && u.unknown.is_empty());
+        assert_eq!(
+            (c.window_prefix_chars, c.window_suffix_chars),
+            (24000, 4000)
+        );
+        // Too small a prefix, negative, fractional, too large, not a number: all refused.
+        let u = c.apply(&json!({"window": {"prefixChars": 10, "suffixChars": -1}}));
+        assert_eq!(u.invalid.len(), 2, "{:?}", u.invalid);
+        assert!(u.invalid[0].contains("window."), "{:?}", u.invalid);
+        let u = c.apply(&json!({"window.prefixChars": 2.5, "window.suffixChars": 2_000_000}));
+        assert_eq!(u.invalid.len(), 2, "{:?}", u.invalid);
+        let u = c.apply(&json!({"window": {"prefixChars": "big"}, "window.sizeChars": 3}));
+        assert_eq!(u.invalid.len(), 1, "{:?}", u.invalid);
+        assert_eq!(u.unknown, vec!["window.sizeChars".to_string()]);
+        assert_eq!(
+            (c.window_prefix_chars, c.window_suffix_chars),
+            (24000, 4000)
+        );
+        assert!(!u.changed);
     }
 
     #[test]

@@ -173,6 +173,16 @@ impl LanguageServer for Backend {
 
     async fn shutdown(&self) -> Result<()> {
         self.session.stop_all();
+        // The document the user was in comes back warm after a restart (issue 12): its KV state
+        // goes to disk now, not only after the engine has been idle for a while.
+        if let Some(engine) = self.session.engine().ready() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            engine.persist(Box::new(move |ok| {
+                let _ = tx.send(ok);
+            }));
+            let kept = tokio::time::timeout(std::time::Duration::from_secs(6), rx).await;
+            tracing::debug!(?kept, "kept the current document's KV state");
+        }
         Ok(())
     }
 

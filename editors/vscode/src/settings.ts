@@ -11,6 +11,7 @@ export interface ServerSettings {
   maxTokens?: number;
   timeBudgetMs?: number;
   repoContext?: { enabled?: boolean; budgetTokens?: number };
+  window?: { prefixChars?: number; suffixChars?: number };
   fimTemplate?: string;
   trigger?: 'automatic' | 'manual';
   backend?: Backend;
@@ -89,6 +90,12 @@ export function toServerSettings(get: SettingGetter, paths: PathContext): Server
   const budget = positiveInt(get('repoContext.budgetTokens'));
   if (budget !== undefined) repo.budgetTokens = budget;
   out.repoContext = repo;
+  const win: { prefixChars?: number; suffixChars?: number } = {};
+  const prefixChars = positiveInt(get('window.prefixChars'));
+  if (prefixChars !== undefined) win.prefixChars = prefixChars;
+  const suffixChars = positiveInt(get('window.suffixChars'));
+  if (suffixChars !== undefined) win.suffixChars = suffixChars;
+  if (Object.keys(win).length > 0) out.window = win;
   const fim = get('fimTemplate');
   out.fimTemplate = typeof fim === 'string' ? fim : '';
   out.trigger = get('trigger') === 'manual' ? 'manual' : 'automatic';

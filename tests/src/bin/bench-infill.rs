@@ -35,7 +35,9 @@ USAGE:
                  [--raw]
                  [--model 1.5b|0.5b|PATH] [--repo-context on|off] [--out FILE.jsonl]
                  [--threads N] [--quiet] [--summary FILE.json] [--check-floor FILE.json]
+                 [--settings JSON]
 
+--settings adds server settings (a JSON object), e.g. '{\"window\":{\"suffixChars\":500}}'.
 --raw runs the bare model (PSM, end-of-text or 128 tokens, no shaping) instead of the server.
 --summary writes the figures as JSON (scripts/bench-table.py turns them into the README table).
 --check-floor fails (exit 1) when pass@1 is more than `tolerance` points (default 5) below the
@@ -53,6 +55,7 @@ struct Args {
     summary: Option<PathBuf>,
     floor: Option<PathBuf>,
     raw: bool,
+    settings: Option<Value>,
 }
 
 fn die(msg: &str) -> ! {
@@ -73,6 +76,7 @@ fn parse_args() -> Args {
         summary: None,
         floor: None,
         raw: false,
+        settings: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -90,6 +94,14 @@ fn parse_args() -> Args {
             "--threads" => a.threads = value().parse().unwrap_or_else(|_| die("bad --threads")),
             "--quiet" => a.quiet = true,
             "--raw" => a.raw = true,
+            "--settings" => {
+                let v: Value = serde_json::from_str(&value())
+                    .unwrap_or_else(|e| die(&format!("--settings: {e}")));
+                if !v.is_object() {
+                    die("--settings: expected a JSON object");
+                }
+                a.settings = Some(v);
+            }
             "--summary" => a.summary = Some(value().into()),
             "--check-floor" => a.floor = Some(value().into()),
             "-h" | "--help" => {
@@ -284,13 +296,16 @@ fn main() {
         std::env::temp_dir().join(format!("ghostline-infill-ws-{}", std::process::id()));
     std::fs::create_dir_all(&workspace).expect("temporary workspace");
     let model = model_path(&args.model);
-    let settings = json!({
+    let mut settings = json!({
         "model": model,
         "threads": args.threads,
         "repoContext": {"enabled": args.repo_context},
         // Quality is measured without a time limit; latency is reported separately.
         "invokedTimeBudgetMs": 600000,
     });
+    if let (Some(s), Some(Value::Object(extra))) = (settings.as_object_mut(), &args.settings) {
+        s.extend(extra.clone());
+    }
     let mut runner = if args.raw {
         let mut config = ghostline_inference::EngineConfig::new(&model);
         config.threads = args.threads;
@@ -304,6 +319,9 @@ fn main() {
     let mut out = args.out.as_ref().map(|p| {
         std::fs::File::create(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())))
     });
+    if let Some(extra) = &args.settings {
+        println!("bench-infill: extra server settings {extra}");
+    }
     println!(
         "bench-infill: {} {} tasks (every {}th of {}), model {}, repository context {}",
         selected.len(),

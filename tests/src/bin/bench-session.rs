@@ -8,15 +8,20 @@
 //! cursor goes to a new line inside a function body (the client inserts a line break and the
 //! next line's indentation, as pressing Enter does) and the client asks for a suggestion the way
 //! an editor does: an automatic request, and again 500 ms after each empty answer, until one
-//! brings text (at most `--cap-s` seconds). Per file: open, two jumps, a few typed lines (each
-//! keystroke waits for its answer), then the session returns to an earlier file; once in the
-//! middle the server is restarted and the files reopened. The inserted text is removed after
-//! each place, so every place sees the original file.
+//! brings text (at most `--cap-s` seconds). Per file: open, one or two jumps, a few typed lines
+//! (each keystroke waits for its answer), then the session returns to an earlier file, with the
+//! cursor where it was left there (as an editor restores it when switching back to a tab);
+//! once, near the end, the server is restarted and the files reopened, the cursor again where
+//! it was; then a jump to a new place of a file and a return to another. The inserted text is
+//! removed after each place, so every place sees the original file. Moves: 3 opens, 6 jumps,
+//! 3 returns, 1 restart.
 //!
 //! The peer gets the same moves: llama.vscode's `/infill` bodies (`ghostline_tests::peer`), one
 //! warm-up request (`n_predict` 0) when a file is opened or switched to, as llama.vscode sends
-//! on those events, and the same polling. Repository context is off in both (the peer gets no
-//! extra chunks). Ratios matter more than absolute times on a shared machine; run nothing else
+//! on those events (counted in the time to the first suggestion: it is part of the wait), and
+//! the same polling. Repository context is off in both (the peer gets no
+//! extra chunks). Each ghostline run starts with an empty cache directory of its own (saved KV
+//! states of earlier runs do not count; the restart finds what the run saved). Ratios matter more than absolute times on a shared machine; run nothing else
 //! meanwhile.
 
 use std::path::{Path, PathBuf};
@@ -76,79 +81,35 @@ enum Step {
     Restart,
 }
 
+/// `Step::Visit::place` meaning "where the cursor was left in that file" (an editor restores it
+/// when the user switches back to a tab or reopens the workspace).
+const LEFT: usize = usize::MAX;
+
 fn session() -> Vec<Step> {
     use Kind::{Jump, Open, Return};
     use Step::{Type, Visit};
+    let visit = |file, place, kind| Visit { file, place, kind };
     vec![
-        Visit {
-            file: 0,
-            place: 0,
-            kind: Open,
-        },
-        Visit {
-            file: 0,
-            place: 1,
-            kind: Jump,
-        },
-        Visit {
-            file: 0,
-            place: 2,
-            kind: Jump,
-        },
+        visit(0, 0, Open),
+        visit(0, 1, Jump),
+        visit(0, 2, Jump),
         Type { file: 0 },
-        Visit {
-            file: 1,
-            place: 0,
-            kind: Open,
-        },
-        Visit {
-            file: 1,
-            place: 1,
-            kind: Jump,
-        },
-        Visit {
-            file: 1,
-            place: 2,
-            kind: Jump,
-        },
+        visit(1, 0, Open),
+        visit(1, 1, Jump),
+        visit(1, 2, Jump),
         Type { file: 1 },
-        Visit {
-            file: 0,
-            place: 0,
-            kind: Return,
-        },
-        Visit {
-            file: 2,
-            place: 0,
-            kind: Open,
-        },
-        Visit {
-            file: 2,
-            place: 1,
-            kind: Jump,
-        },
+        // Back to the first file, where its cursor was.
+        visit(0, LEFT, Return),
+        visit(2, 0, Open),
+        visit(2, 1, Jump),
         Type { file: 2 },
-        Visit {
-            file: 1,
-            place: 0,
-            kind: Return,
-        },
+        visit(1, LEFT, Return),
+        // The editor restarts and reopens its files; the cursor is where it was.
         Step::Restart,
-        Visit {
-            file: 0,
-            place: 1,
-            kind: Kind::Restart,
-        },
-        Visit {
-            file: 0,
-            place: 2,
-            kind: Jump,
-        },
-        Visit {
-            file: 2,
-            place: 0,
-            kind: Return,
-        },
+        visit(1, LEFT, Kind::Restart),
+        // A new place in a file not visited since the restart, then a file switched back to.
+        visit(0, 0, Jump),
+        visit(2, LEFT, Return),
     ]
 }
 
@@ -265,6 +226,10 @@ trait Driver {
 struct Ghostline {
     server: Option<Server>,
     settings: Value,
+    /// The run's own cache directory (`XDG_CACHE_HOME` of its servers): saved KV states of
+    /// earlier runs must not make a file "never seen" warm, and the restart in the middle must
+    /// find what this run saved.
+    cache_home: PathBuf,
     versions: std::collections::HashMap<String, i32>,
     /// Logs of the servers stopped by restarts.
     old_logs: String,
@@ -272,9 +237,14 @@ struct Ghostline {
 
 impl Ghostline {
     fn start(settings: &Value) -> Ghostline {
+        let cache_home =
+            std::env::temp_dir().join(format!("ghostline-session-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cache_home);
+        std::fs::create_dir_all(&cache_home).expect("cache directory of the run");
         let mut g = Ghostline {
             server: None,
             settings: settings.clone(),
+            cache_home,
             versions: Default::default(),
             old_logs: String::new(),
         };
@@ -283,7 +253,12 @@ impl Ghostline {
     }
 
     fn spawn(&mut self) {
-        let mut server = Server::spawn(Spawn::default());
+        let mut spawn = Spawn::default();
+        spawn.env.push((
+            "XDG_CACHE_HOME".into(),
+            self.cache_home.to_string_lossy().into_owned(),
+        ));
+        let mut server = Server::spawn(spawn);
         server.initialize(editor_capabilities(), self.settings.clone());
         server.wait_status(0, "ready", Duration::from_secs(300));
         self.server = Some(server);
@@ -385,15 +360,16 @@ struct Report {
     budget_stops: usize,
 }
 
-/// Asks until a suggestion comes: again 500 ms after each empty answer was asked for.
+/// Asks until a suggestion comes: again 500 ms after each empty answer was asked for. The time
+/// counts from `start` (the user's move, before the client's warm-up request).
 fn first_suggestion(
     d: &mut dyn Driver,
     file: &File,
     text: &str,
     cursor: usize,
+    start: Instant,
     cap: Duration,
 ) -> Option<f64> {
-    let start = Instant::now();
     loop {
         let asked = Instant::now();
         if d.suggest(file, text, cursor) {
@@ -431,6 +407,7 @@ fn run(d: &mut dyn Driver, files: &[File], keys: usize, cap: Duration, label: &s
                     d.open(file, &file.text);
                     opened[f] = true;
                 }
+                let place = if place == LEFT { last_place[f] } else { place };
                 last_place[f] = place;
                 // Enter at the end of the place's line: a new line with the next one's indent.
                 let at = file.places[place];
@@ -439,9 +416,14 @@ fn run(d: &mut dyn Driver, files: &[File], keys: usize, cap: Duration, label: &s
                 let mut text = file.text.clone();
                 text.insert_str(at, &insert);
                 let cursor = at + insert.len();
-                d.focus(file, &file.text, at);
+                // The move starts the clock: a client's warm-up on opening or switching to a
+                // file is part of the wait (llama.vscode sends none on a jump within a file).
+                let start = Instant::now();
+                if kind != Kind::Jump {
+                    d.focus(file, &file.text, at);
+                }
                 d.edit(file, &file.text, (at, at), &insert);
-                let t = first_suggestion(d, file, &text, cursor, cap);
+                let t = first_suggestion(d, file, &text, cursor, start, cap);
                 eprintln!(
                     "{label}: {} {}:{} -> {}",
                     kind.name(),
@@ -611,6 +593,7 @@ fn main() {
             }
             let _ = server.shutdown();
         }
+        let _ = std::fs::remove_dir_all(&g.cache_home);
         reports.push(("ghostline", report));
     }
     if runs.iter().any(|r| r == "peer") {

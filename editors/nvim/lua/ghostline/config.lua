@@ -47,6 +47,9 @@ M.defaults = {
     maxTokens = 0,
     timeBudgetMs = 0,
     repoContext = { enabled = true, budgetTokens = 0 },
+    --- Characters before / after the cursor sent at most (smaller: faster first suggestion
+    --- after opening or jumping). 0: the server's default (3000 / 1000).
+    window = { prefixChars = 0, suffixChars = 0 },
     fimTemplate = '',       -- FIM template or preset; '' = the model's own (openai: from remote.model)
     trigger = 'automatic',  -- or 'manual': only <M-\> / :GhostlineSuggest ask
     backend = 'local',      -- or 'llama-server' / 'openai': a model server at remote.endpoint
@@ -116,6 +119,13 @@ function M.server_settings(s, home)
   out.repoContext = { enabled = rc.enabled ~= false }
   local b = positive_int(rc.budgetTokens)
   if b then out.repoContext.budgetTokens = b end
+  local w = type(s.window) == 'table' and s.window or {}
+  local win = {}
+  for _, k in ipairs({ 'prefixChars', 'suffixChars' }) do
+    local v = positive_int(w[k])
+    if v then win[k] = v end
+  end
+  if next(win) then out.window = win end
   out.fimTemplate = type(s.fimTemplate) == 'string' and s.fimTemplate or ''
   out.trigger = s.trigger == 'manual' and 'manual' or 'automatic'
   out.backend = (s.backend == 'llama-server' or s.backend == 'openai') and s.backend or 'local'

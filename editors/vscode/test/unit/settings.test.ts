@@ -45,6 +45,8 @@ test('every setting reaches the server under its contract key', () => {
       timeBudgetMs: 1500.7,
       'repoContext.enabled': false,
       'repoContext.budgetTokens': 2048,
+      'window.prefixChars': 8000,
+      'window.suffixChars': 1500,
       fimTemplate: '<PRE> {prefix} <SUF>{suffix} <MID>',
       trigger: 'manual',
       backend: 'openai',
@@ -63,6 +65,7 @@ test('every setting reaches the server under its contract key', () => {
     maxTokens: 96,
     timeBudgetMs: 1500,
     repoContext: { enabled: false, budgetTokens: 2048 },
+    window: { prefixChars: 8000, suffixChars: 1500 },
     fimTemplate: '<PRE> {prefix} <SUF>{suffix} <MID>',
     trigger: 'manual',
     backend: 'openai',
@@ -77,7 +80,7 @@ test('every setting reaches the server under its contract key', () => {
 });
 
 test('wrong types fall back to defaults instead of reaching the server', () => {
-  const s = toServerSettings(getter({ model: 42, threads: 'many', maxTokens: -5, 'repoContext.enabled': 'yes', trigger: 'sometimes', backend: 'vllm', 'remote.timeoutMs': -1 }), paths);
+  const s = toServerSettings(getter({ model: 42, threads: 'many', maxTokens: -5, 'window.prefixChars': 'big', 'window.suffixChars': -2, 'repoContext.enabled': 'yes', trigger: 'sometimes', backend: 'vllm', 'remote.timeoutMs': -1 }), paths);
   assert.deepEqual(s, { model: '', repoContext: { enabled: true }, fimTemplate: '', trigger: 'automatic', backend: 'local', remote: { endpoint: '', model: '', apiKeyFile: '', caFile: '' } });
 });
 
