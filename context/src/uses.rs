@@ -209,9 +209,11 @@ impl Index {
                     if details.defines(&base) {
                         pending.push((file.clone(), base, t, hops));
                     } else if hops > 0 {
-                        pending.extend(self.imported_as(&file, &base).into_iter().map(
-                            |(target, remote)| (target, remote, t, hops - 1),
-                        ));
+                        pending.extend(
+                            self.imported_as(&file, &base)
+                                .into_iter()
+                                .map(|(target, remote)| (target, remote, t, hops - 1)),
+                        );
                     }
                 }
             } else if hops > 0 {
@@ -720,7 +722,10 @@ fn member_name(line: &str) -> Option<&str> {
             None => return Some(first),
         }
     }
-    if matches!(first, "def" | "fn" | "class" | "type" | "struct" | "enum" | "trait") {
+    if matches!(
+        first,
+        "def" | "fn" | "class" | "type" | "struct" | "enum" | "trait"
+    ) {
         return words.next();
     }
     Some(first)
@@ -808,7 +813,9 @@ pub(crate) fn near_words(text: &str, cursor: usize, lang: Language) -> HashSet<S
                 if end >= text.len() {
                     break;
                 }
-                end = text[end + 1..].find('\n').map_or(text.len(), |i| end + 1 + i);
+                end = text[end + 1..]
+                    .find('\n')
+                    .map_or(text.len(), |i| end + 1 + i);
             }
             (start.min(line_start), end)
         }
@@ -844,7 +851,10 @@ fn is_header(t: &str, lang: Language) -> bool {
                     return true;
                 }
                 let modifier = w.starts_with("pub")
-                    || matches!(w, "async" | "const" | "unsafe" | "extern" | "\"C\"" | "default");
+                    || matches!(
+                        w,
+                        "async" | "const" | "unsafe" | "extern" | "\"C\"" | "default"
+                    );
                 if !modifier {
                     return false;
                 }
@@ -871,7 +881,10 @@ mod tests {
     #[test]
     fn near_words_are_the_function_around_the_cursor_without_the_partial_word() {
         let text = "import a\n\ndef far():\n    far_call()\n\nclass C(Base):\n    def m(self, x):\n        if x:\n            y = helper(x)\n            return y.pa$0\n        z = 2\n\n    def other(self):\n        other_call()\n";
-        assert_eq!(near(text), ["def", "helper", "if", "m", "return", "self", "x", "y", "z"]);
+        assert_eq!(
+            near(text),
+            ["def", "helper", "if", "m", "return", "self", "x", "y", "z"]
+        );
     }
 
     #[test]
@@ -912,7 +925,10 @@ mod tests {
     #[test]
     fn bases_of_a_class_header() {
         assert_eq!(
-            bases(Language::Python, "class A(B, m.C, metaclass=Meta):\n    ...\n"),
+            bases(
+                Language::Python,
+                "class A(B, m.C, metaclass=Meta):\n    ...\n"
+            ),
             ["B", "m", "C"]
         );
         assert!(bases(Language::Python, "def f(a, b): ...\n").is_empty());

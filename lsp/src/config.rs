@@ -60,6 +60,9 @@ pub struct Config {
     pub repo_context_enabled: bool,
     /// Token budget of the repository context.
     pub repo_context_budget_tokens: usize,
+    /// Repository context chosen by the names used near the cursor (`repoContext.selection`
+    /// `"uses"`, the default) or by whole files and outlines (`"files"`, the older selection).
+    pub repo_context_by_use: bool,
     /// FIM template or preset overriding the model's own.
     pub fim_template: Option<String>,
     /// When completions are offered.
@@ -103,6 +106,7 @@ impl Default for Config {
             invoked_time_budget_ms: 5000,
             repo_context_enabled: true,
             repo_context_budget_tokens: 1024,
+            repo_context_by_use: true,
             fim_template: None,
             trigger: Trigger::Automatic,
             explain_max_tokens: 384,
@@ -222,6 +226,13 @@ impl Config {
             "repoContext.enabled" => self.repo_context_enabled = boolean(v)?,
             "repoContext.budgetTokens" => {
                 self.repo_context_budget_tokens = int(v, 0, 65_536)? as usize
+            }
+            "repoContext.selection" => {
+                self.repo_context_by_use = match v.as_str() {
+                    Some("uses") => true,
+                    Some("files") => false,
+                    _ => return Err("expected \"uses\" or \"files\"".into()),
+                }
             }
             "fimTemplate" => self.fim_template = opt_string(v)?,
             "trigger" => {

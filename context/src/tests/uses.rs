@@ -73,7 +73,11 @@ def work(text):
     let fixture = Fixture::new(&spec);
     let (path, text) = fixture.current();
     let old = fixture.index(config(200)).context_for(path, text, &count);
-    assert!(old.iter().all(|b| b.path != "big.py"), "{}", show_blocks(&old));
+    assert!(
+        old.iter().all(|b| b.path != "big.py"),
+        "{}",
+        show_blocks(&old)
+    );
     check_at(
         &spec,
         200,
