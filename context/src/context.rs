@@ -150,7 +150,7 @@ impl Index {
 pub(crate) struct Source<'i> {
     index: &'i Index,
     path: PathBuf,
-    entry: Arc<FileEntry>,
+    pub(crate) entry: Arc<FileEntry>,
     text: Option<Arc<str>>,
 }
 

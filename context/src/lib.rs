@@ -11,6 +11,8 @@
 //! - `render`: blocks chosen by relevance under the budget;
 //! - `store`: the cached, thread-safe [`Index`]: files, hashes, parses, editor buffers;
 //! - `context` and `definitions`: the two queries, each cancellable through a [`Stop`];
+//! - `uses`: the use-driven context ([`Index::context_at`]): definitions of the names used
+//!   near the cursor first, then the rest of the uses, then more of each outline;
 //! - `function`: the function around a cursor (tree-sitter, else textual fallbacks).
 //!
 //! Facts about languages (extensions, ids, comment markers, block rules) come from
@@ -54,6 +56,7 @@ mod render;
 mod resolve;
 mod stop;
 mod store;
+mod uses;
 
 #[cfg(test)]
 mod tests;
@@ -66,6 +69,7 @@ pub use ghostline_lang as lang;
 pub use language::{language_for_path, Language};
 pub use stop::{Stop, Stopped};
 pub use store::Index;
+pub use uses::Focus;
 
 /// Settings of the repository context.
 #[derive(Debug, Clone, PartialEq, Eq)]

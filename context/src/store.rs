@@ -147,6 +147,9 @@ pub struct Index {
     ignores: Mutex<HashMap<PathBuf, Option<Arc<Gitignore>>>>,
     /// Analyses of editor texts the store does not hold, most recent first.
     analyses: Mutex<Vec<Analysis>>,
+    /// The outline of the top of one current file that the prompt's window cut off (by path
+    /// and content hash).
+    pub(crate) heads: Mutex<Option<(PathBuf, u64, Arc<Details>)>>,
 }
 
 /// Everything a walk found under one folder.
@@ -226,6 +229,7 @@ impl Index {
             walked: AtomicBool::new(false),
             ignores: Mutex::new(HashMap::new()),
             analyses: Mutex::new(Vec::new()),
+            heads: Mutex::new(None),
         }
     }
 

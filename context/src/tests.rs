@@ -11,3 +11,4 @@ mod index;
 mod outline;
 mod properties;
 mod robustness;
+mod uses;

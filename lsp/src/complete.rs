@@ -359,7 +359,7 @@ async fn run(
         let generation = match running {
             Some(g) => g,
             None => {
-                let context = repo_context(session, engine, &req.loc, &req.rope, &req.config).await;
+                let context = repo_context(session, engine, req).await;
                 let spec = req.spec(uri, context);
                 match start_generation(session, engine.clone(), uri, spec) {
                     Some(g) => g,
@@ -422,22 +422,44 @@ fn record_stats(span: &tracing::Span, st: &Stats) {
 async fn repo_context(
     session: &Arc<Session>,
     engine: &ghostline_inference::BackendHandle,
-    loc: &Location,
-    rope: &Rope,
-    config: &Config,
+    req: &Request,
 ) -> Vec<ghostline_inference::ContextBlock> {
-    if !config.repo_context_enabled || config.repo_context_budget_tokens == 0 || loc.abs.is_none() {
+    let config = &req.config;
+    if !config.repo_context_enabled
+        || config.repo_context_budget_tokens == 0
+        || req.loc.abs.is_none()
+    {
         return Vec::new();
     }
+    // The cursor and the first character the prompt's prefix holds (chars; the context works
+    // in bytes of the same text).
+    let cursor = req.end;
+    let from = cursor.saturating_sub(
+        req.win
+            .prefix
+            .chars()
+            .count()
+            .saturating_sub(req.head.chars().count()),
+    );
+    let by_use = config.repo_context_by_use;
     let (workspace, loc, engine, rope) = (
         session.workspace().clone(),
-        loc.clone(),
+        req.loc.clone(),
         engine.clone(),
-        rope.clone(),
+        req.rope.clone(),
     );
     tokio::task::spawn_blocking(move || {
         let text = rope.to_string();
-        workspace.context_for(&loc, &text, &|s| engine.count_tokens(s))
+        let count = |s: &str| engine.count_tokens(s);
+        if by_use {
+            let focus = ghostline_context::Focus {
+                cursor: rope.char_to_byte(cursor.min(rope.len_chars())),
+                window_start: rope.char_to_byte(from.min(rope.len_chars())),
+            };
+            workspace.context_at(&loc, &text, focus, &count)
+        } else {
+            workspace.context_for(&loc, &text, &count)
+        }
     })
     .await
     .unwrap_or_default()

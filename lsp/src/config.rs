@@ -72,6 +72,9 @@ pub struct Config {
     pub window_prefix_chars: usize,
     /// Characters of the document after the cursor sent at most.
     pub window_suffix_chars: usize,
+    /// Repository context chosen by the names used near the cursor (`repoContext.selection`
+    /// `"uses"`) or by whole files and outlines (`"files"`, the default: the measured one).
+    pub repo_context_by_use: bool,
     /// FIM template or preset overriding the model's own.
     pub fim_template: Option<String>,
     /// When completions are offered.
@@ -117,6 +120,8 @@ impl Default for Config {
             repo_context_budget_tokens: 1024,
             window_prefix_chars: DEFAULT_PREFIX_CHARS,
             window_suffix_chars: DEFAULT_SUFFIX_CHARS,
+            // Not measured on the cross-file benchmark yet: opt-in until it is.
+            repo_context_by_use: false,
             fim_template: None,
             trigger: Trigger::Automatic,
             explain_max_tokens: 384,
@@ -242,6 +247,13 @@ impl Config {
             }
             "window.suffixChars" => {
                 self.window_suffix_chars = int(v, 0, MAX_WINDOW_CHARS)? as usize
+            }
+            "repoContext.selection" => {
+                self.repo_context_by_use = match v.as_str() {
+                    Some("uses") => true,
+                    Some("files") => false,
+                    _ => return Err("expected \"uses\" or \"files\"".into()),
+                }
             }
             "fimTemplate" => self.fim_template = opt_string(v)?,
             "trigger" => {

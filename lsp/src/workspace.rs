@@ -336,6 +336,24 @@ impl Workspace {
         convert(index.context_for(path, text, count_tokens))
     }
 
+    /// The use-driven repository context for a completion at `focus` (byte offsets into
+    /// `text`) in the file at `loc` (runs on the calling thread).
+    pub fn context_at(
+        &self,
+        loc: &Location,
+        text: &str,
+        focus: ghostline_context::Focus,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) -> Vec<ContextBlock> {
+        let (Some(index), Some(path)) = (self.index(), loc.abs.as_deref()) else {
+            return Vec::new();
+        };
+        if ghostline_context::language_for_path(path).is_none() {
+            return Vec::new();
+        }
+        convert(index.context_at(path, text, focus, count_tokens))
+    }
+
     /// Definitions from other files that `snippet` (part of the file at `loc`) uses.
     pub fn definitions_for(
         &self,

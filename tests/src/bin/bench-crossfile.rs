@@ -40,11 +40,12 @@ bench-crossfile: cross-file line completion with and without repository context
 USAGE:
     bench-crossfile [--model 1.5b|0.5b|PATH] [--cases N] [--seed N] [--budget-tokens N]
                     [--context-size N] [--per-file N] [--threads N]
-                    [--projects P1,P2,...] [--out FILE.jsonl] [--dry-run]
+                    [--projects P1,P2,...] [--out FILE.jsonl] [--all] [--dry-run]
 
 --projects takes folders, Python standard-library package names (email, asyncio, ...) or
-crate names under ~/.cargo/registry/src (ropey, serde_json, ...). --dry-run lists the cases
-and runs no model.";
+crate names under ~/.cargo/registry/src (ropey, serde_json, ...). --all runs the two context
+selections on every case (default: on the cases not completed exactly without context).
+--dry-run lists the cases and runs no model.";
 
 const DEFAULT_PROJECTS: &[&str] = &[
     "email",
@@ -70,6 +71,7 @@ struct Args {
     threads: usize,
     projects: Vec<String>,
     out: Option<PathBuf>,
+    all: bool,
     dry_run: bool,
 }
 
@@ -92,6 +94,7 @@ fn parse_args() -> Args {
             .list("--projects")
             .unwrap_or_else(|| DEFAULT_PROJECTS.iter().map(|s| s.to_string()).collect()),
         out: a.value("--out"),
+        all: a.flag("--all"),
         dry_run: a.flag("--dry-run"),
     };
     a.finish();
@@ -829,14 +832,19 @@ fn run_project(
     model: &Path,
     project: &Project,
     cases: &[&Case],
-    context: bool,
+    selection: Option<&str>,
     progress: &mut dyn FnMut(&Case, &Outcome),
 ) -> (Vec<Outcome>, LogFigures) {
+    let context = selection.is_some();
     let settings = json!({
         "model": model,
         "threads": args.threads,
         "contextSize": args.context_size,
-        "repoContext": {"enabled": context, "budgetTokens": args.budget_tokens},
+        "repoContext": {
+            "enabled": context,
+            "budgetTokens": args.budget_tokens,
+            "selection": selection.unwrap_or("uses"),
+        },
         // Quality is measured without a time limit; latency is reported separately.
         "invokedTimeBudgetMs": 600000,
     });
@@ -926,6 +934,37 @@ fn summarize(outcomes: &[&Outcome]) -> Summary {
         p95: percentile(&ms, 0.95),
         prompt: outcomes.iter().map(|o| o.prompt_tokens as f64).sum::<f64>() / n,
     }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Half the width of the 95% confidence interval of the mean (normal approximation).
+fn half_width(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let m = mean(values);
+    let var = values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1.0);
+    1.96 * (var / n).sqrt()
+}
+
+/// The 95% Wilson score interval of a proportion, in percent.
+fn wilson(successes: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let (z, n_f) = (1.96f64, n as f64);
+    let p = successes as f64 / n_f;
+    let denom = 1.0 + z * z / n_f;
+    let centre = (p + z * z / (2.0 * n_f)) / denom;
+    let half = z * (p * (1.0 - p) / n_f + z * z / (4.0 * n_f * n_f)).sqrt() / denom;
+    (
+        100.0 * (centre - half).max(0.0),
+        100.0 * (centre + half).min(1.0),
+    )
 }
 
 fn main() {
@@ -1032,7 +1071,7 @@ fn main() {
         if let Some(f) = out.as_mut() {
             let line = json!({
                 "project": projects[case.project].name, "file": case.rel, "line": case.line + 1,
-                "col": case.col, "name": case.name, "from": case.from, "context": setting == "on",
+                "col": case.col, "name": case.name, "from": case.from, "context": setting,
                 "reference": case.reference, "completion": o.completion, "completed_line": o.line,
                 "exact": o.exact, "similarity": o.similarity, "ms": o.ms.round(),
                 "prompt_tokens": o.prompt_tokens, "evaluated_tokens": o.evaluated_tokens,
@@ -1051,7 +1090,7 @@ fn main() {
             continue;
         }
         let these: Vec<&Case> = idx.iter().map(|&i| &cases[i]).collect();
-        let (outcomes, _) = run_project(&args, &model, project, &these, false, &mut |c, o| {
+        let (outcomes, _) = run_project(&args, &model, project, &these, None, &mut |c, o| {
             write(c, "off", o)
         });
         for (i, o) in idx.into_iter().zip(outcomes) {
@@ -1061,13 +1100,19 @@ fn main() {
     let kept: Vec<usize> = (0..cases.len())
         .filter(|i| without.get(i).is_some_and(|o| !o.exact))
         .collect();
+    let run_on: Vec<usize> = if args.all {
+        (0..cases.len()).collect()
+    } else {
+        kept.clone()
+    };
 
-    // With context: the kept cases.
-    let mut with: BTreeMap<usize, Outcome> = BTreeMap::new();
-    let mut context_ms = Vec::new();
+    // With context, the older selection ("files": whole files or outlines by relevance) and
+    // the use-driven one ("uses"), one project at a time, the same cases.
+    let mut with: BTreeMap<(&str, usize), Outcome> = BTreeMap::new();
+    let mut context_ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut indexing: Vec<(String, u64, f64)> = Vec::new();
     for (p, project) in projects.iter().enumerate() {
-        let idx: Vec<usize> = kept
+        let idx: Vec<usize> = run_on
             .iter()
             .copied()
             .filter(|&i| cases[i].project == p)
@@ -1076,21 +1121,39 @@ fn main() {
             continue;
         }
         let these: Vec<&Case> = idx.iter().map(|&i| &cases[i]).collect();
-        let (outcomes, log) = run_project(&args, &model, project, &these, true, &mut |c, o| {
-            write(c, "on", o)
-        });
-        context_ms.extend(log.context_ms);
-        if let (Some(files), Some(ms)) = (log.indexed_files, log.indexed_ms) {
-            indexing.push((project.name.clone(), files, ms));
-        }
-        for (i, o) in idx.into_iter().zip(outcomes) {
-            with.insert(i, o);
+        for selection in ["files", "uses"] {
+            let (outcomes, log) = run_project(
+                &args,
+                &model,
+                project,
+                &these,
+                Some(selection),
+                &mut |c, o| write(c, selection, o),
+            );
+            context_ms
+                .entry(selection)
+                .or_default()
+                .extend(log.context_ms);
+            if let (Some(files), Some(ms)) = (log.indexed_files, log.indexed_ms) {
+                if selection == "uses" {
+                    indexing.push((project.name.clone(), files, ms));
+                }
+            }
+            for (&i, o) in idx.iter().zip(outcomes) {
+                with.insert((selection, i), o);
+            }
         }
     }
 
-    let all_off: Vec<&Outcome> = without.values().collect();
-    let kept_off: Vec<&Outcome> = kept.iter().filter_map(|i| without.get(i)).collect();
-    let kept_on: Vec<&Outcome> = kept.iter().filter_map(|i| with.get(i)).collect();
+    let pick = |set: &[usize], selection: Option<&'static str>| -> Vec<&Outcome> {
+        set.iter()
+            .filter_map(|&i| match selection {
+                None => without.get(&i),
+                Some(s) => with.get(&(s, i)),
+            })
+            .collect()
+    };
+    let all: Vec<usize> = (0..cases.len()).collect();
     println!();
     println!(
         "cases built {}, completed exactly without context {}, kept {}",
@@ -1100,34 +1163,95 @@ fn main() {
     );
     println!();
     println!(
-        "| run | cases | exact match | edit similarity | p50 ms | p95 ms | mean prompt tokens |"
+        "| run | cases | exact match (95% CI) | edit similarity (95% CI) | p50 ms | p95 ms | mean prompt tokens |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for (label, o) in [
-        ("without context, all cases", &all_off),
-        ("without context, kept cases", &kept_off),
-        ("**with context, kept cases**", &kept_on),
-    ] {
+    let mut rows: Vec<(&str, Vec<&Outcome>)> = vec![
+        ("without context, all cases", pick(&all, None)),
+        ("without context, kept cases", pick(&kept, None)),
+        (
+            "context by files (old), kept cases",
+            pick(&kept, Some("files")),
+        ),
+        (
+            "**context by uses (new), kept cases**",
+            pick(&kept, Some("uses")),
+        ),
+    ];
+    if args.all {
+        rows.push((
+            "context by files (old), all cases",
+            pick(&all, Some("files")),
+        ));
+        rows.push(("context by uses (new), all cases", pick(&all, Some("uses"))));
+    }
+    for (label, o) in &rows {
         let s = summarize(o);
+        let (lo, hi) = wilson(o.iter().filter(|x| x.exact).count(), o.len());
+        let sims: Vec<f64> = o.iter().map(|x| 100.0 * x.similarity).collect();
         println!(
-            "| {label} | {} | {:.1}% | {:.1}% | {:.0} | {:.0} | {:.0} |",
-            s.n, s.exact, s.similarity, s.p50, s.p95, s.prompt
+            "| {label} | {} | {:.1}% ({:.1}–{:.1}) | {:.1}% (± {:.1}) | {:.0} | {:.0} | {:.0} |",
+            s.n,
+            s.exact,
+            lo,
+            hi,
+            s.similarity,
+            half_width(&sims),
+            s.p50,
+            s.p95,
+            s.prompt
         );
     }
-    let (off, on) = (summarize(&kept_off), summarize(&kept_on));
     println!();
-    println!(
-        "repository context on the kept cases: exact match {:+.1} points, edit similarity {:+.1} points",
-        on.exact - off.exact,
-        on.similarity - off.similarity
-    );
-    println!(
-        "context building (server log, {} builds): p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
-        context_ms.len(),
-        percentile(&context_ms, 0.5),
-        percentile(&context_ms, 0.95),
-        percentile(&context_ms, 1.0)
-    );
+    let mut sets = vec![("kept", &kept)];
+    if args.all {
+        sets.push(("all", &all));
+    }
+    for (name, set) in sets {
+        for (a, b) in [
+            (None, Some("files")),
+            (None, Some("uses")),
+            (Some("files"), Some("uses")),
+        ] {
+            let pairs: Vec<(&Outcome, &Outcome)> = set
+                .iter()
+                .filter_map(|&i| {
+                    let x = match a {
+                        None => without.get(&i),
+                        Some(s) => with.get(&(s, i)),
+                    }?;
+                    Some((x, with.get(&(b?, i))?))
+                })
+                .collect();
+            let exact: Vec<f64> = pairs
+                .iter()
+                .map(|(x, y)| 100.0 * (f64::from(u8::from(y.exact)) - f64::from(u8::from(x.exact))))
+                .collect();
+            let sim: Vec<f64> = pairs
+                .iter()
+                .map(|(x, y)| 100.0 * (y.similarity - x.similarity))
+                .collect();
+            println!(
+                "{name} cases ({}): {} vs {}: exact match {:+.1} points (± {:.1}), edit similarity {:+.1} points (± {:.1})",
+                pairs.len(),
+                b.unwrap_or("none"),
+                a.unwrap_or("no context"),
+                mean(&exact),
+                half_width(&exact),
+                mean(&sim),
+                half_width(&sim)
+            );
+        }
+    }
+    for (selection, ms) in &context_ms {
+        println!(
+            "context building by {selection} (server log, {} builds): p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+            ms.len(),
+            percentile(ms, 0.5),
+            percentile(ms, 0.95),
+            percentile(ms, 1.0)
+        );
+    }
     if let Some((name, files, ms)) = indexing.iter().max_by_key(|(_, files, _)| *files) {
         println!("indexing, largest project ({name}): {files} files in {ms:.0} ms (server log)");
     }
