@@ -101,3 +101,14 @@ CROSSFILE_ARGS ?=
 bench-crossfile: deps models
 	$(CARGO) build --workspace --all-targets
 	target/debug/bench-crossfile --model $(MODEL) --out target/bench-crossfile-$(MODEL).jsonl $(CROSSFILE_ARGS)
+
+# The team benchmark: N editors (1, 2, 4, 8) typing different files at once through ghostline,
+# against one llama-server started with --parallel N and against N in-process engines (0.5B,
+# 20 keystrokes per editor; about 10 minutes on 2 cores). Not part of `make test`.
+# TEAM_ARGS passes options (--editors 1,2,4 --backends llama-server,openai,local --keys N, ...).
+TEAM_ARGS ?=
+.PHONY: bench-team
+bench-team: deps models
+	scripts/build-llama-server.sh
+	$(CARGO) build --workspace --all-targets
+	target/debug/bench-team $(TEAM_ARGS)
