@@ -16,6 +16,31 @@ use crate::store::{Current, FileEntry};
 use crate::{ContextBlock, Index};
 
 impl Index {
+    /// The files `current` reaches through its imports (to the configured depth and file
+    /// count), each with its depth: what both context queries rank and render.
+    pub(crate) fn reach(
+        &self,
+        current: &Current,
+        stop: &Stop,
+    ) -> Result<Vec<graph::Node>, Stopped> {
+        let config = self.config();
+        let nodes = graph::build(
+            &current.path,
+            &current.edges,
+            config.max_depth,
+            config.max_files,
+            &mut |p| {
+                if stop.stopped() {
+                    return None;
+                }
+                let entry = self.entry(p)?;
+                Some(self.edges(p, &entry))
+            },
+        );
+        stop.check_now()?;
+        Ok(nodes)
+    }
+
     /// The repository context for the file at `path` whose (unsaved) text is `text`: the
     /// workspace files it imports, directly and transitively up to `max_depth`, that fit in
     /// `budget_tokens` as counted by `count_tokens`; whole where they fit, else as outlines.
@@ -57,20 +82,7 @@ impl Index {
             stop.check_now()?;
             return Ok(Vec::new());
         };
-        let nodes = graph::build(
-            &current.path,
-            &current.edges,
-            config.max_depth,
-            config.max_files,
-            &mut |p| {
-                if stop.stopped() {
-                    return None;
-                }
-                let entry = self.entry(p)?;
-                Some(self.edges(p, &entry))
-            },
-        );
-        stop.check_now()?;
+        let nodes = self.reach(&current, &stop)?;
         let order = graph::order(&nodes);
 
         // Relevance: names the current file imports and uses.

@@ -123,20 +123,7 @@ impl Index {
             stop.check_now()?;
             return Ok(Vec::new());
         };
-        let nodes = graph::build(
-            &current.path,
-            &current.edges,
-            config.max_depth,
-            config.max_files,
-            &mut |p| {
-                if stop.stopped() {
-                    return None;
-                }
-                let entry = self.entry(p)?;
-                Some(self.edges(p, &entry))
-            },
-        );
-        stop.check_now()?;
+        let nodes = self.reach(&current, &stop)?;
         let order = graph::order(&nodes);
         let near = near_words(text, focus.cursor, lang);
         let used = &current.used;
