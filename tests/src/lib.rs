@@ -16,6 +16,7 @@
 pub mod args;
 pub mod humaneval;
 pub mod peer;
+pub mod stats;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -89,6 +90,26 @@ pub fn small_model() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The `file://` URI of a path on disk.
+pub fn uri_of(path: &Path) -> String {
+    file_uri(&path.to_string_lossy())
+}
+
+/// `n` bytes of Python: assignments and small functions (large documents for tests).
+pub fn big_python(n: usize) -> String {
+    let mut s = String::with_capacity(n + 64);
+    let mut i = 0;
+    while s.len() < n {
+        if i % 10 == 0 {
+            s.push_str(&format!("def f_{i}(a, b):\n    return a + b + {i}\n\n"));
+        } else {
+            s.push_str(&format!("value_{i} = {i}\n"));
+        }
+        i += 1;
+    }
+    s
 }
 
 /// A `file://` URI for a path (need not exist).
@@ -518,6 +539,21 @@ impl Server {
                     self.stderr()
                 )
             })
+    }
+
+    /// Waits, from message `from` on, for what a fatal engine error brings: status `error`,
+    /// an error message saying the engine restarts, and status `ready` again after the first
+    /// backoff (1 s), without a server restart.
+    pub fn wait_engine_restart(&self, from: usize) {
+        self.wait_status(from, "error", Duration::from_secs(5));
+        self.wait_message(from, "window/showMessage", Duration::from_secs(5), |p| {
+            p["type"] == 1
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("restarting"))
+        })
+        .expect("an error message");
+        self.wait_status(from, "ready", Duration::from_secs(10));
     }
 
     /// `textDocument/didOpen`.

@@ -86,13 +86,7 @@ impl Peer {
     }
 
     fn get(&self, path: &str) -> Result<(u16, String), String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        read_response(&mut s)
+        http_get(self.port, path, None, None)
     }
 
     /// Sends one `/infill` request on its own thread; the outcome arrives on `done`. The
@@ -137,6 +131,26 @@ impl Drop for Peer {
 /// Aborts an in-flight request.
 pub fn abort(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// `GET path` from a server on a loopback `port` (with `Authorization: Bearer` when a key is
+/// given, and a read timeout when one is given): the status and the body (dechunked).
+pub fn http_get(
+    port: u16,
+    path: &str,
+    bearer: Option<&str>,
+    read_timeout: Option<Duration>,
+) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(read_timeout)
+        .map_err(|e| e.to_string())?;
+    let auth = bearer.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    read_response(&mut s)
 }
 
 fn read_response(s: &mut TcpStream) -> Result<(u16, String), String> {

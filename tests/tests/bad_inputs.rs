@@ -17,7 +17,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ghostline_tests::{
-    editor_capabilities, file_uri, model_lock, small_model, Server, Spawn, TIMEOUT,
+    big_python, editor_capabilities, file_uri, model_lock, small_model, uri_of, Server, Spawn,
+    TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -111,25 +112,6 @@ fn explain(s: &mut Server, uri: &str, line: u32, character: u32) -> i64 {
 fn write(path: &Path, bytes: impl AsRef<[u8]>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
-}
-
-fn uri_of(path: &Path) -> String {
-    file_uri(&path.to_string_lossy())
-}
-
-/// `n` bytes of Python: assignments and small functions.
-fn big_python(n: usize) -> String {
-    let mut s = String::with_capacity(n + 64);
-    let mut i = 0;
-    while s.len() < n {
-        if i % 10 == 0 {
-            s.push_str(&format!("def f_{i}(a, b):\n    return a + b + {i}\n\n"));
-        } else {
-            s.push_str(&format!("value_{i} = {i}\n"));
-        }
-        i += 1;
-    }
-    s
 }
 
 fn line_count(text: &str) -> u32 {

@@ -182,16 +182,7 @@ fn a_crashed_engine_is_reported_and_restarted() {
         json!({"command": "ghostline.explainFunction", "arguments": [{"uri": uri, "position": {"line": 1, "character": 4}}]}),
     );
     assert!(r.error.is_some(), "the crash must fail the request");
-    s.wait_status(from, "error", Duration::from_secs(5));
-    s.wait_message(from, "window/showMessage", Duration::from_secs(5), |p| {
-        p["type"] == 1
-            && p["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("restarting"))
-    })
-    .expect("an error message");
-    // Restarted after the first backoff (1 s), without a server restart.
-    s.wait_status(from, "ready", Duration::from_secs(10));
+    s.wait_engine_restart(from);
     assert_eq!(s.shutdown().code(), Some(0));
 }
 

@@ -16,12 +16,14 @@
 //! itself, the team benchmark.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ghostline_tests::{editor_capabilities, file_uri, model_lock, small_model, Server, Spawn};
+use ghostline_tests::{
+    editor_capabilities, file_uri, model_lock, peer, small_model, Server, Spawn,
+};
 use serde_json::{json, Value};
 
 const KEY: &str = "ghostline-test-key-5f1c9a";
@@ -101,19 +103,7 @@ impl LlamaServer {
 
     /// `GET path` with the key: status and body.
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).ok()?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let code = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, body.to_owned()))
+        peer::http_get(self.port, path, Some(KEY), Some(Duration::from_secs(10))).ok()
     }
 
     /// Whether any slot is generating (`GET /slots`).

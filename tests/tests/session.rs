@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
+use ghostline_tests::{big_python, editor_capabilities, file_uri, uri_of, Server, Spawn};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -39,25 +39,6 @@ fn debug_state(s: &mut Server) -> Value {
     command(s, "ghostline.debugState")
 }
 
-fn uri_of(path: &Path) -> String {
-    file_uri(&path.to_string_lossy())
-}
-
-/// `n` bytes of Python: assignments and small functions.
-fn big_python(n: usize) -> String {
-    let mut s = String::with_capacity(n + 64);
-    let mut i = 0;
-    while s.len() < n {
-        if i % 10 == 0 {
-            s.push_str(&format!("def f_{i}(a, b):\n    return a + b + {i}\n\n"));
-        } else {
-            s.push_str(&format!("value_{i} = {i}\n"));
-        }
-        i += 1;
-    }
-    s
-}
-
 #[test]
 fn an_engine_crash_during_a_completion_is_answered_reported_and_recovered() {
     let _serial = serial();
@@ -72,16 +53,7 @@ fn an_engine_crash_during_a_completion_is_answered_reported_and_recovered() {
     let r = s.response(id, LONG);
     assert!(r.error.is_none(), "{:?}", r.error);
     assert_eq!(r.ok()["items"], json!([]), "a crashed run suggests nothing");
-    s.wait_status(from, "error", Duration::from_secs(5));
-    s.wait_message(from, "window/showMessage", Duration::from_secs(5), |p| {
-        p["type"] == 1
-            && p["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("restarting"))
-    })
-    .expect("an error message");
-    // Restarted after the first backoff (1 s), without a server restart.
-    s.wait_status(from, "ready", Duration::from_secs(10));
+    s.wait_engine_restart(from);
     let items = s.inline(&uri, 1, 4, true);
     assert_eq!(items.len(), 1, "a completion after the restart: {items:?}");
     assert_eq!(s.response_count(id), 1, "the crashed request answered once");

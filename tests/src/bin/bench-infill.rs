@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ghostline_tests::humaneval::{self, Task};
+use ghostline_tests::stats::percentile;
 use ghostline_tests::utf16_offset as offset;
 use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
 use serde_json::{json, Value};
@@ -241,14 +242,6 @@ impl Runner {
             }
         }
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// The checkout's commit (with `-dirty` when it has uncommitted changes), so that a result says

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ghostline_tests::stats::{log_field, percentile};
 use ghostline_tests::{editor_capabilities, file_uri, peer, Server, Spawn};
 use serde_json::{json, Value};
 
@@ -318,20 +319,7 @@ impl LlamaServer {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).ok()?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let code = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, body.to_owned()))
+        peer::http_get(self.port, path, None, Some(Duration::from_secs(30))).ok()
     }
 
     /// The counters and gauges of `/metrics` (`llamacpp:NAME VALUE` lines). Reading them
@@ -443,24 +431,6 @@ struct Report {
     /// From the first keystroke to the last answer (s).
     wall_s: f64,
     server: Option<ServerFigures>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn field(line: &str, name: &str) -> Option<usize> {
-    let key = format!(" {name}=");
-    let at = line.find(&key)? + key.len();
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// One editor: its ghostline process and its document.
@@ -644,9 +614,9 @@ fn replay(args: &Args, backend: Backend, n: usize, docs: &[Doc]) -> Report {
                 continue;
             }
             report.model_runs += 1;
-            report.prompt_tokens += field(l, "prompt_tokens").unwrap_or(0);
-            report.evaluated_tokens += field(l, "evaluated_tokens").unwrap_or(0);
-            report.generated_tokens += field(l, "generated_tokens").unwrap_or(0);
+            report.prompt_tokens += log_field(l, "prompt_tokens").unwrap_or(0);
+            report.evaluated_tokens += log_field(l, "evaluated_tokens").unwrap_or(0);
+            report.generated_tokens += log_field(l, "generated_tokens").unwrap_or(0);
             if l.contains("stop=Deadline") {
                 report.deadline_stops += 1;
             }

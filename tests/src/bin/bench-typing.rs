@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ghostline_tests::peer::{self, Peer};
+use ghostline_tests::stats::{log_field, percentile};
 use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
 use serde_json::{json, Value};
 
@@ -161,24 +162,6 @@ struct Report {
     reused_tokens: usize,
     evaluated_tokens: usize,
     generated_tokens: usize,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn field(line: &str, name: &str) -> Option<usize> {
-    let key = format!("{name}=");
-    let at = line.find(&key)? + key.len();
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Paces a replay: one keystroke per interval, plus the pause before each line's first
@@ -349,22 +332,22 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
             continue;
         }
         report.model_runs += 1;
-        report.prompt_tokens += field(l, "prompt_tokens").unwrap_or(0);
-        report.reused_tokens +=
-            field(l, "reused_tokens").unwrap_or(0) + field(l, "shifted_tokens").unwrap_or(0);
-        report.evaluated_tokens += field(l, "evaluated_tokens").unwrap_or(0);
-        report.generated_tokens += field(l, "generated_tokens").unwrap_or(0);
-        if field(l, "generated_tokens").unwrap_or(0) > 0 {
+        report.prompt_tokens += log_field(l, "prompt_tokens").unwrap_or(0);
+        report.reused_tokens += log_field(l, "reused_tokens").unwrap_or(0)
+            + log_field(l, "shifted_tokens").unwrap_or(0);
+        report.evaluated_tokens += log_field(l, "evaluated_tokens").unwrap_or(0);
+        report.generated_tokens += log_field(l, "generated_tokens").unwrap_or(0);
+        if log_field(l, "generated_tokens").unwrap_or(0) > 0 {
             report
                 .first_token_ms
-                .push(field(l, "first_token_ms").unwrap_or(0) as f64);
+                .push(log_field(l, "first_token_ms").unwrap_or(0) as f64);
         }
         if l.contains("stop=Deadline") {
             report.deadline_stops += 1;
         } else {
             report
                 .total_ms
-                .push(field(l, "total_ms").unwrap_or(0) as f64);
+                .push(log_field(l, "total_ms").unwrap_or(0) as f64);
         }
     }
     report
