@@ -621,7 +621,9 @@ fn a_server_that_is_down_gives_one_error_then_backs_off_then_recovers() {
     let started = Instant::now();
     let again = complete_blocking(&backend, fim("a", ""), CancelToken::new()).unwrap_err();
     assert_eq!(again, err);
-    assert!(started.elapsed() < Duration::from_millis(20));
+    // Failing fast is the connection count; the time only has to stay well inside the
+    // 1 s backoff (a loaded 2-core CI machine can deschedule a thread for tens of ms).
+    assert!(started.elapsed() < Duration::from_millis(500));
     assert_eq!(mock.connections.load(Ordering::SeqCst), 0);
 
     // After the backoff the next request reaches it.
