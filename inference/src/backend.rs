@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use crate::model::ModelInfo;
 use crate::stop::{StopChecker, StopReason};
 use crate::CancelToken;
-use crate::{ChatOutput, ChatRequest, Completion, EngineError, FimFormat, FimRequest, Stats};
+use crate::{
+    ChatOutput, ChatRequest, Completion, EngineError, FimFormat, FimRequest, PrefillItem, Stats,
+};
 
 /// Called exactly once with the result of a FIM request.
 pub type FimReply = Box<dyn FnOnce(Result<Completion, EngineError>) + Send>;
@@ -49,6 +51,15 @@ pub trait Backend: Send + Sync + 'static {
     /// KV state, on disk); `done(true)` once it is kept. Nothing to keep by default.
     fn persist(&self, done: Box<dyn FnOnce(bool) + Send>) {
         done(true)
+    }
+
+    /// Replaces the plan of prompt starts to evaluate ahead of the cursor for `document`
+    /// (most useful first) with `items`; an empty list cancels the plan. The local engine works
+    /// on it only while idle and stops between small chunks as soon as a request arrives, so a
+    /// prefill never delays a keystroke by more than one chunk. Backends that cannot keep
+    /// state ahead (remote servers) ignore it.
+    fn prefill(&self, document: String, items: Vec<PrefillItem>) {
+        let _ = (document, items);
     }
 
     /// Queues a chat request; `on_text` receives each new piece of text, `reply` is called

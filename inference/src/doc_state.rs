@@ -445,16 +445,59 @@ impl Drop for DiskWriter {
     }
 }
 
-/// What [`DocStates::switch_to`] did.
+/// What [`DocStates::prepare`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Switch {
-    /// The sequence already belongs to this document (or the request names none).
-    Same,
-    /// Another document's saved state was put in the sequence.
-    Restored { tokens: usize, from_disk: bool },
-    /// Nothing saved for this document: the sequence keeps what it holds (a shared start of
-    /// the prompt is still reused).
+    /// The sequence keeps what it holds (the request names no document, or nothing saved
+    /// shares a longer start with the prompt; a shared start is still reused).
     Kept,
+    /// A saved state was put in the sequence.
+    Restored {
+        tokens: usize,
+        from_disk: bool,
+        /// It was a prefilled start, not the document's own last state.
+        prefilled: bool,
+    },
+}
+
+/// Separates a document's key from the name of one of its prefilled starts. Not a character
+/// URIs contain.
+const ANCHOR_SEP: char = '\u{1}';
+
+/// The key of the prefilled start `anchor` of `doc`.
+pub(crate) fn anchor_key(doc: &str, anchor: &str) -> String {
+    format!("{doc}{ANCHOR_SEP}{anchor}")
+}
+
+/// Whether `key` names a prefilled start (kept in memory only: it is cheap to redo and
+/// stale after the next edit).
+fn is_anchor(key: &str) -> bool {
+    key.contains(ANCHOR_SEP)
+}
+
+/// The document a key belongs to.
+fn doc_of(key: &str) -> &str {
+    key.split(ANCHOR_SEP).next().unwrap_or(key)
+}
+
+/// Restoring a state costs a copy of its bytes (milliseconds); it is only worth it when it
+/// saves evaluating more than this many tokens.
+const MIN_GAIN: usize = 8;
+
+/// The candidate to restore: the index of the one sharing the longest start with the prompt,
+/// when it beats what the sequence holds (`live` tokens shared) by more than [`MIN_GAIN`].
+/// Ties go to the earlier candidate.
+pub(crate) fn best_candidate(live: usize, shared: &[usize]) -> Option<usize> {
+    let (i, &best) = shared
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| a.cmp(b).then(j.cmp(i)))?;
+    (best > live + MIN_GAIN).then_some(i)
+}
+
+/// The number of leading tokens `a` and `b` share.
+pub(crate) fn shared_start(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The engine's per-document states. All calls come from the engine thread.
@@ -506,36 +549,63 @@ impl DocStates {
         }
     }
 
-    /// Makes sequence `seq` (mirrored by `tokens`) belong to `doc`: saves the state of the
-    /// document it held and restores `doc`'s saved state when there is one. A request without
-    /// a document leaves everything as it is.
-    pub fn switch_to(
+    /// Makes sequence `seq` (mirrored by `tokens`) the working state of `key` (a document, or
+    /// a prefilled start of one, see [`anchor_key`]) for `prompt`, so that the engine's sync
+    /// evaluates as little as possible: of the states saved for the key's document (its own
+    /// last state, in memory or on disk, and its prefilled starts) the one that shares the
+    /// longest start with `prompt` is restored when it shares more than the sequence holds
+    /// (by more than [`MIN_GAIN`] tokens). What the sequence held is saved first when it
+    /// belonged to another key or is replaced.
+    pub fn prepare(
         &mut self,
         ctx: &mut LlamaContext,
         seq: i32,
         tokens: &mut Vec<LlamaToken>,
-        doc: Option<&str>,
+        key: &str,
+        prompt: &[LlamaToken],
     ) -> Switch {
-        let Some(doc) = doc else {
-            return Switch::Same;
-        };
-        if self.current.as_deref() == Some(doc) {
-            return Switch::Same;
+        let doc = doc_of(key);
+        let leaving = self.current.as_deref() != Some(key);
+        if leaving {
+            self.save_current(ctx, seq, tokens);
         }
-        self.save_current(ctx, seq, tokens);
-        self.current = Some(doc.to_owned());
-        self.saved_tokens = None;
-        let (saved, from_disk) = match self.mem.get(doc) {
-            Some(s) => (s, false),
-            None => match self.disk.as_ref().and_then(|d| d.read(doc)) {
-                Some(s) => {
-                    let s = Arc::new(s);
-                    self.mem.put(doc, s.clone());
-                    (s, true)
-                }
-                None => return Switch::Kept,
-            },
+        let mut candidates: Vec<(String, Arc<Saved>, bool)> = self
+            .mem
+            .entries
+            .iter()
+            .filter(|(k, _)| doc_of(k) == doc)
+            .map(|(k, v)| (k.clone(), v.clone(), false))
+            .collect();
+        let own_in_memory = candidates.iter().any(|(k, _, _)| k == doc);
+        if !own_in_memory && self.current.as_deref() != Some(doc) && leaving {
+            if let Some(saved) = self.disk.as_ref().and_then(|d| d.read(doc)) {
+                let saved = Arc::new(saved);
+                self.mem.put(doc, saved.clone());
+                candidates.push((doc.to_owned(), saved, true));
+            }
+        }
+        let shared: Vec<usize> = candidates
+            .iter()
+            .map(|(_, s, _)| shared_start(&s.tokens, prompt))
+            .collect();
+        let live = shared_start(tokens, prompt);
+        let chosen = best_candidate(live, &shared).map(|i| candidates.swap_remove(i));
+        let Some((from, saved, from_disk)) = chosen else {
+            if leaving {
+                self.current = Some(key.to_owned());
+                self.saved_tokens = None;
+            }
+            return Switch::Kept;
         };
+        if !leaving {
+            // The sequence's state is replaced: keep it (the chosen state is held in `saved`
+            // even when this overwrites its entry).
+            self.save_current(ctx, seq, tokens);
+        }
+        let unchanged_entry = leaving && from == key;
+        self.current = Some(key.to_owned());
+        self.saved_tokens = None;
+        let _ = self.mem.get(&from);
         let _ = ctx.kv_cache_seq_rm(seq, None, None);
         tokens.clear();
         // SAFETY: the bytes were produced by `state_seq_get_data_ext` of a context of this
@@ -545,23 +615,40 @@ impl DocStates {
         let ok =
             unsafe { ctx.state_seq_set_data_ext(&saved.bytes, seq, LlamaStateSeqFlags::empty()) };
         if !ok {
-            tracing::warn!(doc, "could not restore a saved KV state; evaluating afresh");
+            tracing::warn!(
+                key = from,
+                "could not restore a saved KV state; evaluating afresh"
+            );
             let _ = ctx.kv_cache_seq_rm(seq, None, None);
-            self.mem.remove(doc);
+            self.mem.remove(&from);
             return Switch::Kept;
         }
         tokens.extend_from_slice(&saved.tokens);
-        self.saved_tokens = Some(saved.tokens.clone());
+        if unchanged_entry {
+            self.saved_tokens = Some(saved.tokens.clone());
+        }
+        let prefilled = is_anchor(&from);
         tracing::debug!(
-            doc,
+            key,
+            from,
             tokens = tokens.len(),
             from_disk,
-            "restored a document's KV state"
+            prefilled,
+            "restored a saved KV state"
         );
         Switch::Restored {
             tokens: tokens.len(),
             from_disk,
+            prefilled,
         }
+    }
+
+    /// Whether the prefilled start `key` is held in memory with all of `tokens`.
+    pub fn holds(&self, key: &str, tokens: &[LlamaToken]) -> bool {
+        self.mem
+            .entries
+            .iter()
+            .any(|(k, v)| k == key && v.tokens.starts_with(tokens))
     }
 
     /// Waits (at most `timeout`) until the states saved so far are on disk; whether they are.
@@ -587,7 +674,7 @@ impl DocStates {
             bytes,
         });
         self.mem.put(&key, saved.clone());
-        if let Some(w) = &self.writer {
+        if let Some(w) = self.writer.as_ref().filter(|_| !is_anchor(&key)) {
             w.send(&key, saved);
         }
         self.saved_tokens = Some(tokens.to_vec());
@@ -624,6 +711,27 @@ mod tests {
             tokens: (0..n as i32).map(LlamaToken::new).collect(),
             bytes: vec![fill; 100],
         })
+    }
+
+    #[test]
+    fn the_state_sharing_the_longest_start_wins_when_it_beats_the_sequence() {
+        // Nothing saved, or nothing better than what the sequence holds.
+        assert_eq!(best_candidate(100, &[]), None);
+        assert_eq!(best_candidate(100, &[50, 100, 108]), None);
+        // More than MIN_GAIN tokens better: the longest; ties go to the first.
+        assert_eq!(best_candidate(100, &[50, 300, 109]), Some(1));
+        assert_eq!(best_candidate(0, &[40, 40]), Some(0));
+        let t = |v: &[i32]| v.iter().map(|&x| LlamaToken::new(x)).collect::<Vec<_>>();
+        assert_eq!(shared_start(&t(&[1, 2, 3]), &t(&[1, 2, 4])), 2);
+        assert_eq!(shared_start(&t(&[]), &t(&[1])), 0);
+    }
+
+    #[test]
+    fn prefilled_starts_are_named_under_their_document() {
+        let key = anchor_key("file:///a.py", "64");
+        assert!(is_anchor(&key) && !is_anchor("file:///a.py"));
+        assert_eq!(doc_of(&key), "file:///a.py");
+        assert_eq!(doc_of("file:///a.py"), "file:///a.py");
     }
 
     #[test]

@@ -39,11 +39,12 @@ use crate::prompt;
 use crate::sampling::{self, Utf8Assembler};
 
 mod kv;
+mod prefill;
 
 use crate::stop::{StopChecker, StopReason};
 use crate::{
     llama_log, CancelToken, ChatOutput, ChatRequest, Completion, EngineConfig, EngineError,
-    FimRequest, LoadError, Stats,
+    FimRequest, LoadError, PrefillCounts, PrefillItem, Stats,
 };
 use kv::{Interrupt, Seq};
 
@@ -103,6 +104,11 @@ enum Job {
     },
     /// Save the current document's KV state and wait for the disk; then call `done`.
     Persist { done: Box<dyn FnOnce(bool) + Send> },
+    /// Replace the prefill plan.
+    Prefill {
+        doc: String,
+        items: Vec<PrefillItem>,
+    },
 }
 
 impl Job {
@@ -111,6 +117,7 @@ impl Job {
             Job::Fim { reply, .. } => reply.send(Err(err)),
             Job::Chat { reply, .. } => reply.send(Err(err)),
             Job::Persist { done } => done(false),
+            Job::Prefill { .. } => {}
         }
     }
 }
@@ -151,6 +158,7 @@ pub struct Engine {
     config: EngineConfig,
     model: Arc<LlamaModel>,
     n_ctx: usize,
+    prefills: Arc<prefill::Counters>,
 }
 
 /// The engine is shared between tasks behind this alias.
@@ -177,9 +185,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread_config = config.clone();
+        let prefills = Arc::new(prefill::Counters::default());
+        let thread_prefills = prefills.clone();
         std::thread::Builder::new()
             .name("ghostline-engine".into())
-            .spawn(move || engine_thread(thread_config, progress, rx, ready_tx))
+            .spawn(move || engine_thread(thread_config, progress, rx, ready_tx, thread_prefills))
             .map_err(LoadError::Thread)?;
         let (info, model, n_ctx) = ready_rx.recv().map_err(|_| LoadError::Llama {
             path: config.model_path.clone(),
@@ -191,6 +201,7 @@ impl Engine {
             config,
             model,
             n_ctx,
+            prefills,
         })
     }
 
@@ -258,6 +269,20 @@ impl Engine {
         }) {
             job.reject(EngineError::Stopped);
         }
+    }
+
+    /// Replaces the plan of prompt starts evaluated ahead of the cursor for `document` (see
+    /// [`crate::Backend::prefill`]).
+    pub fn prefill(&self, document: String, items: Vec<PrefillItem>) {
+        let _ = self.tx.send(Job::Prefill {
+            doc: document,
+            items,
+        });
+    }
+
+    /// What prefilling has done since the engine started.
+    pub fn prefill_counts(&self) -> PrefillCounts {
+        self.prefills.snapshot()
     }
 
     /// Queues a chat request. `on_text` receives each new piece of text as it is generated;
@@ -331,6 +356,10 @@ impl crate::backend::Backend for Engine {
         Engine::persist(self, done)
     }
 
+    fn prefill(&self, document: String, items: Vec<PrefillItem>) {
+        Engine::prefill(self, document, items)
+    }
+
     fn submit_chat(
         &self,
         req: ChatRequest,
@@ -349,6 +378,7 @@ fn engine_thread(
     mut progress: Box<dyn FnMut(f32) + Send>,
     rx: mpsc::Receiver<Job>,
     ready: mpsc::SyncSender<Ready>,
+    prefills: Arc<prefill::Counters>,
 ) {
     progress(0.0);
     let loaded = model::load(&config);
@@ -373,7 +403,7 @@ fn engine_thread(
         }
     };
     let n_ctx = ctx.n_ctx() as usize;
-    let mut worker = Worker::new(&model, ctx, info.clone(), config, rx);
+    let mut worker = Worker::new(&model, ctx, info.clone(), config, rx, prefills);
     if ready.send(Ok((info, model.clone(), n_ctx))).is_err() {
         return;
     }
@@ -419,6 +449,11 @@ struct Worker<'m> {
     die: bool,
     /// Saved KV states per document (issue 12, lever 1; see `doc_state`).
     docs: crate::doc_state::DocStates,
+    /// Prompt starts to evaluate while idle (issue 12, lever 2; see `prefill`).
+    plan: Option<prefill::Plan>,
+    /// When the last job was served.
+    last_job: Instant,
+    prefills: Arc<prefill::Counters>,
 }
 
 impl<'m> Worker<'m> {
@@ -428,6 +463,7 @@ impl<'m> Worker<'m> {
         info: ModelInfo,
         config: EngineConfig,
         rx: mpsc::Receiver<Job>,
+        prefills: Arc<prefill::Counters>,
     ) -> Self {
         let stop_tokens = info
             .fim
@@ -462,6 +498,9 @@ impl<'m> Worker<'m> {
             n_ctx,
             die: false,
             docs,
+            plan: None,
+            last_job: Instant::now(),
+            prefills,
         }
     }
 
@@ -469,19 +508,32 @@ impl<'m> Worker<'m> {
         loop {
             let job = match self.pending.pop_front() {
                 Some(job) => job,
-                // Idle for a while (or stopping): the current document's KV state is saved.
-                None => match self.rx.recv_timeout(crate::doc_state::IDLE_SAVE) {
-                    Ok(job) => job,
-                    Err(e) => {
-                        self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
-                        match e {
-                            mpsc::RecvTimeoutError::Timeout => continue,
-                            mpsc::RecvTimeoutError::Disconnected => return,
+                // Idle for a while: prefill ahead of the cursor when there is a plan, else save
+                // the current document's KV state (also when stopping).
+                None => {
+                    let wait = if self.has_plan() {
+                        prefill::PREFILL_IDLE.saturating_sub(self.last_job.elapsed())
+                    } else {
+                        crate::doc_state::IDLE_SAVE
+                    };
+                    match self.rx.recv_timeout(wait) {
+                        Ok(job) => job,
+                        Err(mpsc::RecvTimeoutError::Timeout) if self.has_plan() => {
+                            self.prefill_step();
+                            continue;
+                        }
+                        Err(e) => {
+                            self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
+                            match e {
+                                mpsc::RecvTimeoutError::Timeout => continue,
+                                mpsc::RecvTimeoutError::Disconnected => return,
+                            }
                         }
                     }
-                },
+                }
             };
             self.dispatch(job);
+            self.last_job = Instant::now();
         }
     }
 
@@ -534,6 +586,7 @@ impl<'m> Worker<'m> {
                 self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
                 done(self.docs.flush(PERSIST_WAIT));
             }
+            Job::Prefill { doc, items } => self.set_plan(doc, items),
         }
     }
 
@@ -570,7 +623,9 @@ impl<'m> Worker<'m> {
                     self.dispatch(job);
                     ran = true;
                 }
-                Job::Chat { .. } | Job::Persist { .. } => self.pending.push_back(job),
+                Job::Chat { .. } | Job::Persist { .. } | Job::Prefill { .. } => {
+                    self.pending.push_back(job)
+                }
             }
         }
         ran
@@ -592,13 +647,6 @@ impl<'m> Worker<'m> {
         received: Instant,
         reply: &mut Option<Reply<Completion>>,
     ) -> Result<Completion, EngineError> {
-        // Per-document KV state: save the one the sequence holds, restore this document's.
-        self.docs.switch_to(
-            &mut self.ctx,
-            SEQ_FIM,
-            &mut self.fim.tokens,
-            req.document.as_deref(),
-        );
         let max_tokens = req.max_tokens.unwrap_or(self.config.max_tokens);
         // Token healing: the prefix's last token is taken out of the prompt and the first
         // generated tokens must reproduce its text, so a cursor inside a token (`ret|`) does
@@ -615,6 +663,12 @@ impl<'m> Worker<'m> {
             trimmed.prefix.truncate(req.prefix.len() - healed.len());
             self.fim_prompt(&trimmed, max_tokens)?
         };
+        // Per-document KV state: of what the sequence holds, the document's last state and its
+        // prefilled starts, the one sharing the longest start with this prompt.
+        if let Some(doc) = req.document.as_deref() {
+            self.docs
+                .prepare(&mut self.ctx, SEQ_FIM, &mut self.fim.tokens, doc, &prompt);
+        }
         let mut stats = Stats {
             prompt_tokens: prompt.len(),
             ..Stats::default()

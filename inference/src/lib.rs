@@ -281,6 +281,31 @@ pub struct FimRequest {
     pub document: Option<String>,
 }
 
+/// A start of a document's prompt that the engine evaluates ahead of the cursor while it is
+/// idle (issue 12, lever 2), so that a later request whose prompt starts the same way (a jump
+/// to a line this start covers) evaluates only the rest: its suffix and whatever part of the
+/// prefix lies beyond it.
+#[derive(Debug, Clone, Default)]
+pub struct PrefillItem {
+    /// Names this start among the document's (the server: the line its prefix starts at).
+    pub anchor: String,
+    /// The request a cursor at the end of the covered text would send, with an empty suffix:
+    /// the tokens of its prompt up to the end of the prefix are evaluated, no more.
+    /// `request.document` names the document.
+    pub request: FimRequest,
+}
+
+/// What prefilling has done since the engine started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrefillCounts {
+    /// Items whose whole start is now held (evaluated, or found already held).
+    pub done: u64,
+    /// Tokens evaluated for prefills.
+    pub evaluated_tokens: u64,
+    /// Times a prefill stopped between chunks because a request arrived.
+    pub preempted: u64,
+}
+
 /// Where the time and the tokens of one request went.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stats {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use ghostline_inference::{BackendHandle, EngineError, Stats, StopReason};
+use ghostline_inference::{BackendHandle, EngineError, FimRequest, PrefillItem, Stats, StopReason};
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
@@ -19,6 +19,7 @@ use crate::config::{Config, Trigger};
 use crate::generation::{Generation, Outcome, Spec, Waiter};
 use crate::pipeline;
 use crate::position;
+use crate::prefill;
 use crate::protocol::State;
 use crate::shaping::{self, Cursor, Lang, Mode};
 use crate::state::{InFlight, Session, Snapshot};
@@ -55,13 +56,16 @@ impl Windows {
         }
     }
 
-    /// Lines the prefix start is rounded to: a power of two, about a quarter of the window's
-    /// lines (at ~32 characters a line) and at most [`PREFIX_LINE_STEP`], so that rounding
-    /// never costs more than about a quarter of the window. It depends on the setting only,
-    /// never on the text, so it stays the same while typing.
-    fn line_step(self) -> usize {
-        let quarter = (self.prefix_chars / 32 / 4).max(1);
-        (1usize << quarter.ilog2()).min(PREFIX_LINE_STEP)
+    /// Lines between two possible prefix starts (anchors): a power of two, about half the
+    /// window's lines (at ~32 characters a line) and at most [`PREFIX_LINE_STEP`]. The prefix
+    /// starts at the anchor nearest to where the window would start, so it is about the window
+    /// long (half a step of lines more or less), it stays put while typing, and all the cursors
+    /// of a band of `line_step` lines share it: a start evaluated ahead of the cursor (see
+    /// [`crate::prefill`]) serves every line of its band. It depends on the setting only,
+    /// never on the text.
+    pub(crate) fn line_step(self) -> usize {
+        let lines = (self.prefix_chars / 32).max(1);
+        (1usize << lines.ilog2()).min(PREFIX_LINE_STEP)
     }
 
     /// Characters an enormous line is cut in steps of (a power of two, at most a quarter of
@@ -78,6 +82,36 @@ impl Default for Windows {
     }
 }
 
+/// Where (chars) the prefix of a cursor at `start` (at most the document's length) begins.
+pub(crate) fn prefix_start(rope: &Rope, start: usize, sizes: Windows) -> usize {
+    let prefix_chars = sizes.prefix_chars;
+    if start <= prefix_chars {
+        return 0;
+    }
+    let cursor_line = rope.char_to_line(start);
+    let step = sizes.line_step();
+    // The first line that starts inside the window, rounded to the nearest anchor.
+    let cut = start - prefix_chars;
+    let mut first = rope.char_to_line(cut);
+    if rope.line_to_char(first) < cut {
+        first += 1;
+    }
+    let line = anchor_line(first, step);
+    let from = rope.line_to_char(line.min(cursor_line));
+    if start - from > prefix_chars * 2 {
+        // One enormous line: cut by characters, in steps.
+        let step = sizes.char_step();
+        (start - prefix_chars).div_ceil(step) * step
+    } else {
+        from
+    }
+}
+
+/// The anchor (a multiple of `step`) nearest to `first`, the first line inside the window.
+pub(crate) fn anchor_line(first: usize, step: usize) -> usize {
+    (first + step / 2) / step * step
+}
+
 /// The text sent to the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -89,33 +123,14 @@ pub struct Window {
 
 /// The prefix (chars `..start`, then `head`) and suffix (chars `end..`) around a cursor, at most
 /// `sizes` long (the suffix is cut at its last line break inside the window; the prefix starts
-/// at a line rounded to [`Windows::line_step`], so it may be up to a step of lines shorter).
+/// at the nearest anchor line, see [`Windows::line_step`], so it may be up to half a step of
+/// lines shorter or longer).
 pub fn window(rope: &Rope, start: usize, end: usize, head: &str, sizes: Windows) -> Window {
-    let (prefix_chars, suffix_chars) = (sizes.prefix_chars, sizes.suffix_chars);
+    let suffix_chars = sizes.suffix_chars;
     let len = rope.len_chars();
     let start = start.min(len);
     let end = end.clamp(start, len);
-    let from = if start <= prefix_chars {
-        0
-    } else {
-        let cursor_line = rope.char_to_line(start);
-        let step = sizes.line_step();
-        // The first line that starts inside the window, rounded up to the step.
-        let cut = start - prefix_chars;
-        let mut first = rope.char_to_line(cut);
-        if rope.line_to_char(first) < cut {
-            first += 1;
-        }
-        let line = first.div_ceil(step) * step;
-        let from = rope.line_to_char(line.min(cursor_line));
-        if start - from > prefix_chars * 2 {
-            // One enormous line: cut by characters, in steps.
-            let step = sizes.char_step();
-            (start - prefix_chars).div_ceil(step) * step
-        } else {
-            from
-        }
-    };
+    let from = prefix_start(rope, start, sizes);
     let mut prefix = rope.slice(from..start).to_string();
     prefix.push_str(head);
     let mut to = (end + suffix_chars).min(len);
@@ -291,6 +306,16 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The starts of this document's prompt to evaluate ahead of the cursor once the request
+    /// is answered (see [`crate::prefill`]).
+    fn prefill(&self, request: &FimRequest) -> Vec<PrefillItem> {
+        let sizes = Windows::of(&self.config);
+        let bands = prefill::plan(&self.rope, self.end, sizes, self.config.prefill_max_starts);
+        prefill::items(&self.rope, &bands, request)
+    }
+}
+
 /// The suggestion at `pos` of `uri`, or `None`.
 pub async fn suggest(
     session: &Arc<Session>,
@@ -361,7 +386,8 @@ async fn run(
             None => {
                 let context = repo_context(session, engine, req).await;
                 let spec = req.spec(uri, context);
-                match start_generation(session, engine.clone(), uri, spec) {
+                let prefill = req.prefill(&spec.request);
+                match start_generation(session, engine.clone(), uri, spec, prefill) {
                     Some(g) => g,
                     // Closed while the context was built: nothing runs for it.
                     None => return ("closed", None),
@@ -567,6 +593,7 @@ fn start_generation(
     engine: BackendHandle,
     uri: &Uri,
     spec: Spec,
+    prefill: Vec<PrefillItem>,
 ) -> Option<Arc<Generation>> {
     let (generation, publisher) =
         Generation::new(session.next_id(), &spec.request, spec.cursor_char);
@@ -591,6 +618,9 @@ fn start_generation(
             Ok(Ok(c)) => {
                 let shaped =
                     pipeline::finish(&g.prefix, &g.suffix, spec.lang, spec.mode, &c.text, c.stop);
+                // Answered: while the user reads it, the engine may evaluate ahead.
+                let starts: Vec<String> = prefill.iter().map(|i| i.anchor.clone()).collect();
+                engine.prefill(uri.as_str().to_owned(), prefill);
                 let st = c.stats;
                 session.set_last_generation(serde_json::json!({
                     "promptTokens": st.prompt_tokens,
@@ -601,6 +631,7 @@ fn start_generation(
                     "firstTokenMs": st.first_token_ms,
                     "totalMs": st.total_ms,
                     "stop": format!("{:?}", c.stop),
+                    "prefillStarts": starts,
                 }));
                 tracing::info!(
                     generation = g.id,
@@ -680,7 +711,12 @@ mod tests {
         let rope = numbered(3000);
         let cursor = rope.line_to_char(2000) + 4;
         let w = window(&rope, cursor, cursor, "", OLD);
-        assert!(w.prefix.len() <= OLD.prefix_chars, "{}", w.prefix.len());
+        let half = PREFIX_LINE_STEP / 2 * 19;
+        assert!(
+            w.prefix.len() <= OLD.prefix_chars + half,
+            "{}",
+            w.prefix.len()
+        );
         let first_line: usize = w.prefix[5..10].parse().unwrap();
         assert_eq!(first_line % PREFIX_LINE_STEP, 0);
         // One more character typed: the same start.
@@ -720,19 +756,20 @@ mod tests {
                 suffix_chars,
             };
             let w = window(&rope, cursor, cursor, "", sizes);
-            // At most the window, and at most one rounding step of lines (a quarter) shorter.
+            // The window, give or take half a step of lines (the nearest anchor), and a step
+            // is at most half the window.
+            let half = (sizes.line_step() / 2 + 1) * 19;
             assert!(
-                w.prefix.len() <= prefix_chars,
+                w.prefix.len() <= prefix_chars + half,
                 "{sizes:?}: {}",
                 w.prefix.len()
             );
-            let step_chars = sizes.line_step() * 19;
             assert!(
-                w.prefix.len() + step_chars >= prefix_chars,
+                w.prefix.len() + half >= prefix_chars,
                 "{sizes:?}: {}",
                 w.prefix.len()
             );
-            assert!(step_chars <= prefix_chars / 4 + 19, "{sizes:?}");
+            assert!(sizes.line_step() * 19 <= prefix_chars / 2 + 19, "{sizes:?}");
             // The suffix: whole lines, at most the window, at most one line short of it.
             assert!(w.suffix.len() <= suffix_chars, "{sizes:?}");
             assert!(w.suffix.len() + 19 > suffix_chars, "{sizes:?}");

@@ -35,6 +35,9 @@ pub enum BackendKind {
 
 /// Default of `window.prefixChars` (chosen by measurement, README "Responsiveness").
 pub const DEFAULT_PREFIX_CHARS: usize = 3_000;
+/// Default of `prefill.maxStarts`: about 10,000 tokens of background evaluation per document
+/// (about a minute of idle time on two cores for the 1.5B), some 300 MB of saved states.
+pub const DEFAULT_PREFILL_STARTS: usize = 8;
 /// Default of `window.suffixChars` (chosen by measurement, README "Responsiveness").
 pub const DEFAULT_SUFFIX_CHARS: usize = 1_000;
 /// Largest `window.prefixChars` / `window.suffixChars`: far beyond any context window (the
@@ -72,6 +75,9 @@ pub struct Config {
     pub window_prefix_chars: usize,
     /// Characters of the document after the cursor sent at most.
     pub window_suffix_chars: usize,
+    /// Prompt starts of the current document evaluated ahead of the cursor while the engine
+    /// is idle (`prefill.maxStarts`; 0: off).
+    pub prefill_max_starts: usize,
     /// Repository context chosen by the names used near the cursor (`repoContext.selection`
     /// `"uses"`) or by whole files and outlines (`"files"`, the default: the measured one).
     pub repo_context_by_use: bool,
@@ -120,6 +126,7 @@ impl Default for Config {
             repo_context_budget_tokens: 1024,
             window_prefix_chars: DEFAULT_PREFIX_CHARS,
             window_suffix_chars: DEFAULT_SUFFIX_CHARS,
+            prefill_max_starts: DEFAULT_PREFILL_STARTS,
             // Not measured on the cross-file benchmark yet: opt-in until it is.
             repo_context_by_use: false,
             fim_template: None,
@@ -248,6 +255,7 @@ impl Config {
             "window.suffixChars" => {
                 self.window_suffix_chars = int(v, 0, MAX_WINDOW_CHARS)? as usize
             }
+            "prefill.maxStarts" => self.prefill_max_starts = int(v, 0, 64)? as usize,
             "repoContext.selection" => {
                 self.repo_context_by_use = match v.as_str() {
                     Some("uses") => true,

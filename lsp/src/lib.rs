@@ -34,6 +34,7 @@ pub mod loader;
 pub mod logwriter;
 pub mod pipeline;
 pub mod position;
+pub mod prefill;
 pub mod progress;
 pub mod protocol;
 pub mod server;

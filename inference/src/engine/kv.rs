@@ -165,20 +165,45 @@ impl Worker<'_> {
         on_late: &mut dyn FnMut(&Stats),
     ) -> Result<i32, Interrupt> {
         let chunk_len = (self.config.batch_size.clamp(1, 512)) as usize;
-        let mut last = 0;
-        let n = tokens.len();
         let mut late = false;
-        for (c, chunk) in tokens.chunks(chunk_len).enumerate() {
+        let result = self.eval_chunks(id, tokens, want_logits, chunk_len, stats, &mut |w, st| {
             if cancel.is_cancelled() {
                 return Err(Interrupt::Cancelled);
             }
             if !late && deadline.is_some_and(|d| Instant::now() >= d) {
                 late = true;
-                on_late(stats);
+                on_late(st);
             }
-            if late && self.job_waiting() {
+            if late && w.job_waiting() {
                 return Err(Interrupt::Deadline);
             }
+            Ok(())
+        });
+        match result {
+            // The answer is late, but the prompt is now in the cache: the next keystroke's
+            // request finds it there instead of starting over.
+            Ok(_) if late => Err(Interrupt::Deadline),
+            other => other,
+        }
+    }
+
+    /// Evaluates `tokens` at the end of sequence `id` in chunks of `chunk_len`; `gate` runs
+    /// before each chunk and ends evaluation early by returning an error (what was evaluated
+    /// stays in the cache and in the mirror). Returns the batch index of the last token.
+    pub(super) fn eval_chunks(
+        &mut self,
+        id: i32,
+        tokens: &[LlamaToken],
+        want_logits: bool,
+        chunk_len: usize,
+        stats: &mut Stats,
+        gate: &mut dyn FnMut(&mut Self, &Stats) -> Result<(), Interrupt>,
+    ) -> Result<i32, Interrupt> {
+        let chunk_len = chunk_len.clamp(1, self.batch_capacity());
+        let mut last = 0;
+        let n = tokens.len();
+        for (c, chunk) in tokens.chunks(chunk_len).enumerate() {
+            gate(self, stats)?;
             let start = self.seq_mut(id).tokens.len();
             self.batch.clear();
             for (i, &t) in chunk.iter().enumerate() {
@@ -192,12 +217,12 @@ impl Worker<'_> {
             stats.evaluated_tokens += chunk.len();
             last = chunk.len() as i32 - 1;
         }
-        if late {
-            // The answer is late, but the prompt is now in the cache: the next keystroke's
-            // request finds it there instead of starting over.
-            return Err(Interrupt::Deadline);
-        }
         Ok(last)
+    }
+
+    /// Tokens one batch holds.
+    fn batch_capacity(&self) -> usize {
+        self.config.batch_size.clamp(1, 512) as usize
     }
 
     pub(super) fn decode_one(&mut self, id: i32, token: LlamaToken) -> Result<i32, Interrupt> {
@@ -228,9 +253,7 @@ impl Worker<'_> {
     }
 }
 
-fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
+use crate::doc_state::shared_start as common_prefix;
 
 /// Finds the first run of at least `min` cached tokens after `n_past` that reappears in the
 /// prompt after `n_past` (excluding the prompt's last token, which is always evaluated).

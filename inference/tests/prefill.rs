@@ -1,0 +1,159 @@
+//! Prefill ahead of the cursor against a real model (issue 12, lever 2): a start evaluated
+//! while the engine is idle serves a later jump (only the suffix is evaluated), a request that
+//! arrives meanwhile stops the prefill between chunks and the prefill resumes where it stopped,
+//! and an empty plan cancels. Assertions are on token bookkeeping, never on generated text.
+//! These load the 0.5B model (`make model`).
+
+#[allow(dead_code)]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ghostline_inference::{
+    CancelToken, Completion, Engine, EngineConfig, FimRequest, PrefillCounts, PrefillItem,
+};
+
+const DOC: &str = "file:///work/jump.py";
+const SUFFIX: &str = "\n\nif __name__ == \"__main__\":\n    main()\n";
+
+/// About 50 tokens per function of Python.
+fn source(funcs: usize) -> String {
+    let mut s = String::from("\"\"\"Helpers.\"\"\"\n\nimport os\n\n");
+    for i in 0..funcs {
+        s.push_str(&format!(
+            "def step_{i}(values, limit={i}):\n    \"\"\"Return the values below {i}.\"\"\"\n    out = []\n    for v in values:\n        if v < limit:\n            out.append(v * {i})\n    return out\n\n\n"
+        ));
+    }
+    s
+}
+
+/// The text up to the start of function `i`.
+fn up_to(text: &str, i: usize) -> &str {
+    let at = text
+        .find(&format!("def step_{i}("))
+        .expect("the function exists");
+    &text[..at]
+}
+
+fn engine() -> Engine {
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.context_size = 4096;
+    config.doc_state_disk_bytes = 0;
+    Engine::start(config).expect("the 0.5B model loads")
+}
+
+fn run(engine: &Engine, prefix: &str) -> Completion {
+    let req = FimRequest {
+        prefix: prefix.to_owned(),
+        suffix: SUFFIX.into(),
+        max_tokens: Some(2),
+        document: Some(DOC.into()),
+        ..FimRequest::default()
+    };
+    engine
+        .complete(req, CancelToken::new())
+        .expect("completion")
+}
+
+fn item(anchor: &str, prefix: &str) -> PrefillItem {
+    PrefillItem {
+        anchor: anchor.into(),
+        request: FimRequest {
+            prefix: prefix.to_owned(),
+            max_tokens: Some(2),
+            document: Some(DOC.into()),
+            ..FimRequest::default()
+        },
+    }
+}
+
+/// Waits until `done` items are held.
+fn wait_done(engine: &Engine, done: u64) -> PrefillCounts {
+    let t0 = Instant::now();
+    loop {
+        let c = engine.prefill_counts();
+        if c.done >= done {
+            return c;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "{c:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_jump_into_a_prefilled_start_evaluates_only_the_suffix() {
+    let _serial = common::serial();
+    let text = source(14);
+    let e = engine();
+    // The user is near the top of the document.
+    let top = run(&e, up_to(&text, 2));
+    assert!(top.stats.prompt_tokens > 100, "{:?}", top.stats);
+
+    // While they read, the engine evaluates the document's start down to function 12.
+    let start = up_to(&text, 12);
+    e.prefill(DOC.into(), vec![item("0", start)]);
+    let counts = wait_done(&e, 1);
+    // The part the sequence already held (up to function 2) was not evaluated again.
+    let start_tokens = e.count_tokens(start) + 1;
+    assert!(
+        (counts.evaluated_tokens as usize) < start_tokens - top.stats.prompt_tokens / 2,
+        "{counts:?} for {start_tokens} tokens"
+    );
+
+    // A jump to function 9: the prefix comes from the prefilled start; only the suffix and
+    // the markers (and a token or two at the cursor) are evaluated.
+    let jump = run(&e, up_to(&text, 9));
+    let suffix_tokens = e.count_tokens(SUFFIX) + 3;
+    assert!(
+        jump.stats.evaluated_tokens <= suffix_tokens + 4,
+        "{:?}, suffix {suffix_tokens} tokens",
+        jump.stats
+    );
+    assert!(
+        jump.stats.reused_tokens + suffix_tokens + 4 >= jump.stats.prompt_tokens,
+        "{:?}",
+        jump.stats
+    );
+
+    // Back at the top: the document's own last state is restored, not re-evaluated.
+    let back = run(&e, up_to(&text, 2));
+    assert!(back.stats.evaluated_tokens <= 2, "{:?}", back.stats);
+}
+
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_request_stops_the_prefill_which_resumes_without_losing_work() {
+    let _serial = common::serial();
+    let text = source(30);
+    let e = engine();
+    run(&e, "import sys\n");
+    let start = up_to(&text, 29);
+    let start_tokens = e.count_tokens(start) + 1;
+    assert!(start_tokens > 1000, "{start_tokens}");
+    e.prefill(DOC.into(), vec![item("0", start)]);
+    // The prefill starts after the idle pause and takes seconds: a request arrives meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    let asked = run(&e, up_to(&text, 1));
+    assert!(asked.stats.prompt_tokens > 0);
+    let counts = wait_done(&e, 1);
+    assert!(counts.preempted >= 1, "{counts:?}");
+    // Resumed from the part evaluated before the request, not from scratch.
+    assert!(
+        (counts.evaluated_tokens as usize) <= start_tokens + 40,
+        "{counts:?} for {start_tokens} tokens"
+    );
+}
+
+#[test]
+#[ignore = "real model: make test-model"]
+fn an_empty_plan_cancels_the_prefill() {
+    let _serial = common::serial();
+    let text = source(20);
+    let e = engine();
+    e.prefill(DOC.into(), vec![item("0", up_to(&text, 19))]);
+    e.prefill(DOC.into(), Vec::new());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.prefill_counts(), PrefillCounts::default());
+}
