@@ -628,7 +628,7 @@ impl DocStates {
             self.saved_tokens = Some(saved.tokens.clone());
         }
         let prefilled = is_anchor(&from);
-        tracing::debug!(
+        tracing::info!(
             key,
             from,
             tokens = tokens.len(),

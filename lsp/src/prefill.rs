@@ -5,8 +5,8 @@
 //! cursor of one band of lines shares its anchor, so one evaluated start — the prompt up to
 //! the last character any cursor of the band has before it — serves a jump to any line of the
 //! band: the request then evaluates only its suffix. The plan is the band of the cursor, then
-//! the bands below and above it alternately, nearest first (users read and jump downwards a
-//! little more often, so below goes first). The engine works on the plan only while idle (see
+//! the bands below and above it, nearest first, two below for one above (code is read and
+//! jumped through downwards more often). The engine works on the plan only while idle (see
 //! `ghostline_inference::Backend::prefill`).
 //!
 //! Pure functions of the text and the window sizes: no state, no model.
@@ -63,39 +63,41 @@ pub fn anchor_of(rope: &Rope, cursor: usize, sizes: Windows) -> Option<usize> {
         .then_some(line)
 }
 
-/// Up to `max` bands, nearest to the cursor's first: its own, then below and above in turn.
+/// Up to `max` bands, nearest to the cursor's first: its own, then two below for one above
+/// ([`BELOW_PER_ABOVE`]) until one side runs out.
 pub fn plan(rope: &Rope, cursor: usize, sizes: Windows, max: usize) -> Vec<Band> {
     let Some(own) = anchor_of(rope, cursor, sizes) else {
         return Vec::new();
     };
     let step = sizes.line_step();
-    let mut out = Vec::new();
-    let mut below = true;
-    let mut above = true;
-    for k in 0usize.. {
-        if out.len() >= max || !(below || above) {
-            break;
-        }
-        if k == 0 {
-            out.extend(band(rope, own, sizes));
-            continue;
-        }
-        if below {
-            match band(rope, own + k * step, sizes) {
-                Some(b) => out.push(b),
-                None => below = false,
+    let mut out: Vec<Band> = band(rope, own, sizes).into_iter().collect();
+    let (mut below, mut above) = (Some(1usize), Some(1usize));
+    while out.len() < max && (below.is_some() || above.is_some()) {
+        for _ in 0..BELOW_PER_ABOVE {
+            if let Some(k) = below {
+                below = band(rope, own + k * step, sizes).map(|b| {
+                    out.push(b);
+                    k + 1
+                });
             }
         }
-        if above && out.len() < max {
-            match own.checked_sub(k * step) {
-                Some(line) => out.extend(band(rope, line, sizes)),
-                None => above = false,
-            }
+        if let Some(k) = above {
+            above = own
+                .checked_sub(k * step)
+                .and_then(|line| band(rope, line, sizes))
+                .map(|b| {
+                    out.push(b);
+                    k + 1
+                });
         }
     }
     out.truncate(max);
     out
 }
+
+/// Bands planned below the cursor for each one above: code is read, and jumped through,
+/// downwards more often than upwards.
+const BELOW_PER_ABOVE: usize = 2;
 
 /// The prefill items for `bands`: `template`'s request (its context, path, token cap and
 /// document: what a request at the band's last cursor would send) with the band's text as
@@ -168,19 +170,20 @@ mod tests {
     }
 
     #[test]
-    fn the_plan_starts_at_the_cursor_and_alternates_below_and_above() {
+    fn the_plan_starts_at_the_cursor_then_goes_two_below_for_one_above() {
         let sizes = Windows::default();
         let step = sizes.line_step();
         let rope = code(2000);
         let cursor = rope.line_to_char(1000);
         let own = anchor_of(&rope, cursor, sizes).unwrap();
-        let lines: Vec<usize> = plan(&rope, cursor, sizes, 5)
+        let lines: Vec<usize> = plan(&rope, cursor, sizes, 6)
             .iter()
             .map(|b| b.line)
             .collect();
+        let below = |k: usize| own + k * step;
         assert_eq!(
             lines,
-            [own, own + step, own - step, own + 2 * step, own - 2 * step]
+            [own, below(1), below(2), own - step, below(3), below(4)]
         );
         // Near the top only the bands below remain.
         let lines: Vec<usize> = plan(&rope, 10, sizes, 4).iter().map(|b| b.line).collect();

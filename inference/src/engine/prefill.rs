@@ -143,7 +143,10 @@ impl Worker<'_> {
             "prefill step"
         );
         match result {
-            Ok(_) => Ok(Step::Done),
+            Ok(_) => {
+                tracing::info!(key, tokens = tokens.len(), "prefill done");
+                Ok(Step::Done)
+            }
             Err(Interrupt::Deadline) => Ok(Step::Preempted),
             Err(e) => Err(e.into()),
         }

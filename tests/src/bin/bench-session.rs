@@ -39,12 +39,14 @@ bench-session: time to first suggestion when opening, jumping, returning, restar
 USAGE:
     bench-session [--model 1.5b|0.5b|PATH] [--files A,B,C] [--threads N] [--keys N]
                   [--cap-s S] [--runs ghostline,peer] [--peer LLAMA_SERVER]
-                  [--settings JSON]
+                  [--settings JSON] [--think-s S]
 
 --files replaces the three default files (Python stdlib heapq.py, ropey's rope.rs, a pip
 module). --keys is the number of keystrokes typed per file (default 30). --cap-s is the longest
 wait for one suggestion (default 90). --settings adds server settings (JSON object) to the
-ghostline runs, e.g. to compare windows. The peer runs when its binary exists
+ghostline runs, e.g. to compare windows. --think-s is how long the user reads before each move
+(open, jump, return, restart; default 0: moves follow each other at once), the idle time a
+server may use to prepare (ghostline evaluates ahead of the cursor then). The peer runs when its binary exists
 (scripts/build-llama-server.sh).";
 
 /// One move of the session.
@@ -358,6 +360,9 @@ struct Report {
     /// Model runs and those stopped by the time budget (ghostline's log).
     model_runs: usize,
     budget_stops: usize,
+    /// Prompt starts evaluated ahead of the cursor, and requests that started from one.
+    prefills: usize,
+    prefilled_starts: usize,
 }
 
 /// Asks until a suggestion comes: again 500 ms after each empty answer was asked for. The time
@@ -382,7 +387,19 @@ fn first_suggestion(
     }
 }
 
-fn run(d: &mut dyn Driver, files: &[File], keys: usize, cap: Duration, label: &str) -> Report {
+/// How the session is replayed.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// Keystrokes typed per file.
+    keys: usize,
+    /// The longest wait for one suggestion.
+    cap: Duration,
+    /// The pause before each move (the user reads).
+    think: Duration,
+}
+
+fn run(d: &mut dyn Driver, files: &[File], pace: Pace, label: &str) -> Report {
+    let Pace { keys, cap, think } = pace;
     let mut report = Report::default();
     let mut opened = vec![false; files.len()];
     let mut last_place = vec![0; files.len()];
@@ -402,6 +419,7 @@ fn run(d: &mut dyn Driver, files: &[File], keys: usize, cap: Duration, label: &s
                 place,
                 kind,
             } => {
+                std::thread::sleep(think);
                 let file = &files[f];
                 if !opened[f] {
                     d.open(file, &file.text);
@@ -547,6 +565,7 @@ fn main() {
     let threads: usize = a.get("--threads", 2);
     let keys: usize = a.get("--keys", 30);
     let cap = Duration::from_secs(a.get("--cap-s", 90));
+    let think = Duration::from_secs_f64(a.get("--think-s", 0.0f64).max(0.0));
     let runs: Vec<String> = a
         .list("--runs")
         .unwrap_or_else(|| vec!["ghostline".into(), "peer".into()]);
@@ -584,13 +603,19 @@ fn main() {
             s.extend(e.clone());
         }
         let mut g = Ghostline::start(&settings);
-        let mut report = run(&mut g, &files, keys, cap, "ghostline");
+        let pace = Pace { keys, cap, think };
+        let mut report = run(&mut g, &files, pace, "ghostline");
         if let Some(server) = g.server.take() {
             let log = format!("{}{}", g.old_logs, server.stderr());
             for l in log.lines().filter(|l| l.contains("generation finished")) {
                 report.model_runs += 1;
                 report.budget_stops += usize::from(l.contains("stop=Deadline"));
             }
+            report.prefills = log.lines().filter(|l| l.contains("prefill done")).count();
+            report.prefilled_starts = log
+                .lines()
+                .filter(|l| l.contains("restored a saved KV state") && l.contains("prefilled=true"))
+                .count();
             let _ = server.shutdown();
         }
         let _ = std::fs::remove_dir_all(&g.cache_home);
@@ -601,7 +626,8 @@ fn main() {
             match Peer::start(&peer_bin, &model, threads, 4096) {
                 Ok(p) => {
                     let mut d = PeerDriver { peer: p };
-                    reports.push(("llama-server", run(&mut d, &files, keys, cap, "peer")));
+                    let pace = Pace { keys, cap, think };
+                    reports.push(("llama-server", run(&mut d, &files, pace, "peer")));
                 }
                 Err(e) => eprintln!("peer not run: {e}"),
             }
@@ -614,10 +640,11 @@ fn main() {
     }
 
     println!(
-        "\nmodel {}, {threads} threads, {} keystrokes per file, cap {} s",
+        "\nmodel {}, {threads} threads, {} keystrokes per file, cap {} s, {:.0} s reading before each move",
         model.file_name().unwrap_or_default().to_string_lossy(),
         keys,
-        cap.as_secs()
+        cap.as_secs(),
+        think.as_secs_f64()
     );
     println!("| move | server | n | no suggestion | p50 | p95 | max |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
@@ -653,6 +680,10 @@ fn main() {
                 r.model_runs,
                 r.budget_stops,
                 100.0 * r.budget_stops as f64 / r.model_runs as f64
+            );
+            println!(
+                "{name}: {} prompt starts evaluated ahead of the cursor, {} requests started from one",
+                r.prefills, r.prefilled_starts
             );
         }
     }
