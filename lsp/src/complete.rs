@@ -311,7 +311,12 @@ impl Request {
     /// is answered (see [`crate::prefill`]).
     fn prefill(&self, request: &FimRequest) -> Vec<PrefillItem> {
         let sizes = Windows::of(&self.config);
-        let bands = prefill::plan(&self.rope, self.end, sizes, self.config.prefill_max_starts);
+        let max = if self.config.prefill_enabled {
+            self.config.prefill_max_starts
+        } else {
+            0
+        };
+        let bands = prefill::plan(&self.rope, self.end, sizes, max);
         prefill::items(&self.rope, &bands, request)
     }
 }

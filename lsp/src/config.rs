@@ -76,8 +76,10 @@ pub struct Config {
     /// Characters of the document after the cursor sent at most.
     pub window_suffix_chars: usize,
     /// Prompt starts of the current document evaluated ahead of the cursor while the engine
-    /// is idle (`prefill.maxStarts`; 0: off).
+    /// is idle (`prefill.maxStarts`; 0, or `prefill.enabled` false: none).
     pub prefill_max_starts: usize,
+    /// Whether the engine evaluates ahead of the cursor while idle (`prefill.enabled`).
+    pub prefill_enabled: bool,
     /// Repository context chosen by the names used near the cursor (`repoContext.selection`
     /// `"uses"`) or by whole files and outlines (`"files"`, the default: the measured one).
     pub repo_context_by_use: bool,
@@ -127,6 +129,7 @@ impl Default for Config {
             window_prefix_chars: DEFAULT_PREFIX_CHARS,
             window_suffix_chars: DEFAULT_SUFFIX_CHARS,
             prefill_max_starts: DEFAULT_PREFILL_STARTS,
+            prefill_enabled: true,
             // Not measured on the cross-file benchmark yet: opt-in until it is.
             repo_context_by_use: false,
             fim_template: None,
@@ -256,6 +259,7 @@ impl Config {
                 self.window_suffix_chars = int(v, 0, MAX_WINDOW_CHARS)? as usize
             }
             "prefill.maxStarts" => self.prefill_max_starts = int(v, 0, 64)? as usize,
+            "prefill.enabled" => self.prefill_enabled = boolean(v)?,
             "repoContext.selection" => {
                 self.repo_context_by_use = match v.as_str() {
                     Some("uses") => true,
@@ -278,7 +282,7 @@ impl Config {
             "engine.reuseRefreshTokens" => {
                 self.engine_reuse_refresh_tokens = int(v, 0, 4096)? as usize
             }
-            "repoContext" | "engine" | "fake" | "remote" | "window" => match v {
+            "repoContext" | "engine" | "fake" | "remote" | "window" | "prefill" => match v {
                 Value::Object(map) => self.apply_object(map, key, update),
                 Value::Null => {}
                 _ => return Err("expected an object".into()),
@@ -538,6 +542,25 @@ mod tests {
             (24000, 4000)
         );
         assert!(!u.changed);
+    }
+
+    #[test]
+    fn prefill_settings_nested_or_dotted() {
+        let mut c = Config::default();
+        assert_eq!(
+            (c.prefill_enabled, c.prefill_max_starts),
+            (true, DEFAULT_PREFILL_STARTS)
+        );
+        let u = c.apply(&json!({"prefill": {"maxStarts": 0, "enabled": false}}));
+        assert!(u.invalid.is_empty() && u.unknown.is_empty(), "{u:?}");
+        assert!(u.changed && !u.engine_changed);
+        assert_eq!((c.prefill_enabled, c.prefill_max_starts), (false, 0));
+        let u = c.apply(&json!({"prefill.maxStarts": 3, "prefill.enabled": true}));
+        assert!(u.invalid.is_empty() && u.unknown.is_empty(), "{u:?}");
+        assert_eq!((c.prefill_enabled, c.prefill_max_starts), (true, 3));
+        let u = c.apply(&json!({"prefill": {"maxStarts": 65, "enabled": "yes"}}));
+        assert_eq!(u.invalid.len(), 2, "{:?}", u.invalid);
+        assert_eq!((c.prefill_enabled, c.prefill_max_starts), (true, 3));
     }
 
     #[test]

@@ -12,6 +12,7 @@ export interface ServerSettings {
   timeBudgetMs?: number;
   repoContext?: { enabled?: boolean; budgetTokens?: number };
   window?: { prefixChars?: number; suffixChars?: number };
+  prefill?: { enabled?: boolean };
   fimTemplate?: string;
   trigger?: 'automatic' | 'manual';
   backend?: Backend;
@@ -96,6 +97,7 @@ export function toServerSettings(get: SettingGetter, paths: PathContext): Server
   const suffixChars = positiveInt(get('window.suffixChars'));
   if (suffixChars !== undefined) win.suffixChars = suffixChars;
   if (Object.keys(win).length > 0) out.window = win;
+  out.prefill = { enabled: get('prefill.enabled') !== false };
   const fim = get('fimTemplate');
   out.fimTemplate = typeof fim === 'string' ? fim : '';
   out.trigger = get('trigger') === 'manual' ? 'manual' : 'automatic';

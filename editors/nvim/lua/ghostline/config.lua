@@ -50,6 +50,9 @@ M.defaults = {
     --- Characters before / after the cursor sent at most (smaller: faster first suggestion
     --- after opening or jumping). 0: the server's default (3000 / 1000).
     window = { prefixChars = 0, suffixChars = 0 },
+    --- While the model is idle, evaluate the file around the cursor ahead of time (a jump
+    --- nearby gets its first suggestion in seconds; idle CPU and up to ~300 MB of memory).
+    prefill = { enabled = true },
     fimTemplate = '',       -- FIM template or preset; '' = the model's own (openai: from remote.model)
     trigger = 'automatic',  -- or 'manual': only <M-\> / :GhostlineSuggest ask
     backend = 'local',      -- or 'llama-server' / 'openai': a model server at remote.endpoint
@@ -126,6 +129,8 @@ function M.server_settings(s, home)
     if v then win[k] = v end
   end
   if next(win) then out.window = win end
+  local pf = type(s.prefill) == 'table' and s.prefill or {}
+  out.prefill = { enabled = pf.enabled ~= false }
   out.fimTemplate = type(s.fimTemplate) == 'string' and s.fimTemplate or ''
   out.trigger = s.trigger == 'manual' and 'manual' or 'automatic'
   out.backend = (s.backend == 'llama-server' or s.backend == 'openai') and s.backend or 'local'
