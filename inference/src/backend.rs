@@ -53,8 +53,9 @@ pub trait Backend: Send + Sync + 'static {
         done(true)
     }
 
-    /// Replaces the plan of prompt starts to evaluate ahead of the cursor for `document`
-    /// (most useful first) with `items`; an empty list cancels the plan. The local engine works
+    /// Replaces the plan of prompt starts to evaluate ahead of the cursor (one document's at a
+    /// time, most useful first) with `items` for `document`; an empty list cancels that
+    /// document's plan (the server sends one when it is closed). The local engine works
     /// on it only while idle and stops between small chunks as soon as a request arrives, so a
     /// prefill never delays a keystroke by more than one chunk. Backends that cannot keep
     /// state ahead (remote servers) ignore it.

@@ -148,7 +148,7 @@ fn a_request_stops_the_prefill_which_resumes_without_losing_work() {
 
 #[test]
 #[ignore = "real model: make test-model"]
-fn an_empty_plan_cancels_the_prefill() {
+fn an_empty_plan_cancels_its_documents_prefill_only() {
     let _serial = common::serial();
     let text = source(20);
     let e = engine();
@@ -156,4 +156,8 @@ fn an_empty_plan_cancels_the_prefill() {
     e.prefill(DOC.into(), Vec::new());
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(e.prefill_counts(), PrefillCounts::default());
+    // Closing another document leaves this one's plan alone.
+    e.prefill(DOC.into(), vec![item("0", up_to(&text, 4))]);
+    e.prefill("file:///work/other.py".into(), Vec::new());
+    assert_eq!(wait_done(&e, 1).done, 1);
 }

@@ -213,6 +213,10 @@ impl LanguageServer for Backend {
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
         self.session.close(&uri);
+        // Nothing more is evaluated ahead for a closed document.
+        if let Some(engine) = self.session.engine().ready() {
+            engine.prefill(uri.as_str().to_owned(), Vec::new());
+        }
         self.session.workspace().refresh(&uri);
     }
 

@@ -64,9 +64,16 @@ enum Step {
 }
 
 impl Worker<'_> {
-    /// Replaces the plan (an empty one cancels it).
+    /// Replaces the plan; an empty one cancels the plan of its document (and leaves another
+    /// document's alone).
     pub(super) fn set_plan(&mut self, doc: String, items: Vec<PrefillItem>) {
-        self.plan = (!items.is_empty()).then(|| Plan {
+        if items.is_empty() {
+            if self.plan.as_ref().is_some_and(|p| p.doc == doc) {
+                self.plan = None;
+            }
+            return;
+        }
+        self.plan = Some(Plan {
             doc,
             items: items.into(),
         });
