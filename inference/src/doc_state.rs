@@ -643,6 +643,26 @@ impl DocStates {
         }
     }
 
+    /// The most tokens of `prompt` that a request for `doc` would find cached: in what the
+    /// sequence holds (`live`) or in a saved state of the document (its own, also from disk,
+    /// and its prefilled starts). Nothing is restored.
+    pub fn best_shared(&mut self, doc: &str, live: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
+        let in_memory = self.mem.entries.iter().any(|(k, _)| k == doc);
+        if !in_memory && self.current.as_deref() != Some(doc) {
+            if let Some(saved) = self.disk.as_ref().and_then(|d| d.read(doc)) {
+                self.mem.put(doc, Arc::new(saved));
+            }
+        }
+        self.mem
+            .entries
+            .iter()
+            .filter(|(k, _)| doc_of(k) == doc)
+            .map(|(_, s)| shared_start(&s.tokens, prompt))
+            .chain([shared_start(live, prompt)])
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether the prefilled start `key` is held in memory with all of `tokens`.
     pub fn holds(&self, key: &str, tokens: &[LlamaToken]) -> bool {
         self.mem

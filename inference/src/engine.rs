@@ -51,6 +51,9 @@ use kv::{Interrupt, Seq};
 const SEQ_FIM: i32 = 0;
 const SEQ_PARK: i32 = 1;
 const SEQ_CHAT: i32 = 2;
+/// Tokens a cold window may leave to evaluate beyond its own size before a request counts as
+/// cold (the markers and a token or two at the cursor).
+const COLD_SLACK: usize = 32;
 /// The longest [`Engine::persist`] waits for the disk.
 const PERSIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -663,6 +666,8 @@ impl<'m> Worker<'m> {
             trimmed.prefix.truncate(req.prefix.len() - healed.len());
             self.fim_prompt(&trimmed, max_tokens)?
         };
+        // A cold place asks with its smaller window, when the request allows one.
+        let (prompt, cold) = self.cold_or(req, prompt, &healed, max_tokens)?;
         // Per-document KV state: of what the sequence holds, the document's last state and its
         // prefilled starts, the one sharing the longest start with this prompt.
         if let Some(doc) = req.document.as_deref() {
@@ -671,6 +676,7 @@ impl<'m> Worker<'m> {
         }
         let mut stats = Stats {
             prompt_tokens: prompt.len(),
+            cold,
             ..Stats::default()
         };
         let eval_start = Instant::now();
@@ -760,6 +766,40 @@ impl<'m> Worker<'m> {
             "fim done"
         );
         Ok(Completion { text, stop, stats })
+    }
+
+    /// `prompt`, or the prompt of `req`'s cold window when nothing cached shares enough of
+    /// `prompt`'s start (more than the cold window would have to be evaluated); whether the
+    /// cold window was used.
+    fn cold_or(
+        &mut self,
+        req: &FimRequest,
+        prompt: Vec<LlamaToken>,
+        healed: &str,
+        max_tokens: usize,
+    ) -> Result<(Vec<LlamaToken>, bool), EngineError> {
+        let (Some(cold), Some(doc)) = (req.cold_window, req.document.as_deref()) else {
+            return Ok((prompt, false));
+        };
+        let window = cold.prefix_tokens + cold.suffix_tokens + COLD_SLACK;
+        let cached = self.docs.best_shared(doc, &self.fim.tokens, &prompt);
+        if prompt.len().saturating_sub(cached) <= window {
+            return Ok((prompt, false));
+        }
+        let prefix = &req.prefix[..req.prefix.len() - healed.len()];
+        let (p, s) = prompt::shrink(
+            prefix,
+            &req.suffix,
+            cold.prefix_tokens,
+            cold.suffix_tokens,
+            &Vocab(self.model),
+        );
+        let small = FimRequest {
+            prefix: p.to_owned(),
+            suffix: s.to_owned(),
+            ..req.clone()
+        };
+        Ok((self.fim_prompt(&small, max_tokens)?, true))
     }
 
     fn run_chat(

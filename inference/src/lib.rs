@@ -279,6 +279,21 @@ pub struct FimRequest {
     /// A stable key of the document (its URI). The engine keeps a KV state per document and
     /// restores it when requests come back to that document; `None` leaves the state as is.
     pub document: Option<String>,
+    /// A smaller window for a cold place: when the engine would have to evaluate more of the
+    /// prompt than this window holds (nothing cached shares its start: a file just opened, a
+    /// jump to a place not prefilled), it asks with the end of the prefix and the start of the
+    /// suffix in these sizes instead. The server sets it for as-you-type requests only.
+    pub cold_window: Option<ColdWindow>,
+}
+
+/// Sizes of the window the engine falls back to at a cold place (see
+/// [`FimRequest::cold_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdWindow {
+    /// Tokens of prefix kept at most (about: whole blocks of lines are dropped).
+    pub prefix_tokens: usize,
+    /// Tokens of suffix kept at most.
+    pub suffix_tokens: usize,
 }
 
 /// A start of a document's prompt that the engine evaluates ahead of the cursor while it is
@@ -317,6 +332,8 @@ pub struct Stats {
     pub shifted_tokens: usize,
     /// Prompt tokens evaluated.
     pub evaluated_tokens: usize,
+    /// The request was cold and asked with its smaller window ([`FimRequest::cold_window`]).
+    pub cold: bool,
     /// Tokens generated.
     pub generated_tokens: usize,
     /// Milliseconds spent evaluating the prompt.

@@ -248,11 +248,56 @@ fn cut_lines_from_end(text: &str, count: impl Fn(&str) -> usize, budget: usize) 
     &text[..end]
 }
 
+/// Lines per block when a cold window is cut from a prefix (see [`shrink`]).
+const COLD_TRIM_LINES: usize = 16;
+
+/// A smaller window of the same place: the end of `prefix` in at most about `prefix_tokens`
+/// tokens (whole blocks of lines dropped from its start, aligned to the start so that typing
+/// at its end does not move it; characters when one line is longer) and the start of `suffix`
+/// in at most `suffix_tokens` (whole lines when one fits). The engine uses it for a request
+/// whose full prompt it would have to evaluate almost whole (a cold place).
+pub fn shrink<'a, T: Tokenizer>(
+    prefix: &'a str,
+    suffix: &'a str,
+    prefix_tokens: usize,
+    suffix_tokens: usize,
+    tok: &T,
+) -> (&'a str, &'a str) {
+    let n = tok.count(prefix);
+    let prefix = if n > prefix_tokens {
+        let over = n - prefix_tokens;
+        let cut = cut_blocks_from_start(prefix, |s| tok.count(s), over, COLD_TRIM_LINES);
+        if cut.len() < prefix.len() {
+            cut
+        } else {
+            drop_head(prefix, tok, over, n)
+        }
+    } else {
+        prefix
+    };
+    let suffix = if tok.count(suffix) > suffix_tokens {
+        keep_head(suffix, tok, suffix_tokens)
+    } else {
+        suffix
+    };
+    (prefix, suffix)
+}
+
 /// Drops whole blocks of [`PREFIX_TRIM_LINES`] lines from the start of `text` until at least
 /// `over` tokens are gone (at least one block), never the last line. Block boundaries depend
 /// only on the text's start, so the trimmed prompt's start does not move while the user types
 /// at its end.
 fn cut_line_blocks_from_start(text: &str, count: impl Fn(&str) -> usize, over: usize) -> &str {
+    cut_blocks_from_start(text, count, over, PREFIX_TRIM_LINES)
+}
+
+/// [`cut_line_blocks_from_start`] with blocks of `block` lines.
+fn cut_blocks_from_start(
+    text: &str,
+    count: impl Fn(&str) -> usize,
+    over: usize,
+    block: usize,
+) -> &str {
     let mut start = 0;
     let mut dropped = 0;
     let mut lines = 0;
@@ -263,7 +308,7 @@ fn cut_line_blocks_from_start(text: &str, count: impl Fn(&str) -> usize, over: u
         start += line.len();
         dropped += count(line);
         lines += 1;
-        if lines % PREFIX_TRIM_LINES == 0 && dropped >= over {
+        if lines % block.max(1) == 0 && dropped >= over {
             break;
         }
     }
@@ -575,6 +620,28 @@ mod tests {
             cut_lines_from_end("ab\ncd\nef\n", |s: &str| s.len(), 6),
             "ab\ncd\n"
         );
+    }
+
+    #[test]
+    fn a_cold_window_keeps_the_end_of_the_prefix_and_a_stable_start_while_typing() {
+        let tok = Chars::default();
+        let prefix: String = (0..100).map(|i| format!("line {i:03}\n")).collect();
+        let suffix: String = (0..50).map(|i| format!("after {i:03}\n")).collect();
+        let (p, s) = shrink(&prefix, &suffix, 200, 60, &tok);
+        // At most about the budget (whole 16-line blocks dropped), ending at the cursor.
+        assert!(p.len() <= 200 && p.len() + 16 * 9 > 200, "{}", p.len());
+        assert!(prefix.ends_with(p) && p.starts_with("line "));
+        assert!(s.len() <= 60 && suffix.starts_with(s) && s.ends_with('\n'));
+        // Typing at the end keeps the start until a whole block more must go.
+        let typed = format!("{prefix}ab");
+        let (p2, _) = shrink(&typed, &suffix, 200, 60, &tok);
+        assert_eq!(&p2[..9], &p[..9]);
+        // Small enough already: untouched.
+        assert_eq!(shrink("a\nb", "c", 200, 60, &tok), ("a\nb", "c"));
+        // One enormous line: characters.
+        let long = "x".repeat(1000);
+        let (p, _) = shrink(&long, "", 200, 60, &tok);
+        assert!(p.len() <= 200 && !p.is_empty(), "{}", p.len());
     }
 
     #[test]

@@ -10,7 +10,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ghostline_inference::{
-    CancelToken, Completion, Engine, EngineConfig, FimRequest, PrefillCounts, PrefillItem,
+    CancelToken, ColdWindow, Completion, Engine, EngineConfig, FimRequest, PrefillCounts,
+    PrefillItem,
 };
 
 const DOC: &str = "file:///work/jump.py";
@@ -44,11 +45,16 @@ fn engine() -> Engine {
 }
 
 fn run(engine: &Engine, prefix: &str) -> Completion {
+    run_with(engine, prefix, None)
+}
+
+fn run_with(engine: &Engine, prefix: &str, cold_window: Option<ColdWindow>) -> Completion {
     let req = FimRequest {
         prefix: prefix.to_owned(),
         suffix: SUFFIX.into(),
         max_tokens: Some(2),
         document: Some(DOC.into()),
+        cold_window,
         ..FimRequest::default()
     };
     engine
@@ -160,4 +166,58 @@ fn an_empty_plan_cancels_its_documents_prefill_only() {
     e.prefill(DOC.into(), vec![item("0", up_to(&text, 4))]);
     e.prefill("file:///work/other.py".into(), Vec::new());
     assert_eq!(wait_done(&e, 1).done, 1);
+}
+
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_cold_place_asks_with_the_small_window_until_its_start_is_held() {
+    let _serial = common::serial();
+    let text = source(30);
+    let e = engine();
+    let cold = Some(ColdWindow {
+        prefix_tokens: 200,
+        suffix_tokens: 16,
+    });
+    let place = up_to(&text, 20);
+    let first = run_with(&e, place, cold);
+    assert!(first.stats.cold, "{:?}", first.stats);
+    // The small window: about 200 tokens of prefix (counted line by line when blocks of lines
+    // are dropped, so a little over at times), 16 of suffix, the markers.
+    assert!(
+        first.stats.prompt_tokens <= 200 + 16 + 32,
+        "{:?}",
+        first.stats
+    );
+    assert!(first.stats.evaluated_tokens <= first.stats.prompt_tokens);
+    // Typing there: still cold (nothing holds the whole window's start), and the small
+    // window's start is kept, so a keystroke evaluates the typed token and the small suffix.
+    let typed = format!("{place}x");
+    let second = run_with(&e, &typed, cold);
+    assert!(second.stats.cold, "{:?}", second.stats);
+    assert!(
+        second.stats.evaluated_tokens <= 16 + 8,
+        "{:?}",
+        second.stats
+    );
+    assert!(second.stats.reused_tokens >= 180, "{:?}", second.stats);
+    // Once the whole start is prefilled, the request asks with the whole window and
+    // evaluates only what the start does not hold.
+    e.prefill(DOC.into(), vec![item("0", up_to(&text, 25))]);
+    wait_done(&e, 1);
+    let warm = run_with(&e, &typed, cold);
+    assert!(!warm.stats.cold, "{:?}", warm.stats);
+    assert!(warm.stats.prompt_tokens > 900, "{:?}", warm.stats);
+    let suffix_tokens = e.count_tokens(SUFFIX) + 3;
+    assert!(
+        warm.stats.evaluated_tokens <= suffix_tokens + 8,
+        "{:?}, suffix {suffix_tokens} tokens",
+        warm.stats
+    );
+    // Without a cold window (an explicit request), the whole window at once.
+    let asked = run_with(&e, up_to(&text, 10), None);
+    assert!(
+        !asked.stats.cold && asked.stats.prompt_tokens > 400,
+        "{:?}",
+        asked.stats
+    );
 }

@@ -208,6 +208,7 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         max_tokens: args.max_tokens,
         invoked: true,
         budget_ms: args.time_budget_ms,
+        cold_window: None,
     };
     let prepared = pipeline::prepare(&place, Vec::new(), settings);
     let c =

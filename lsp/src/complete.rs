@@ -293,6 +293,7 @@ impl Request {
                 Kind::Invoked => self.config.invoked_time_budget_ms,
                 Kind::Automatic => self.config.time_budget_ms,
             },
+            cold_window: self.config.cold_window(),
         };
         let mut request = pipeline::prepare(&place, context, settings).request;
         // The engine keeps a KV state per document.
@@ -636,6 +637,7 @@ fn start_generation(
                     "firstTokenMs": st.first_token_ms,
                     "totalMs": st.total_ms,
                     "stop": format!("{:?}", c.stop),
+                    "cold": st.cold,
                     "prefillStarts": starts,
                 }));
                 tracing::info!(
@@ -649,6 +651,7 @@ fn start_generation(
                     first_token_ms = format_args!("{:.0}", st.first_token_ms),
                     total_ms = format_args!("{:.0}", st.total_ms),
                     stop = ?c.stop,
+                    cold = st.cold,
                     "generation finished"
                 );
                 tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);

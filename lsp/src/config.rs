@@ -35,6 +35,11 @@ pub enum BackendKind {
 
 /// Default of `window.prefixChars` (chosen by measurement, README "Responsiveness").
 pub const DEFAULT_PREFIX_CHARS: usize = 3_000;
+/// Defaults of `window.coldPrefixTokens` / `window.coldSuffixTokens`: an as-you-type request
+/// at a cold place evaluates about 450 tokens (about 2.5 s for the 1.5B on two cores) instead
+/// of the whole window (about 1,100 tokens, 6–7 s).
+pub const DEFAULT_COLD_PREFIX_TOKENS: usize = 320;
+pub const DEFAULT_COLD_SUFFIX_TOKENS: usize = 96;
 /// Default of `prefill.maxStarts`: about 10,000 tokens of background evaluation per document
 /// (about a minute of idle time on two cores for the 1.5B), some 300 MB of saved states.
 pub const DEFAULT_PREFILL_STARTS: usize = 8;
@@ -80,6 +85,10 @@ pub struct Config {
     pub prefill_max_starts: usize,
     /// Whether the engine evaluates ahead of the cursor while idle (`prefill.enabled`).
     pub prefill_enabled: bool,
+    /// Tokens of prefix / suffix of an as-you-type request at a cold place
+    /// (`window.coldPrefixTokens` / `window.coldSuffixTokens`; a prefix of 0: off).
+    pub cold_prefix_tokens: usize,
+    pub cold_suffix_tokens: usize,
     /// Repository context chosen by the names used near the cursor (`repoContext.selection`
     /// `"uses"`) or by whole files and outlines (`"files"`, the default: the measured one).
     pub repo_context_by_use: bool,
@@ -130,6 +139,8 @@ impl Default for Config {
             window_suffix_chars: DEFAULT_SUFFIX_CHARS,
             prefill_max_starts: DEFAULT_PREFILL_STARTS,
             prefill_enabled: true,
+            cold_prefix_tokens: DEFAULT_COLD_PREFIX_TOKENS,
+            cold_suffix_tokens: DEFAULT_COLD_SUFFIX_TOKENS,
             // Not measured on the cross-file benchmark yet: opt-in until it is.
             repo_context_by_use: false,
             fim_template: None,
@@ -162,6 +173,14 @@ pub struct Update {
 }
 
 impl Config {
+    /// The smaller window of as-you-type requests at a cold place, `None` when off.
+    pub fn cold_window(&self) -> Option<ghostline_inference::ColdWindow> {
+        (self.cold_prefix_tokens > 0).then_some(ghostline_inference::ColdWindow {
+            prefix_tokens: self.cold_prefix_tokens,
+            suffix_tokens: self.cold_suffix_tokens,
+        })
+    }
+
     /// Applies a settings object. `null` changes nothing; a value that is not an object is
     /// reported as invalid.
     pub fn apply(&mut self, settings: &Value) -> Update {
@@ -260,6 +279,8 @@ impl Config {
             }
             "prefill.maxStarts" => self.prefill_max_starts = int(v, 0, 64)? as usize,
             "prefill.enabled" => self.prefill_enabled = boolean(v)?,
+            "window.coldPrefixTokens" => self.cold_prefix_tokens = int(v, 0, 65_536)? as usize,
+            "window.coldSuffixTokens" => self.cold_suffix_tokens = int(v, 0, 65_536)? as usize,
             "repoContext.selection" => {
                 self.repo_context_by_use = match v.as_str() {
                     Some("uses") => true,

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use ghostline_inference::{ContextBlock, FimRequest, LineEnd, StopReason};
+use ghostline_inference::{ColdWindow, ContextBlock, FimRequest, LineEnd, StopReason};
 
 use crate::shaping::{self, Cursor, Lang, Mode};
 
@@ -37,6 +37,8 @@ pub struct Settings {
     pub invoked: bool,
     /// Time budget in milliseconds (0: none).
     pub budget_ms: u64,
+    /// The smaller window an as-you-type request falls back to at a cold place (`None`: off).
+    pub cold_window: Option<ColdWindow>,
 }
 
 /// What to run, and how to shape its answer.
@@ -77,6 +79,9 @@ pub fn prepare(place: &Place<'_>, context: Vec<ContextBlock>, settings: Settings
             .is_some_and(|c| c.is_alphanumeric() || c == '_'),
         // The caller names the document whose KV state the engine keeps (editors: its URI).
         document: None,
+        // The user who asked waits for the whole window; as-you-type gets a fast first
+        // suggestion at a cold place.
+        cold_window: settings.cold_window.filter(|_| !settings.invoked),
     };
     Prepared {
         request,
@@ -120,10 +125,15 @@ mod tests {
     #[test]
     fn explicit_and_automatic_requests_differ_only_in_their_ends() {
         let p = place("def f(xs):\n    ", "\n");
+        let cold = ColdWindow {
+            prefix_tokens: 320,
+            suffix_tokens: 96,
+        };
         let s = Settings {
             max_tokens: 128,
             invoked: true,
             budget_ms: 0,
+            cold_window: Some(cold),
         };
         let invoked = prepare(&p, Vec::new(), s);
         let automatic = prepare(
@@ -140,6 +150,9 @@ mod tests {
         assert!(invoked.request.max_tokens > automatic.request.max_tokens);
         assert!(invoked.request.deadline.is_none() && invoked.request.stop_at_suffix);
         assert!(!invoked.request.token_healing);
+        // Only as-you-type requests fall back to the small window at a cold place.
+        assert_eq!(invoked.request.cold_window, None);
+        assert_eq!(automatic.request.cold_window, Some(cold));
     }
 
     #[test]
@@ -149,6 +162,7 @@ mod tests {
             max_tokens: 128,
             invoked: false,
             budget_ms: 500,
+            cold_window: None,
         };
         let r = prepare(&p, Vec::new(), s);
         assert!(r.request.token_healing);

@@ -363,6 +363,8 @@ struct Report {
     /// Prompt starts evaluated ahead of the cursor, and requests that started from one.
     prefills: usize,
     prefilled_starts: usize,
+    /// Model runs that asked with the small window of a cold place.
+    cold_runs: usize,
 }
 
 /// Asks until a suggestion comes: again 500 ms after each empty answer was asked for. The time
@@ -610,6 +612,7 @@ fn main() {
             for l in log.lines().filter(|l| l.contains("generation finished")) {
                 report.model_runs += 1;
                 report.budget_stops += usize::from(l.contains("stop=Deadline"));
+                report.cold_runs += usize::from(l.contains("cold=true"));
             }
             report.prefills = log.lines().filter(|l| l.contains("prefill done")).count();
             report.prefilled_starts = log
@@ -682,8 +685,8 @@ fn main() {
                 100.0 * r.budget_stops as f64 / r.model_runs as f64
             );
             println!(
-                "{name}: {} prompt starts evaluated ahead of the cursor, {} requests started from one",
-                r.prefills, r.prefilled_starts
+                "{name}: {} prompt starts evaluated ahead of the cursor, {} requests started from one, {} model runs with the cold window",
+                r.prefills, r.prefilled_starts, r.cold_runs
             );
         }
     }
