@@ -75,6 +75,9 @@ pub struct Config {
     /// Repository context chosen by the names used near the cursor (`repoContext.selection`
     /// `"uses"`) or by whole files and outlines (`"files"`, the default: the measured one).
     pub repo_context_by_use: bool,
+    /// Definitions of recently edited and open files that the imports do not reach, after the
+    /// imported ones (`repoContext.recentFiles`).
+    pub repo_context_recent_files: bool,
     /// FIM template or preset overriding the model's own.
     pub fim_template: Option<String>,
     /// When completions are offered.
@@ -122,6 +125,7 @@ impl Default for Config {
             window_suffix_chars: DEFAULT_SUFFIX_CHARS,
             // Not measured on the cross-file benchmark yet: opt-in until it is.
             repo_context_by_use: false,
+            repo_context_recent_files: true,
             fim_template: None,
             trigger: Trigger::Automatic,
             explain_max_tokens: 384,
@@ -248,6 +252,7 @@ impl Config {
             "window.suffixChars" => {
                 self.window_suffix_chars = int(v, 0, MAX_WINDOW_CHARS)? as usize
             }
+            "repoContext.recentFiles" => self.repo_context_recent_files = boolean(v)?,
             "repoContext.selection" => {
                 self.repo_context_by_use = match v.as_str() {
                     Some("uses") => true,
@@ -396,6 +401,14 @@ mod tests {
         let u = c.apply(&json!({"repoContext.enabled": true}));
         assert!(c.repo_context_enabled);
         assert!(u.changed && !u.engine_changed);
+
+        assert!(c.repo_context_recent_files);
+        let u = c.apply(&json!({"repoContext": {"recentFiles": false}}));
+        assert!(!c.repo_context_recent_files);
+        assert!(u.changed && !u.engine_changed);
+        let u = c.apply(&json!({"repoContext.recentFiles": "yes"}));
+        assert_eq!(u.invalid.len(), 1);
+        assert!(!c.repo_context_recent_files);
     }
 
     #[test]
