@@ -237,49 +237,91 @@ impl Index {
         .filter(|d| d.path != ask.current && !ask.reached.contains(d.path.as_path()))
         .collect();
         let mut candidates: Vec<Candidate> = Vec::new();
-        let mut used: Vec<HashSet<String>> = Vec::new();
+        let mut picks: Vec<Pick> = Vec::new();
         for (i, doc) in docs.iter().enumerate() {
             stop.check_now()?;
-            let (c, u) = doc_candidates(doc, i, docs.len(), ask);
-            candidates.extend(c);
-            used.push(u);
+            let (found, edit_words) = doc_candidates(doc, i, docs.len(), ask);
+            candidates.extend(found);
+            picks.push(Pick {
+                rel: self.roots.relative(&doc.path),
+                edit_words,
+                words: None,
+                grow: Growing::default(),
+            });
         }
         candidates.sort();
-        let mut grown: Vec<Growing> = docs.iter().map(|_| Growing::default()).collect();
-        let rels: Vec<String> = docs.iter().map(|d| self.roots.relative(&d.path)).collect();
         let mut remaining = ask.budget;
         for (_, i, d) in candidates.into_iter().take(MAX_TRIES) {
             if remaining < MIN_USEFUL_TOKENS {
                 break;
             }
             stop.check_now()?;
-            let doc = &docs[i];
-            let details = doc.entry.details(&doc.text);
-            let lang = doc.entry.lang;
-            let render =
-                |defs: &[(usize, bool)]| render_defs(&details, &doc.text, defs, lang, &used[i]);
-            grown[i].try_add((d, true), &mut remaining, &rels[i], &render, count_tokens);
+            picks[i].try_add(&docs[i], d, ask.used, &mut remaining, count_tokens);
         }
-        let mut blocks = Vec::new();
-        for ((doc, grow), (rel, used)) in docs.iter().zip(grown).zip(rels.into_iter().zip(&used)) {
-            if grow.chosen.is_empty() {
-                continue;
-            }
-            let details = doc.entry.details(&doc.text);
-            let text = render_defs(&details, &doc.text, &grow.chosen, doc.entry.lang, used);
-            blocks.push(ContextBlock { path: rel, text });
-        }
-        Ok(blocks)
+        Ok(docs
+            .iter()
+            .zip(picks)
+            .filter_map(|(doc, pick)| pick.block(doc))
+            .collect())
+    }
+}
+
+/// What one document of a query gets.
+struct Pick {
+    rel: String,
+    /// The words around its edits.
+    edit_words: HashSet<String>,
+    /// Those and the current file's (long classes are cut to these members), made when the
+    /// document's first definition is tried.
+    words: Option<HashSet<String>>,
+    grow: Growing,
+}
+
+impl Pick {
+    /// Adds definition `d` of `doc` if its block still fits.
+    fn try_add(
+        &mut self,
+        doc: &Doc,
+        d: usize,
+        used: &HashSet<String>,
+        remaining: &mut usize,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) {
+        let edit_words = &self.edit_words;
+        let words = self
+            .words
+            .get_or_insert_with(|| used.union(edit_words).cloned().collect());
+        let details = doc.entry.details(&doc.text);
+        let lang = doc.entry.lang;
+        let render = |defs: &[(usize, bool)]| render_defs(&details, &doc.text, defs, lang, words);
+        self.grow
+            .try_add((d, true), remaining, &self.rel, &render, count_tokens);
+    }
+
+    /// The document's block, if it got any definition.
+    fn block(self, doc: &Doc) -> Option<ContextBlock> {
+        let words = self.words.filter(|_| !self.grow.chosen.is_empty())?;
+        let details = doc.entry.details(&doc.text);
+        let text = render_defs(
+            &details,
+            &doc.text,
+            &self.grow.chosen,
+            doc.entry.lang,
+            &words,
+        );
+        Some(ContextBlock {
+            path: self.rel,
+            text,
+        })
     }
 }
 
 /// The definitions of one document that may go in (`i`: its place, least recent first, of
-/// `n`), and the words its blocks keep members for (the current file's, and the words around
-/// its edits).
+/// `n`), and the words around its edits.
 fn doc_candidates(doc: &Doc, i: usize, n: usize, ask: &Ask) -> (Vec<Candidate>, HashSet<String>) {
     let details = doc.entry.details(&doc.text);
     let lang = doc.entry.lang;
-    let mut used = ask.used.clone();
+    let mut words = HashSet::new();
     let mut edited: Vec<usize> = Vec::new();
     for &p in &doc.edits {
         if let Some(d) = details
@@ -288,7 +330,7 @@ fn doc_candidates(doc: &Doc, i: usize, n: usize, ask: &Ask) -> (Vec<Candidate>, 
             .position(|d| d.range.start <= p && p <= d.range.end)
         {
             edited.push(d);
-            used.extend(near_words(&doc.text, p, lang));
+            words.extend(near_words(&doc.text, p, lang));
         }
     }
     let recency = n - 1 - i;
@@ -302,7 +344,7 @@ fn doc_candidates(doc: &Doc, i: usize, n: usize, ask: &Ask) -> (Vec<Candidate>, 
             (named || near_edit).then_some(((!named, !near_edit, recency, d), i, d))
         })
         .collect();
-    (out, used)
+    (out, words)
 }
 
 #[cfg(test)]
