@@ -727,3 +727,22 @@ fn main() {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::context_stability;
+
+    #[test]
+    fn context_stability_counts_builds_equal_to_the_one_before() {
+        let log = "\
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+INFO generation finished prompt_tokens=10
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+DEBUG ghostline_lsp::workspace: repository context blocks=2 paths=a.py,b.py digest=00bb
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+";
+        assert_eq!(context_stability(log), (5, 2));
+        assert_eq!(context_stability(""), (0, 0));
+    }
+}
