@@ -414,3 +414,25 @@ fn slash_path(p: &Path) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_takes_the_budget_and_the_recent_files_setting() {
+        let mut config = Config::default();
+        let base = ContextConfig {
+            max_depth: 3,
+            ..ContextConfig::default()
+        };
+        let c = context_config(&config, base.clone());
+        assert!(c.recent_files);
+        assert_eq!(c.budget_tokens, 1024);
+        config.repo_context_recent_files = false;
+        config.repo_context_budget_tokens = 256;
+        let c = context_config(&config, base);
+        assert!(!c.recent_files);
+        assert_eq!((c.budget_tokens, c.max_depth), (256, 3));
+    }
+}
