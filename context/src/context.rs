@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::graph;
 use crate::outline::Details;
+use crate::recent::Ask;
 use crate::render::{self, Candidate};
 use crate::resolve::Edge;
 use crate::stop::{Stop, Stopped};
@@ -45,7 +46,8 @@ impl Index {
     /// workspace files it imports, directly and transitively up to `max_depth`, that fit in
     /// `budget_tokens` as counted by `count_tokens`; whole where they fit, else as outlines.
     /// In dependency order (each file after the files it imports); the current file is not
-    /// included.
+    /// included. Then, within what is left of the budget, definitions of recently edited and
+    /// open files the imports do not reach (`recent`), least recent first.
     ///
     /// The result depends on the imports of `text`, on which imported names occur in `text`
     /// (a word scan outside the import statements, which only matters when not everything
@@ -139,13 +141,21 @@ impl Index {
         }
         ranked.sort();
         let by_relevance: Vec<usize> = ranked.iter().map(|r| r.3).collect();
-        let blocks = render::fill(
+        let (mut blocks, remaining) = render::fill(
             candidates,
             &by_relevance,
             &order,
             config.budget_tokens,
             count_tokens,
         );
+        let ask = Ask {
+            current: &current.path,
+            reached: nodes.iter().map(|n| n.path.as_path()).collect(),
+            rank_words: &current.used,
+            used: &current.used,
+            budget: remaining,
+        };
+        blocks.extend(self.recent_blocks(&ask, count_tokens, &stop)?);
         span.record("files", nodes.len());
         span.record("blocks", blocks.len());
         // Token counting (the model's tokenizer in the server) is included.

@@ -13,6 +13,8 @@
 //! - `context` and `definitions`: the two queries, each cancellable through a [`Stop`];
 //! - `uses`: the use-driven context ([`Index::context_at`]): definitions of the names used
 //!   near the cursor first, then the rest of the uses, then more of each outline;
+//! - `recent`: the second source, recently edited and open files the imports do not reach
+//!   (a bounded recency list of editor buffers), after the imported files in both queries;
 //! - `function`: the function around a cursor (tree-sitter, else textual fallbacks).
 //!
 //! Facts about languages (extensions, ids, comment markers, block rules) come from
@@ -52,6 +54,7 @@ mod imports;
 mod language;
 mod manifest;
 mod outline;
+mod recent;
 mod render;
 mod resolve;
 mod stop;
@@ -82,6 +85,9 @@ pub struct ContextConfig {
     pub max_file_bytes: u64,
     /// At most this many files are considered for one context.
     pub max_files: usize,
+    /// Definitions of recently edited and open files that the imports do not reach, after
+    /// the imported ones (`recent`).
+    pub recent_files: bool,
 }
 
 impl Default for ContextConfig {
@@ -91,6 +97,7 @@ impl Default for ContextConfig {
             max_depth: 2,
             max_file_bytes: 1 << 20,
             max_files: 64,
+            recent_files: true,
         }
     }
 }

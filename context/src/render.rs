@@ -28,14 +28,14 @@ pub(crate) struct Candidate<'a> {
 
 /// Picks blocks for `candidates` under `budget` tokens. `by_relevance` and `by_dependency` are
 /// two orders of indices into `candidates`; the first decides who gets the budget first, the
-/// second is the order of the result.
+/// second is the order of the result. Also returns the tokens left.
 pub(crate) fn fill(
     candidates: Vec<Candidate<'_>>,
     by_relevance: &[usize],
     by_dependency: &[usize],
     budget: usize,
     count_tokens: &dyn Fn(&str) -> usize,
-) -> Vec<ContextBlock> {
+) -> (Vec<ContextBlock>, usize) {
     let mut slots: Vec<Option<Candidate>> = candidates.into_iter().map(Some).collect();
     let mut chosen: Vec<Option<ContextBlock>> = (0..slots.len()).map(|_| None).collect();
     let mut remaining = budget;
@@ -70,10 +70,11 @@ pub(crate) fn fill(
             });
         }
     }
-    by_dependency
+    let blocks = by_dependency
         .iter()
         .filter_map(|&i| chosen.get_mut(i)?.take())
-        .collect()
+        .collect();
+    (blocks, remaining)
 }
 
 /// The tokens of a block, if at most `remaining`.

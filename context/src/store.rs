@@ -32,6 +32,7 @@ use crate::imports;
 use crate::language::{language_for_path, Language};
 use crate::manifest::Manifest;
 use crate::outline::{self, Details};
+use crate::recent::Recent;
 use crate::resolve::{self, Edge, Probe};
 use crate::stop::Stop;
 use crate::{ContextConfig, Error, IndexStats};
@@ -150,6 +151,8 @@ pub struct Index {
     /// The outline of the top of one current file that the prompt's window cut off (by path
     /// and content hash).
     pub(crate) heads: Mutex<Option<(PathBuf, u64, Arc<Details>)>>,
+    /// Recently edited and open editor buffers (`recent`).
+    pub(crate) recent: Mutex<Recent>,
 }
 
 /// Everything a walk found under one folder.
@@ -230,6 +233,7 @@ impl Index {
             ignores: Mutex::new(HashMap::new()),
             analyses: Mutex::new(Vec::new()),
             heads: Mutex::new(None),
+            recent: Mutex::new(Recent::default()),
         }
     }
 
@@ -401,7 +405,8 @@ impl Index {
     }
 
     /// Sets the editor's unsaved text of `path` (from `didOpen`/`didChange`); it overrides the
-    /// disk until [`Index::refresh_path`] or [`Index::remove_file`].
+    /// disk until [`Index::refresh_path`] or [`Index::remove_file`], and the file becomes the
+    /// most recent of the recently edited and open files until [`Index::close_file`].
     pub fn update_file(&self, path: &Path, text: &str) -> Result<(), Error> {
         let real = self
             .roots
@@ -428,15 +433,15 @@ impl Index {
                 return Ok(());
             }
         }
+        let buffer: Arc<str> = Arc::from(text);
         let mut entry = FileEntry::new(lang, text, hash);
-        entry.buffer = Some(Arc::from(text));
-        let added = write(&self.state)
-            .files
-            .insert(real, Arc::new(entry))
-            .is_none();
-        if added {
+        entry.buffer = Some(buffer.clone());
+        let entry = Arc::new(entry);
+        let previous = write(&self.state).files.insert(real.clone(), entry.clone());
+        if previous.is_none() {
             self.bump();
         }
+        self.touch_recent(&real, entry, buffer, previous);
         Ok(())
     }
 
@@ -449,6 +454,7 @@ impl Index {
         let Some(real) = self.roots.confine_new(path) else {
             return;
         };
+        self.forget_recent(&real);
         if self.forget(&real) {
             self.bump();
         }

@@ -10,5 +10,6 @@ mod imports;
 mod index;
 mod outline;
 mod properties;
+mod recent;
 mod robustness;
 mod uses;

@@ -21,6 +21,7 @@ use crate::graph;
 use crate::imports;
 use crate::language::Language;
 use crate::outline::{Def, Details};
+use crate::recent::Ask;
 use crate::render::block_text;
 use crate::stop::{Stop, Stopped};
 use crate::store::{content_hash, Current};
@@ -56,7 +57,7 @@ const NEAR_LINES_UP: usize = 20;
 const NEAR_LINES_DOWN: usize = 8;
 
 /// Fewer tokens than this left: nothing more is tried.
-const MIN_USEFUL_TOKENS: usize = 8;
+pub(crate) const MIN_USEFUL_TOKENS: usize = 8;
 
 /// Whole files above this size are not tried (they would not be small).
 const MAX_WHOLE_BYTES: usize = 16 << 10;
@@ -81,6 +82,46 @@ struct File<'i> {
     wants: BTreeMap<String, u8>,
     choice: Option<Choice>,
     cost: usize,
+}
+
+/// Renders a file's block from chosen definitions (see [`Growing::chosen`]).
+pub(crate) type RenderDefs<'a> = dyn Fn(&[(usize, bool)]) -> String + 'a;
+
+/// One file's block of chosen definitions, grown one definition at a time under a budget
+/// shared with other blocks.
+#[derive(Debug, Default)]
+pub(crate) struct Growing {
+    /// The definitions chosen (indices into `Details::defs`, sorted), each with whether it
+    /// may go in whole.
+    pub(crate) chosen: Vec<(usize, bool)>,
+    /// Tokens the block costs now (path line included).
+    pub(crate) cost: usize,
+}
+
+impl Growing {
+    /// Adds definition `def` when the block, rendered by `render` and headed by `rel`, still
+    /// fits in `remaining` plus what it costs now (`remaining` is charged the difference);
+    /// whether it did.
+    pub(crate) fn try_add(
+        &mut self,
+        def: (usize, bool),
+        remaining: &mut usize,
+        rel: &str,
+        render: &RenderDefs,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) -> bool {
+        let mut trial = self.chosen.clone();
+        trial.push(def);
+        trial.sort();
+        let cost = count_tokens(&block_text(rel, &render(&trial)));
+        if cost > *remaining + self.cost {
+            return false;
+        }
+        *remaining = *remaining + self.cost - cost;
+        self.cost = cost;
+        self.chosen = trial;
+        true
+    }
 }
 
 impl Index {
@@ -239,25 +280,16 @@ impl Index {
             let wanted = wanted_defs(&details, lang, &|n| near.contains(n));
             if !wanted.is_empty() {
                 let rel = self.roots.relative(&current.path);
-                let mut chosen: Vec<(usize, bool)> = Vec::new();
-                let mut cost = 0;
+                let mut grow = Growing::default();
+                let render = |defs: &[(usize, bool)]| render_defs(&details, head, defs, lang, used);
                 for d in wanted {
                     stop.check_now()?;
-                    let mut trial = chosen.clone();
-                    trial.push((d, true));
-                    trial.sort();
-                    let body = render_defs(&details, head, &trial, lang, used);
-                    let c = count_tokens(&block_text(&rel, &body));
-                    if c <= remaining + cost {
-                        remaining = remaining + cost - c;
-                        cost = c;
-                        chosen = trial;
-                    }
+                    grow.try_add((d, true), &mut remaining, &rel, &render, count_tokens);
                 }
-                if !chosen.is_empty() {
+                if !grow.chosen.is_empty() {
                     own = Some(ContextBlock {
                         path: rel,
-                        text: render_defs(&details, head, &chosen, lang, used),
+                        text: render(&grow.chosen),
                     });
                 }
             }
@@ -289,21 +321,17 @@ impl Index {
                 })
                 .collect();
             wanted.sort();
-            let mut chosen: Vec<(usize, bool)> = Vec::new();
+            let mut grow = Growing {
+                chosen: Vec::new(),
+                cost: file.cost,
+            };
+            let render = |defs: &[(usize, bool)]| render_defs(&details, &text, defs, flang, used);
             for (_, d) in wanted {
-                let mut trial = chosen.clone();
-                trial.push((d, true));
-                trial.sort();
-                let body = render_defs(&details, &text, &trial, flang, used);
-                let c = count_tokens(&block_text(&file.rel, &body));
-                if c <= remaining + file.cost {
-                    remaining = remaining + file.cost - c;
-                    file.cost = c;
-                    chosen = trial;
-                }
+                grow.try_add((d, true), &mut remaining, &file.rel, &render, count_tokens);
             }
-            if !chosen.is_empty() {
-                file.choice = Some(Choice::Defs(chosen));
+            file.cost = grow.cost;
+            if !grow.chosen.is_empty() {
+                file.choice = Some(Choice::Defs(grow.chosen));
             }
         }
 
@@ -346,34 +374,31 @@ impl Index {
                 }
             }
             let Some(text) = source.text() else { continue };
-            let mut chosen = match &file.choice {
-                Some(Choice::Defs(d)) => d.clone(),
-                _ => Vec::new(),
+            let mut grow = Growing {
+                chosen: match &file.choice {
+                    Some(Choice::Defs(d)) => d.clone(),
+                    _ => Vec::new(),
+                },
+                cost: file.cost,
             };
+            let render = |defs: &[(usize, bool)]| render_defs(&details, &text, defs, flang, used);
             let mut misses = 0;
             for d in 0..details.defs.len() {
-                if chosen.iter().any(|c| c.0 == d) {
+                if grow.chosen.iter().any(|c| c.0 == d) {
                     continue;
                 }
                 if remaining < MIN_USEFUL_TOKENS || misses >= 4 {
                     break;
                 }
-                let mut trial = chosen.clone();
-                trial.push((d, false));
-                trial.sort();
-                let body = render_defs(&details, &text, &trial, flang, used);
-                let c = count_tokens(&block_text(&file.rel, &body));
-                if c <= remaining + file.cost {
-                    remaining = remaining + file.cost - c;
-                    file.cost = c;
-                    chosen = trial;
+                if grow.try_add((d, false), &mut remaining, &file.rel, &render, count_tokens) {
                     misses = 0;
                 } else {
                     misses += 1;
                 }
             }
-            if !chosen.is_empty() {
-                file.choice = Some(Choice::Defs(chosen));
+            file.cost = grow.cost;
+            if !grow.chosen.is_empty() {
+                file.choice = Some(Choice::Defs(grow.chosen));
             }
         }
 
@@ -402,6 +427,14 @@ impl Index {
                 });
             }
         }
+        let ask = Ask {
+            current: &current.path,
+            reached: nodes.iter().map(|n| n.path.as_path()).collect(),
+            rank_words: &near,
+            used,
+            budget: remaining,
+        };
+        blocks.extend(self.recent_blocks(&ask, count_tokens, &stop)?);
         blocks.extend(own);
         tracing::debug!(
             context_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
@@ -509,7 +542,7 @@ fn bases(lang: Language, outline: &str) -> Vec<String> {
 /// The text for some definitions of a file (indices into `details.defs`, sorted): each whole
 /// when small, else its compact outline cut to the members `used` names; a blank line between
 /// multi-line parts.
-fn render_defs(
+pub(crate) fn render_defs(
     details: &Details,
     text: &str,
     defs: &[(usize, bool)],

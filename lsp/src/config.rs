@@ -92,6 +92,9 @@ pub struct Config {
     /// Repository context chosen by the names used near the cursor (`repoContext.selection`
     /// `"uses"`) or by whole files and outlines (`"files"`, the default: the measured one).
     pub repo_context_by_use: bool,
+    /// Definitions of recently edited and open files that the imports do not reach, after the
+    /// imported ones (`repoContext.recentFiles`).
+    pub repo_context_recent_files: bool,
     /// FIM template or preset overriding the model's own.
     pub fim_template: Option<String>,
     /// When completions are offered.
@@ -143,6 +146,7 @@ impl Default for Config {
             cold_suffix_tokens: DEFAULT_COLD_SUFFIX_TOKENS,
             // Not measured on the cross-file benchmark yet: opt-in until it is.
             repo_context_by_use: false,
+            repo_context_recent_files: true,
             fim_template: None,
             trigger: Trigger::Automatic,
             explain_max_tokens: 384,
@@ -281,6 +285,7 @@ impl Config {
             "prefill.enabled" => self.prefill_enabled = boolean(v)?,
             "window.coldPrefixTokens" => self.cold_prefix_tokens = int(v, 0, 65_536)? as usize,
             "window.coldSuffixTokens" => self.cold_suffix_tokens = int(v, 0, 65_536)? as usize,
+            "repoContext.recentFiles" => self.repo_context_recent_files = boolean(v)?,
             "repoContext.selection" => {
                 self.repo_context_by_use = match v.as_str() {
                     Some("uses") => true,
@@ -429,6 +434,14 @@ mod tests {
         let u = c.apply(&json!({"repoContext.enabled": true}));
         assert!(c.repo_context_enabled);
         assert!(u.changed && !u.engine_changed);
+
+        assert!(c.repo_context_recent_files);
+        let u = c.apply(&json!({"repoContext": {"recentFiles": false}}));
+        assert!(!c.repo_context_recent_files);
+        assert!(u.changed && !u.engine_changed);
+        let u = c.apply(&json!({"repoContext.recentFiles": "yes"}));
+        assert_eq!(u.invalid.len(), 1);
+        assert!(!c.repo_context_recent_files);
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl Session {
             let now = self.config();
             tracing::info!("settings changed: {now:?}");
             self.clear_cache();
-            self.workspace().set_budget(now.repo_context_budget_tokens);
+            self.workspace().configure(&now);
             // (`initialized` walks after applying the pulled settings anyway.)
             if reload && now.repo_context_enabled && !before.repo_context_enabled {
                 self.start_indexing();

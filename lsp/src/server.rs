@@ -152,9 +152,7 @@ impl LanguageServer for Backend {
             }
             session.set_config(config);
         }
-        session
-            .workspace()
-            .set_roots(&params, session.config().repo_context_budget_tokens);
+        session.workspace().set_roots(&params, &session.config());
         let client = params.client_info.as_ref().map_or("?", |c| c.name.as_str());
         tracing::info!(client, ?encoding, "initialize");
         Ok(InitializeResult {
@@ -217,7 +215,7 @@ impl LanguageServer for Backend {
         if let Some(engine) = self.session.engine().ready() {
             engine.prefill(uri.as_str().to_owned(), Vec::new());
         }
-        self.session.workspace().refresh(&uri);
+        self.session.workspace().closed(&uri);
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
@@ -243,10 +241,10 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
-        let budget = self.session.config().repo_context_budget_tokens;
+        let config = self.session.config();
         self.session
             .workspace()
-            .folders_changed(&params.event, budget);
+            .folders_changed(&params.event, &config);
         self.session.start_indexing();
     }
 

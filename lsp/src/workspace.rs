@@ -3,7 +3,8 @@
 //! It maps document URIs to workspace-relative paths and a repository name, and owns the
 //! repository [`Index`] of `ghostline-context`: created at `initialize`, walked on a blocking
 //! thread after `initialized` (with work-done progress), and kept up to date from document and
-//! file-watch notifications. Requests never wait for the walk: the index answers from what it
+//! file-watch notifications (a closed document also leaves the index's recently edited
+//! files). Requests never wait for the walk: the index answers from what it
 //! has and reads imported files on demand. This module converts between LSP and the context
 //! crate's plain paths; it does not decide budgets (settings do) or render prompts.
 //!
@@ -22,6 +23,7 @@ use ghostline_inference::ContextBlock;
 use tower_lsp_server::ls_types::{InitializeParams, Uri, WorkspaceFoldersChangeEvent};
 use tower_lsp_server::Client;
 
+use crate::config::Config;
 use crate::progress::WorkProgress;
 use crate::util::lock;
 
@@ -78,7 +80,33 @@ pub struct Location {
     pub repo: Option<String>,
 }
 
+/// The index's settings from the server's, the rest kept from `base`.
+fn context_config(config: &Config, base: ContextConfig) -> ContextConfig {
+    ContextConfig {
+        budget_tokens: config.repo_context_budget_tokens,
+        recent_files: config.repo_context_recent_files,
+        ..base
+    }
+}
+
+/// The blocks for the engine. Logs, at debug level, which blocks a request gets and a digest
+/// of their bytes (equal digests: byte-identical blocks, the prompt start unchanged; see
+/// `bench-typing --context`), and their text at trace level.
 fn convert(blocks: Vec<ghostline_context::ContextBlock>) -> Vec<ContextBlock> {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let mut digest = std::collections::hash_map::DefaultHasher::new();
+        blocks.hash(&mut digest);
+        let paths: Vec<&str> = blocks.iter().map(|b| b.path.as_str()).collect();
+        tracing::debug!(
+            blocks = blocks.len(),
+            paths = %paths.join(","),
+            digest = format_args!("{:016x}", digest.finish()),
+            "repository context"
+        );
+        for b in &blocks {
+            tracing::trace!(path = %b.path, text = %b.text, "context block");
+        }
+    }
     blocks
         .into_iter()
         .map(|b| ContextBlock {
@@ -91,7 +119,7 @@ fn convert(blocks: Vec<ghostline_context::ContextBlock>) -> Vec<ContextBlock> {
 impl Workspace {
     /// Reads the workspace folders (or the root URI) from `initialize` and creates the index.
     #[allow(deprecated)]
-    pub fn set_roots(&self, params: &InitializeParams, budget_tokens: usize) {
+    pub fn set_roots(&self, params: &InitializeParams, config: &Config) {
         let mut roots: Vec<PathBuf> = params
             .workspace_folders
             .iter()
@@ -105,18 +133,15 @@ impl Workspace {
         }
         tracing::info!("workspace roots: {roots:?}");
         *lock(&self.roots) = roots;
-        self.rebuild(budget_tokens);
+        self.rebuild(config);
     }
 
-    fn rebuild(&self, budget_tokens: usize) {
+    fn rebuild(&self, config: &Config) {
         let roots = lock(&self.roots).clone();
         let index = (!roots.is_empty()).then(|| {
             Arc::new(Index::new(
                 roots,
-                ContextConfig {
-                    budget_tokens,
-                    ..ContextConfig::default()
-                },
+                context_config(config, ContextConfig::default()),
             ))
         });
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;
@@ -126,18 +151,15 @@ impl Workspace {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The repository context budget changed.
-    pub fn set_budget(&self, budget_tokens: usize) {
+    /// The settings changed: the index takes the repository context's budget and sources.
+    pub fn configure(&self, config: &Config) {
         if let Some(index) = self.index() {
-            index.set_config(ContextConfig {
-                budget_tokens,
-                ..index.config()
-            });
+            index.set_config(context_config(config, index.config()));
         }
     }
 
     /// Adds and removes folders and creates the index for them; the caller walks it.
-    pub fn folders_changed(&self, event: &WorkspaceFoldersChangeEvent, budget_tokens: usize) {
+    pub fn folders_changed(&self, event: &WorkspaceFoldersChangeEvent, config: &Config) {
         {
             let mut roots = lock(&self.roots);
             for f in &event.removed {
@@ -151,7 +173,7 @@ impl Workspace {
                 }
             }
         }
-        self.rebuild(budget_tokens);
+        self.rebuild(config);
     }
 
     /// Where `uri` lives.
@@ -304,8 +326,18 @@ impl Workspace {
         });
     }
 
-    /// A document was saved or closed, or a watched file changed: the index re-reads the disk.
+    /// A document was saved, or a watched file changed: the index re-reads the disk.
     pub fn refresh(self: &Arc<Self>, uri: &Uri) {
+        self.reread(uri, false);
+    }
+
+    /// A document was closed: the index re-reads the disk, and the document leaves the
+    /// recently edited files.
+    pub fn closed(self: &Arc<Self>, uri: &Uri) {
+        self.reread(uri, true);
+    }
+
+    fn reread(self: &Arc<Self>, uri: &Uri, closed: bool) {
         let (Some(index), Some(path)) = (self.index(), uri.to_file_path().map(|p| p.into_owned()))
         else {
             return;
@@ -313,6 +345,9 @@ impl Workspace {
         let ws = self.clone();
         tokio::task::spawn_blocking(move || {
             let _serial = lock(ws.path_lock(&path));
+            if closed {
+                index.close_file(&path);
+            }
             if let Err(e) = index.refresh_path(&path) {
                 tracing::debug!("not indexed: {e}");
             }
@@ -378,4 +413,26 @@ fn slash_path(p: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_takes_the_budget_and_the_recent_files_setting() {
+        let mut config = Config::default();
+        let base = ContextConfig {
+            max_depth: 3,
+            ..ContextConfig::default()
+        };
+        let c = context_config(&config, base.clone());
+        assert!(c.recent_files);
+        assert_eq!(c.budget_tokens, 1024);
+        config.repo_context_recent_files = false;
+        config.repo_context_budget_tokens = 256;
+        let c = context_config(&config, base);
+        assert!(!c.recent_files);
+        assert_eq!((c.budget_tokens, c.max_depth), (256, 3));
+    }
 }

@@ -1,7 +1,8 @@
 //! The protocol mechanics, with the small model: start-up and progress, document sync,
 //! position encodings, exactly one response per request (superseded, cancelled, stopped by an
 //! edit), errors for bad requests, settings, the cache, a missing model, and the completion
-//! fallback for a client without inline completion.
+//! fallback for a client without inline completion; and, with the fake backend, the
+//! recently edited files that reach a request's repository context.
 
 use std::time::{Duration, Instant};
 
@@ -492,4 +493,139 @@ fn repository_context_reaches_the_prompt() {
     );
     assert!(s.shutdown().success());
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The `repository context` lines the server logged (debug level, `workspace.rs`), each with
+/// the trace lines of its blocks that follow it, from byte `from` of the log on.
+fn logged_contexts(s: &Server, from: usize) -> Vec<String> {
+    let log = s.stderr();
+    let mut out: Vec<String> = Vec::new();
+    for line in log[from..].lines() {
+        if line.contains("repository context") {
+            out.push(String::new());
+        }
+        if let Some(last) = out.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    out
+}
+
+/// Types one character at (line, col) of `uri` (version `version`) and asks for an invoked
+/// completion there; returns the context the request was given (what the log says of it).
+fn type_and_complete(s: &mut Server, uri: &str, version: i32, line: u32, col: u32) -> String {
+    let from = s.stderr().len();
+    s.notify(
+        "textDocument/didChange",
+        change(uri, version, json!([edit(line, col, line, col, "x")])),
+    );
+    let id = s.send_inline(uri, line, col + 1, true);
+    assert!(s.response(id, TIMEOUT).error.is_none());
+    assert!(
+        s.wait_stderr(Duration::from_secs(5), |l| l[from..]
+            .contains("repository context")),
+        "no context logged\n{}",
+        &s.stderr()[from..]
+    );
+    // The block lines follow the summary line: let them arrive.
+    settle();
+    logged_contexts(s, from).pop().unwrap()
+}
+
+/// Issue 14 item 3 with the fake backend (no model): a definition edited in another open
+/// document that the current file does not import reaches the request's context, as the
+/// function around the edit only; a document outside the workspace never does, and a closed
+/// one leaves it.
+#[test]
+fn recently_edited_open_files_reach_the_context_until_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ws");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let main = "import os\n\n\ndef run(w, h):\n    \n";
+    let shapes =
+        "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n";
+    let secret = "def secret_outside(v):\n    return v\n";
+    for (path, text) in [
+        (root.join("main.py"), main),
+        (root.join("shapes.py"), shapes),
+        (outside.join("secret.py"), secret),
+    ] {
+        std::fs::write(path, text).unwrap();
+    }
+    let mut s = Server::spawn(Spawn {
+        args: vec![
+            "--log-level".into(),
+            "info,ghostline_lsp::workspace=trace".into(),
+        ],
+        ..Spawn::default()
+    });
+    s.initialize_in(
+        &[root.as_path()],
+        editor_capabilities(),
+        json!({"backend": "fake", "fake": {"delayMs": 1}, "repoContext": {"enabled": true}}),
+    );
+    s.wait_status(0, "ready", TIMEOUT);
+    // The walk knows shapes.py: its first change is an edit even if the index sees it before
+    // the opening text (both are read from the session on a blocking thread).
+    assert!(s.wait_stderr(TIMEOUT, |l| l.contains("workspace indexed")));
+    let uri = |p: &std::path::Path| file_uri(&p.to_string_lossy());
+    let (main_uri, shapes_uri, secret_uri) = (
+        uri(&root.join("main.py")),
+        uri(&root.join("shapes.py")),
+        uri(&outside.join("secret.py")),
+    );
+    // Edit `perimeter` in shapes.py and `secret_outside` outside the workspace, then type
+    // in main.py, which imports neither.
+    s.open(&shapes_uri, "python", shapes);
+    s.notify(
+        "textDocument/didChange",
+        change(
+            &shapes_uri,
+            2,
+            json!([edit(5, 0, 5, 0, "    w = abs(w)\n")]),
+        ),
+    );
+    s.open(&secret_uri, "python", secret);
+    s.notify(
+        "textDocument/didChange",
+        change(&secret_uri, 2, json!([edit(1, 0, 1, 0, "    v = v + 1\n")])),
+    );
+    s.open(&main_uri, "python", main);
+    // The index takes edits on a blocking thread: type until the edit is seen (or give up).
+    let mut version = 2;
+    let mut col = 4;
+    let mut seen = String::new();
+    for _ in 0..40 {
+        seen = type_and_complete(&mut s, &main_uri, version, 4, col);
+        (version, col) = (version + 1, col + 1);
+        if seen.contains("w = abs(w)") {
+            break;
+        }
+    }
+    assert!(seen.contains("paths=shapes.py"), "{seen}");
+    assert!(seen.contains("def perimeter(w, h):") && seen.contains("w = abs(w)"));
+    assert!(
+        !seen.contains("def area"),
+        "only the edited function: {seen}"
+    );
+    let log = s.stderr();
+    assert!(!log.contains("secret_outside"), "outside file in a context");
+
+    // Closed: shapes.py leaves the context.
+    s.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": shapes_uri}}),
+    );
+    for _ in 0..40 {
+        seen = type_and_complete(&mut s, &main_uri, version, 4, col);
+        (version, col) = (version + 1, col + 1);
+        if !seen.contains("shapes.py") {
+            break;
+        }
+    }
+    assert!(seen.contains("blocks=0"), "{seen}");
+    assert!(s.shutdown().success());
 }

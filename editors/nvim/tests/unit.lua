@@ -79,19 +79,19 @@ eq(o.settings.repoContext.enabled, true, 'nested default kept')
 eq(config.resolve({ keymaps = { accept_word = false } }).keymaps.accept_word, false, 'a keymap can be disabled')
 
 eq(config.server_settings(config.defaults.settings, '/h'),
-  { model = '', repoContext = { enabled = true }, prefill = { enabled = true }, fimTemplate = '', trigger = 'automatic', backend = 'local', remote = { endpoint = '', model = '', apiKeyFile = '', caFile = '' } }, 'defaults → server object')
+  { model = '', repoContext = { enabled = true, recentFiles = true }, prefill = { enabled = true }, fimTemplate = '', trigger = 'automatic', backend = 'local', remote = { endpoint = '', model = '', apiKeyFile = '', caFile = '' } }, 'defaults → server object')
 eq(config.server_settings({ model = '~/m.gguf', threads = 2, contextSize = 4096, maxTokens = 64.9, timeBudgetMs = 800,
-  repoContext = { enabled = false, budgetTokens = 512 }, window = { prefixChars = 8000, suffixChars = 1500 },
+  repoContext = { enabled = false, budgetTokens = 512, recentFiles = false }, window = { prefixChars = 8000, suffixChars = 1500 },
   prefill = { enabled = false }, fimTemplate = 'T', trigger = 'manual',
   backend = 'openai', remote = { endpoint = ' http://gpu:8000/v1 ', model = 'Qwen/Qwen2.5-Coder-7B',
     apiKeyFile = '~/key', caFile = '/etc/ca.pem', timeoutMs = 2500 } }, '/h'),
   { model = '/h/m.gguf', threads = 2, contextSize = 4096, maxTokens = 64, timeBudgetMs = 800,
-    repoContext = { enabled = false, budgetTokens = 512 }, window = { prefixChars = 8000, suffixChars = 1500 },
+    repoContext = { enabled = false, budgetTokens = 512, recentFiles = false }, window = { prefixChars = 8000, suffixChars = 1500 },
     prefill = { enabled = false }, fimTemplate = 'T', trigger = 'manual',
     backend = 'openai', remote = { endpoint = 'http://gpu:8000/v1', model = 'Qwen/Qwen2.5-Coder-7B',
       apiKeyFile = '/h/key', caFile = '/etc/ca.pem', timeoutMs = 2500 } }, 'all keys')
 eq(config.server_settings({ threads = -1, window = { prefixChars = 'big', suffixChars = -2 }, trigger = 'x', backend = 'vllm', remote = { timeoutMs = -3 } }, '/h'),
-  { model = '', repoContext = { enabled = true }, prefill = { enabled = true }, fimTemplate = '', trigger = 'automatic', backend = 'local', remote = { endpoint = '', model = '', apiKeyFile = '', caFile = '' } }, 'bad values dropped')
+  { model = '', repoContext = { enabled = true, recentFiles = true }, prefill = { enabled = true }, fimTemplate = '', trigger = 'automatic', backend = 'local', remote = { endpoint = '', model = '', apiKeyFile = '', caFile = '' } }, 'bad values dropped')
 local ss = { threads = 2, repoContext = { enabled = true } }
 eq(config.configuration_item('ghostline', ss), ss, 'configuration: section')
 eq(config.configuration_item('ghostline.repoContext.enabled', ss), true, 'configuration: dotted')

@@ -10,7 +10,7 @@ export interface ServerSettings {
   contextSize?: number;
   maxTokens?: number;
   timeBudgetMs?: number;
-  repoContext?: { enabled?: boolean; budgetTokens?: number };
+  repoContext?: { enabled?: boolean; budgetTokens?: number; recentFiles?: boolean };
   window?: { prefixChars?: number; suffixChars?: number };
   prefill?: { enabled?: boolean };
   fimTemplate?: string;
@@ -85,11 +85,13 @@ export function toServerSettings(get: SettingGetter, paths: PathContext): Server
   if (maxTokens !== undefined) out.maxTokens = maxTokens;
   const timeBudgetMs = positiveInt(get('timeBudgetMs'));
   if (timeBudgetMs !== undefined) out.timeBudgetMs = timeBudgetMs;
-  const repo: { enabled?: boolean; budgetTokens?: number } = {};
+  const repo: { enabled?: boolean; budgetTokens?: number; recentFiles?: boolean } = {};
   const repoEnabled = get('repoContext.enabled');
   repo.enabled = typeof repoEnabled === 'boolean' ? repoEnabled : true;
   const budget = positiveInt(get('repoContext.budgetTokens'));
   if (budget !== undefined) repo.budgetTokens = budget;
+  const recent = get('repoContext.recentFiles');
+  repo.recentFiles = typeof recent === 'boolean' ? recent : true;
   out.repoContext = repo;
   const win: { prefixChars?: number; suffixChars?: number } = {};
   const prefixChars = positiveInt(get('window.prefixChars'));

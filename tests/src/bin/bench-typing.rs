@@ -14,8 +14,16 @@
 //! The file defaults to a Python standard-library module found on the machine; typing starts at
 //! the first function definition after `--prefix-chars` characters. Ratios matter more than absolute times on
 //! a shared machine.
+//!
+//! With `--context ROOT` the file is typed in place inside the workspace folder ROOT with
+//! repository context on (after opening and editing the `--recent` files, which the recent-
+//! files source then holds), and the replay also prints the prompt-start stability (issue 14,
+//! item 2): of the model runs that built a repository context, the share whose blocks are
+//! byte-identical to the previous run's (the digest the server logs at debug level for each
+//! request's blocks). `--model fake` runs the server's deterministic fake backend (no model;
+//! every keystroke that is not answered from the cache builds a context).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ghostline_tests::peer::{self, Peer};
@@ -30,6 +38,7 @@ USAGE:
     bench-typing [--model 1.5b|0.5b|PATH] [--file FILE] [--keys N] [--interval-ms MS]
                  [--prefix-chars N] [--threads N] [--runs on,off,peer] [--peer LLAMA_SERVER]
                  [--line-pause-ms MS] [--refresh N] [--wait]
+                 [--context ROOT [--recent FILE,...] [--selection files|uses]]
 
 --runs picks the replays: ghostline with KV reuse on, off, and the llama-server peer (default:
 all three; the peer only when its binary exists).
@@ -42,6 +51,11 @@ latency of each is measured (llama.vscode's figure of merit); without it keystro
 and superseded requests are counted.
 --refresh sets the server's engine.reuseRefreshTokens (tokens re-evaluated at the start of a
 shifted suffix; the server's default when absent).
+--context types FILE (which must be under ROOT) in place, with ROOT as the workspace folder and
+repository context on, and prints the share of context builds whose blocks are byte-identical
+to the previous build's. --recent opens these files of ROOT and edits each once (in memory:
+nothing is written) before typing; --selection sets repoContext.selection.
+--model fake uses the server's fake backend (no model file).
 
 Runs the ghostline binary of target/debug (or $GHOSTLINE_BIN).";
 
@@ -57,6 +71,9 @@ struct Args {
     runs: Vec<Run>,
     peer: PathBuf,
     line_pause: Duration,
+    context: Option<PathBuf>,
+    recent: Vec<PathBuf>,
+    selection: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -127,6 +144,9 @@ fn parse_args() -> Args {
         runs: Vec::new(),
         peer: a.value("--peer").unwrap_or_else(peer::default_binary),
         line_pause: Duration::from_millis(a.get("--line-pause-ms", 0)),
+        context: a.value("--context"),
+        recent: a.list("--recent").unwrap_or_default(),
+        selection: a.value("--selection"),
     };
     a.finish();
     args.file = file.unwrap_or_else(default_file);
@@ -162,6 +182,10 @@ struct Report {
     reused_tokens: usize,
     evaluated_tokens: usize,
     generated_tokens: usize,
+    /// Requests that built a repository context (`--context`).
+    contexts: usize,
+    /// Of those after the first, the ones whose blocks equal the previous build's.
+    contexts_same: usize,
 }
 
 /// Paces a replay: one keystroke per interval, plus the pause before each line's first
@@ -209,30 +233,111 @@ fn utf16_len(s: &str) -> u32 {
     s.encode_utf16().count() as u32
 }
 
-fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> Report {
-    let mut server = Server::spawn(Spawn::default());
+/// The server's settings for a replay: the model (or the fake backend), repository context
+/// as `--context` says.
+fn replay_options(args: &Args) -> Value {
     let mut options = json!({
         "model": args.model,
-        "repoContext": {"enabled": false},
-        "engine": {"reuse": reuse},
+        "repoContext": {"enabled": args.context.is_some()},
+        "engine": {},
         // Only the warm-up request is invoked: let it fill the cache whatever the machine's load.
         "invokedTimeBudgetMs": 600000,
     });
-    if !reuse {
-        // Without reuse every run evaluates the whole prompt: give it the time to finish so
-        // that its cost can be compared.
-        options["timeBudgetMs"] = json!(600000);
-    }
     if let Some(t) = args.threads {
         options["threads"] = json!(t);
     }
     if let Some(n) = args.refresh {
         options["engine"]["reuseRefreshTokens"] = json!(n);
     }
-    server.initialize(editor_capabilities(), options);
+    if args.model == Path::new("fake") {
+        options["backend"] = json!("fake");
+    }
+    if let Some(selection) = &args.selection {
+        options["repoContext"]["selection"] = json!(selection);
+    }
+    options
+}
+
+/// A ready server with the typed document open (and, with `--context`, the workspace
+/// indexed and the `--recent` files opened and edited); the document's URI.
+fn start(args: &Args, before: &str, after: &str, reuse: bool) -> (Server, String) {
+    let mut options = replay_options(args);
+    if !reuse {
+        // Without reuse every run evaluates the whole prompt: give it the time to finish so
+        // that its cost can be compared.
+        options["timeBudgetMs"] = json!(600000);
+    }
+    options["engine"]["reuse"] = json!(reuse);
+    let Some(root) = &args.context else {
+        let mut server = Server::spawn(Spawn::default());
+        server.initialize(editor_capabilities(), options);
+        server.wait_status(0, "ready", Duration::from_secs(300));
+        let uri = file_uri("/tmp/ghostline-bench/typing.py");
+        server.open(&uri, "python", &format!("{before}{after}"));
+        return (server, uri);
+    };
+    let mut server = Server::spawn(Spawn {
+        args: vec![
+            "--log-level".into(),
+            "info,ghostline_lsp::workspace=debug".into(),
+        ],
+        ..Spawn::default()
+    });
+    server.initialize_in(&[root.as_path()], editor_capabilities(), options);
     server.wait_status(0, "ready", Duration::from_secs(300));
-    let uri = file_uri("/tmp/ghostline-bench/typing.py");
+    if !server.wait_stderr(Duration::from_secs(300), |l| {
+        l.contains("workspace indexed")
+    }) {
+        eprintln!("warning: the workspace walk did not finish in 300 s");
+    }
+    for (i, path) in args.recent.iter().enumerate() {
+        open_and_edit(&server, path, i);
+    }
+    let uri = file_uri(&args.file.to_string_lossy());
     server.open(&uri, "python", &format!("{before}{after}"));
+    (server, uri)
+}
+
+/// Opens `path` and inserts a comment line into its first function body (in the server's
+/// copy only).
+fn open_and_edit(server: &Server, path: &Path, n: usize) {
+    let text = std::fs::read_to_string(path).expect("read a --recent file");
+    let uri = file_uri(&path.to_string_lossy());
+    server.open(&uri, "python", &text);
+    let lines: Vec<&str> = text.lines().collect();
+    let body = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("def "))
+        .map_or(0, |i| i + 1);
+    let indent: String = lines
+        .get(body)
+        .map_or("", |l| &l[..l.len() - l.trim_start().len()])
+        .to_owned();
+    let line = format!("{indent}# edited by bench-typing ({n})\n");
+    server.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [{"range": {"start": {"line": body, "character": 0}, "end": {"line": body, "character": 0}}, "text": line}],
+        }),
+    );
+}
+
+/// Of the context builds logged in `log`, how many, and how many after the first had the
+/// same digest as the one before.
+fn context_stability(log: &str) -> (usize, usize) {
+    let digests: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("repository context"))
+        .filter_map(|l| l.split(" digest=").nth(1))
+        .map(|d| d.split_whitespace().next().unwrap_or(""))
+        .collect();
+    let same = digests.windows(2).filter(|w| w[0] == w[1]).count();
+    (digests.len(), same)
+}
+
+fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> Report {
+    let (mut server, uri) = start(args, before, after, reuse);
     // Warm up like an editor that just opened the file: one request at the start position.
     let (mut line, mut col) = (
         before.matches('\n').count() as u32,
@@ -321,6 +426,8 @@ fn replay(args: &Args, before: &str, typed: &str, after: &str, reuse: bool) -> R
     if std::fs::write(&log_path, &log).is_ok() {
         eprintln!("server log: {}", log_path.display());
     }
+    // The warm-up request built the first context: the typing compares with it.
+    (report.contexts, report.contexts_same) = context_stability(&log);
     for l in log[log_start..].lines() {
         if l.contains("method=textDocument/inlineCompletion")
             && l.contains(" done ")
@@ -578,6 +685,18 @@ fn main() {
             r.generated_tokens as f64 / r.model_runs.max(1) as f64
         )
     });
+    if args.context.is_some() {
+        row("model runs that built a context", &|r| {
+            r.contexts.to_string()
+        });
+        row("  blocks identical to the previous", &|r| {
+            format!(
+                "{} ({:.1}%)",
+                r.contexts_same,
+                100.0 * r.contexts_same as f64 / r.contexts.saturating_sub(1).max(1) as f64
+            )
+        });
+    }
     let get = |want: Run| runs.iter().find(|(r, _)| *r == want).map(|(_, r)| r);
     if let (Some(on), Some(off)) = (get(Run::ReuseOn), get(Run::ReuseOff)) {
         let (a, b) = (
@@ -606,5 +725,24 @@ fn main() {
             "(llama-server: /infill as llama.vscode sends it, --cache-reuse 256, same model and threads; \
              its first-token and whole-run rows are its own prompt_ms and prompt_ms + predicted_ms)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::context_stability;
+
+    #[test]
+    fn context_stability_counts_builds_equal_to_the_one_before() {
+        let log = "\
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+INFO generation finished prompt_tokens=10
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+DEBUG ghostline_lsp::workspace: repository context blocks=2 paths=a.py,b.py digest=00bb
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+DEBUG ghostline_lsp::workspace: repository context blocks=1 paths=a.py digest=00aa
+";
+        assert_eq!(context_stability(log), (5, 2));
+        assert_eq!(context_stability(""), (0, 0));
     }
 }

@@ -46,7 +46,8 @@ M.defaults = {
     contextSize = 0,
     maxTokens = 0,
     timeBudgetMs = 0,
-    repoContext = { enabled = true, budgetTokens = 0 },
+    --- recentFiles: also the definitions around recent edits in other open files.
+    repoContext = { enabled = true, budgetTokens = 0, recentFiles = true },
     --- Characters before / after the cursor sent at most (smaller: faster first suggestion
     --- after opening or jumping). 0: the server's default (3000 / 1000).
     window = { prefixChars = 0, suffixChars = 0 },
@@ -119,7 +120,7 @@ function M.server_settings(s, home)
     if v then out[k] = v end
   end
   local rc = type(s.repoContext) == 'table' and s.repoContext or {}
-  out.repoContext = { enabled = rc.enabled ~= false }
+  out.repoContext = { enabled = rc.enabled ~= false, recentFiles = rc.recentFiles ~= false }
   local b = positive_int(rc.budgetTokens)
   if b then out.repoContext.budgetTokens = b end
   local w = type(s.window) == 'table' and s.window or {}

@@ -32,7 +32,7 @@ test('defaults map to the server object: zeros left out, model and template sent
     }),
     paths,
   );
-  assert.deepEqual(s, { model: '', repoContext: { enabled: true }, prefill: { enabled: true }, fimTemplate: '', trigger: 'automatic', backend: 'local', remote: { endpoint: '', model: '', apiKeyFile: '', caFile: '' } });
+  assert.deepEqual(s, { model: '', repoContext: { enabled: true, recentFiles: true }, prefill: { enabled: true }, fimTemplate: '', trigger: 'automatic', backend: 'local', remote: { endpoint: '', model: '', apiKeyFile: '', caFile: '' } });
 });
 
 test('every setting reaches the server under its contract key', () => {
@@ -45,6 +45,7 @@ test('every setting reaches the server under its contract key', () => {
       timeBudgetMs: 1500.7,
       'repoContext.enabled': false,
       'repoContext.budgetTokens': 2048,
+      'repoContext.recentFiles': false,
       'window.prefixChars': 8000,
       'window.suffixChars': 1500,
       'prefill.enabled': false,
@@ -65,7 +66,7 @@ test('every setting reaches the server under its contract key', () => {
     contextSize: 8192,
     maxTokens: 96,
     timeBudgetMs: 1500,
-    repoContext: { enabled: false, budgetTokens: 2048 },
+    repoContext: { enabled: false, budgetTokens: 2048, recentFiles: false },
     window: { prefixChars: 8000, suffixChars: 1500 },
     prefill: { enabled: false },
     fimTemplate: '<PRE> {prefix} <SUF>{suffix} <MID>',
@@ -83,7 +84,7 @@ test('every setting reaches the server under its contract key', () => {
 
 test('wrong types fall back to defaults instead of reaching the server', () => {
   const s = toServerSettings(getter({ model: 42, threads: 'many', maxTokens: -5, 'window.prefixChars': 'big', 'window.suffixChars': -2, 'repoContext.enabled': 'yes', trigger: 'sometimes', backend: 'vllm', 'remote.timeoutMs': -1 }), paths);
-  assert.deepEqual(s, { model: '', repoContext: { enabled: true }, prefill: { enabled: true }, fimTemplate: '', trigger: 'automatic', backend: 'local', remote: { endpoint: '', model: '', apiKeyFile: '', caFile: '' } });
+  assert.deepEqual(s, { model: '', repoContext: { enabled: true, recentFiles: true }, prefill: { enabled: true }, fimTemplate: '', trigger: 'automatic', backend: 'local', remote: { endpoint: '', model: '', apiKeyFile: '', caFile: '' } });
 });
 
 test('didChangeConfiguration wraps the object as settings.ghostline', () => {
