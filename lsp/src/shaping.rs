@@ -276,6 +276,7 @@ pub fn plan(c: &Cursor<'_>, max_tokens: usize, invoked: bool) -> Plan {
 }
 
 /// Scans code for brackets, skipping strings and comments, carrying state across lines.
+#[derive(Clone)]
 struct Brackets {
     lang: Lang,
     depth: i32,
@@ -505,16 +506,48 @@ fn strip_python_comment(line: &str) -> &str {
     line
 }
 
-/// Whether the Python code after the cursor, whose first line is indented `next`
-/// (`None`: nothing follows), can follow `last`, the last line of a suggestion: after a line
-/// that opens a block the next line must be deeper; after any other line it may not be.
-fn python_joins(last: &str, next: Option<usize>) -> bool {
-    let next = next.unwrap_or(0);
+/// Whether a Python line continues the compound statement above it (`else:`, `elif x:`,
+/// `except E:`, `finally:`): it cannot start a body, nor follow a simple statement at its
+/// own level.
+fn continues_compound(line: &str) -> bool {
+    let t = line.trim_start();
+    ["else", "elif", "except", "finally"].iter().any(|k| {
+        t.strip_prefix(k)
+            .is_some_and(|rest| rest.starts_with([':', ' ', '(']))
+    })
+}
+
+/// Whether the Python code after the cursor, whose first line is `next` (`None`: nothing
+/// follows), can follow `last`, the last line of a suggestion: after a line that opens a block
+/// the next line must be deeper (and not an `else:` or `except:`); after any other line it
+/// may not be, and an `else:` or `except:` must be less indented (it closes the block `last`
+/// is in).
+fn python_joins(last: &str, next: Option<&str>) -> bool {
+    let level = next.map_or(0, indent);
+    let clause = next.is_some_and(continues_compound);
     if opens_python_block(last) {
-        next > indent(last)
+        level > indent(last) && !clause
+    } else if clause {
+        level < indent(last)
     } else {
-        next <= indent(last)
+        level <= indent(last)
     }
+}
+
+/// Where a generated `line` runs into the code after the cursor when that code goes on with a
+/// continuation line, `next` (trimmed: it closes brackets it does not open, like the
+/// `100, 1000]` of a list the hole opens): the byte offset in `line` where a repeat of `next`
+/// starts, when `line` ends with it and the part before it leaves open what `next` closes.
+/// `brackets` is the state before `line`.
+fn runs_into_continuation(line: &str, next: &str, brackets: &Brackets) -> Option<usize> {
+    let closes = -balance(next);
+    let at = line.trim_end().strip_suffix(next)?.len();
+    if closes <= 0 || line[..at].trim().is_empty() {
+        return None;
+    }
+    let mut kept = brackets.clone();
+    let opened = kept.feed_line(&line[..at]).is_none() && kept.depth > 0;
+    (opened && kept.depth <= closes).then_some(at)
 }
 
 fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
@@ -619,6 +652,12 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                 level = Some(indent(&full));
             }
         }
+        if let Some(at) = below.and_then(|next| runs_into_continuation(line, next, &brackets)) {
+            // The rest of the line is already in the document, on the suffix's next line.
+            out.push(line[..at].trim_end().to_owned());
+            joinable = Some(out.len());
+            break;
+        }
         match brackets.feed_line(line) {
             None => {
                 out.push(line.to_owned());
@@ -628,7 +667,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                     } else {
                         line.to_owned()
                     };
-                    if python_joins(&full, c.below.map(indent)) {
+                    if python_joins(&full, c.below) {
                         joinable = Some(out.len());
                     }
                 }
@@ -1169,6 +1208,75 @@ mod tests {
             .collect();
         let shaped = block("def f():\n", "\n", &raw).unwrap_or_default();
         assert_eq!(shaped.lines().count(), 23);
+    }
+
+    #[test]
+    fn a_line_that_runs_into_the_continuation_line_after_the_hole_ends_there() {
+        // The hole opens a list whose last items are on the next line: the model wrote them
+        // on its own line, then went on past the list.
+        let prefix = "def to_roman(number):\n    \"\"\"Roman numerals.\"\"\"\n";
+        let suffix = "\n           100, 400, 500, 900, 1000]\n    sym = ['I', 'IV', 'V']\n";
+        assert_eq!(
+            block(
+                prefix,
+                suffix,
+                "    num = [1, 4, 5, 9, 10, 40, 50, 90, 100, 400, 500, 900, 1000]\n    sym = ['I']\n"
+            )
+            .as_deref(),
+            Some("    num = [1, 4, 5, 9, 10, 40, 50, 90,")
+        );
+        // Brace languages alike.
+        let cursor = Cursor::new(
+            "int main() {\n",
+            "\n        7, 11};\n    return 0;\n}\n",
+            Lang::CLike,
+        );
+        assert_eq!(
+            shape(
+                &cursor,
+                Mode::Block,
+                "    int p[] = {2, 3, 5, 7, 11};\n    return p[0];\n"
+            )
+            .as_deref(),
+            Some("    int p[] = {2, 3, 5,")
+        );
+        // A line that closes its own brackets before the repeat is not cut there.
+        let suffix = "\n    )\n    return x\n";
+        assert_eq!(
+            block("def f():\n    x = g(\n", suffix, "        a, b)\n").as_deref(),
+            Some("        a, b")
+        );
+    }
+
+    #[test]
+    fn an_else_after_the_hole_needs_the_block_it_continues() {
+        // The hole is the body of an `if` the suffix's `else:` continues: a statement at the
+        // `else:`'s own level would end the `if` before it.
+        let prefix = "def f(xs):\n    total = 0\n    for x in xs:\n        if x > 0:\n";
+        let suffix = "\n        else:\n            total -= x\n    return total\n";
+        assert_eq!(
+            block(
+                prefix,
+                suffix,
+                "            total += x\n        count += 1\n"
+            )
+            .as_deref(),
+            Some("            total += x")
+        );
+        // Nor can an `else:` be the first line of a body the hole opens.
+        let suffix = "\n        else:\n            pass\n    return 0\n";
+        assert_eq!(
+            block(
+                "def f(xs):\n",
+                suffix,
+                "    for x in xs:\n        if x:\n            print(x)\n    for y in xs:\n"
+            )
+            .as_deref(),
+            Some("    for x in xs:\n        if x:\n            print(x)")
+        );
+        assert!(continues_compound("    except ValueError:"));
+        assert!(continues_compound("elif(x):"));
+        assert!(!continues_compound("    elsewhere = 1"));
     }
 
     #[test]
