@@ -88,9 +88,11 @@ pub struct Cursor<'a> {
     /// The document's language.
     pub lang: Lang,
     /// Python: the indentation of the nearest `def`/`class` line above the cursor line whose
-    /// body the cursor may be in (less indented than the code after the cursor, or any when
-    /// there is none); `None` elsewhere.
+    /// body the cursor may be in (less indented than the code after the cursor; the outermost
+    /// one when that code is at column 0 or there is none); `None` elsewhere.
     pub enclosing_def: Option<usize>,
+    /// Python: that definition is a function (`def`), whose body may hold nested definitions.
+    pub in_function: bool,
     /// Python: how many brackets opened before the cursor nothing after it closes (a dict
     /// literal whose `}` is the hole); 0 elsewhere. A suggestion of closing brackets only is
     /// kept when it supplies these.
@@ -132,36 +134,25 @@ impl<'a> Cursor<'a> {
                     .iter()
                     .any(|k| last == *k || last.starts_with(&format!("{k} ")))
         };
-        let enclosing_def = if lang == Lang::Python && !at_module_level {
-            // Walking up: a definition encloses the cursor when every code line between them
-            // is indented deeper than it.
-            let mut least = usize::MAX;
-            let mut found = None;
-            for l in rest.rsplit('\n').filter(|l| !l.trim().is_empty()) {
-                let d = indent(l);
-                let t = l.trim_start();
-                let def =
-                    t.starts_with("def ") || t.starts_with("async def ") || t.starts_with("class ");
-                if def && d < least && (d < below_indent || below_indent == 0) {
-                    found = Some(d);
-                    break;
-                }
-                least = least.min(d);
-                if least == 0 {
-                    break;
-                }
-            }
-            found
+        let enclosing = if lang == Lang::Python && !at_module_level {
+            // Code at column 0 or nothing after the cursor: the hole may leave nested
+            // definitions, down to the body of the outermost one.
+            enclosing_definition(
+                rest,
+                below_indent,
+                below_line.is_none() || below_indent == 0,
+            )
         } else {
             None
         };
         let missing_closers = if lang == Lang::Python {
-            missing_closers(prefix, suffix)
+            missing_closers(prefix, suffix, lang)
         } else {
             0
         };
         Cursor {
-            enclosing_def,
+            enclosing_def: enclosing.map(|(d, _)| d),
+            in_function: enclosing.is_some_and(|(_, function)| function),
             missing_closers,
             before,
             after: after.strip_suffix('\r').unwrap_or(after),
@@ -176,6 +167,35 @@ impl<'a> Cursor<'a> {
             lang,
         }
     }
+}
+
+/// Python: the indentation of the definition above the cursor whose body the cursor may be in
+/// (`rest`: the text above the cursor line), and whether it is a function. Walking up, a
+/// definition encloses the cursor when every code line between them is indented deeper than
+/// it, and it is less indented than the code after the cursor (`below_indent`, 0: any);
+/// the nearest one, or the `outermost`.
+fn enclosing_definition(rest: &str, below_indent: usize, outermost: bool) -> Option<(usize, bool)> {
+    let mut least = usize::MAX;
+    let mut found = None;
+    for l in rest.rsplit('\n').filter(|l| !l.trim().is_empty()) {
+        let d = indent(l);
+        let t = l.trim_start();
+        let function = t.starts_with("def ") || t.starts_with("async def ");
+        if (function || t.starts_with("class "))
+            && d < least
+            && (d < below_indent || below_indent == 0)
+        {
+            found = Some((d, function));
+            if !outermost {
+                break;
+            }
+        }
+        least = least.min(d);
+        if least == 0 {
+            break;
+        }
+    }
+    found
 }
 
 /// What kind of suggestion to ask for.
@@ -294,6 +314,23 @@ impl Brackets {
         }
     }
 
+    /// Feeds one line like [`Brackets::feed_line`], except that up to `allowance` closing
+    /// brackets that take the depth below zero are taken as closing something opened before
+    /// (the depth stays at zero and the line goes on). Returns how many were, and the byte
+    /// offset of a further one, if any (the scan stops there).
+    fn feed_line_closing(&mut self, line: &str, allowance: usize) -> (usize, Option<usize>) {
+        let (mut rest, mut closed) = (line, 0);
+        while let Some(at) = self.feed_line(rest) {
+            if closed == allowance {
+                return (closed, Some(line.len() - rest.len() + at));
+            }
+            closed += 1;
+            self.depth = 0;
+            rest = &rest[at + 1..];
+        }
+        (closed, None)
+    }
+
     /// Feeds one line (without its break); returns the byte offset of a closing bracket that
     /// takes the depth below zero, if any.
     fn feed_line(&mut self, line: &str) -> Option<usize> {
@@ -356,26 +393,21 @@ fn indent(line: &str) -> usize {
 }
 
 /// How many brackets opened in `prefix` (and not closed there) are not closed by a closing
-/// bracket of `suffix` that has no opener in the suffix itself.
-fn missing_closers(prefix: &str, suffix: &str) -> usize {
-    let mut open = 0usize;
-    for ch in prefix.chars() {
-        match ch {
-            '(' | '[' | '{' => open += 1,
-            ')' | ']' | '}' => open = open.saturating_sub(1),
-            _ => {}
-        }
-    }
-    let (mut depth, mut closes) = (0usize, 0usize);
-    for ch in suffix.chars() {
-        match ch {
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' if depth > 0 => depth -= 1,
-            ')' | ']' | '}' => closes += 1,
-            _ => {}
-        }
-    }
+/// bracket of `suffix` that has no opener in the suffix itself (strings and comments skipped).
+fn missing_closers(prefix: &str, suffix: &str, lang: Lang) -> usize {
+    let (open, _) = unmatched_brackets(prefix, lang);
+    let (_, closes) = unmatched_brackets(suffix, lang);
     open.saturating_sub(closes)
+}
+
+/// Brackets of `text` left open at its end, and closing brackets with no opener in it.
+fn unmatched_brackets(text: &str, lang: Lang) -> (usize, usize) {
+    let mut brackets = Brackets::new(lang);
+    let mut unopened = 0;
+    for line in text.split('\n') {
+        unopened += brackets.feed_line_closing(line, usize::MAX).0;
+    }
+    (brackets.depth.max(0) as usize, unopened)
 }
 
 /// Net count of opening minus closing brackets.
@@ -597,6 +629,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
     // count seen, and where the first line below `soft_indent` was (the old cut).
     let mut joinable: Option<usize> = None;
     let mut first_below_soft: Option<usize> = None;
+    let mut missing = c.missing_closers;
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim_end();
         if out.len() >= MAX_LINES {
@@ -633,7 +666,9 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                     if indent(line) < soft_indent && first_below_soft.is_none() {
                         first_below_soft = Some(out.len());
                     }
-                    if after_blank && starts_definition(line) {
+                    // A definition after a blank line starts new code, unless it is nested
+                    // in the function body the hole fills.
+                    if after_blank && starts_definition(line) && !c.in_function {
                         break;
                     }
                 } else if after_blank && level.is_some_and(|l| indent(line) < l) {
@@ -658,7 +693,11 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             joinable = Some(out.len());
             break;
         }
-        match brackets.feed_line(line) {
+        // Python: a bracket opened before the cursor that nothing after it closes may be
+        // closed by the hole, which then goes on.
+        let (closed, over) = brackets.feed_line_closing(line, missing);
+        missing -= closed;
+        match over {
             None => {
                 out.push(line.to_owned());
                 if c.lang == Lang::Python && brackets.depth == 0 && !line.trim().is_empty() {
@@ -1277,6 +1316,64 @@ mod tests {
         assert!(continues_compound("    except ValueError:"));
         assert!(continues_compound("elif(x):"));
         assert!(!continues_compound("    elsewhere = 1"));
+    }
+
+    #[test]
+    fn a_hole_that_closes_a_bracket_nothing_after_it_closes_goes_on() {
+        // The hole ends a dict literal and goes on with the code the suffix is in.
+        let prefix = "def by_name(arr):\n    dic = {\n        1: \"One\",\n        2: \"Two\",\n";
+        let suffix = "\n            out.append(dic[x])\n        except KeyError:\n            pass\n    return out\n";
+        let raw = "        3: \"Three\",\n    }\n    out = []\n    for x in arr:\n        try:\n";
+        assert_eq!(block(prefix, suffix, raw).as_deref(), Some(raw.trim_end()));
+        // The cursor line's `(` is closed by the hole, whose line then opens the loop's body.
+        let prefix = "def count(s, sub):\n    times = 0\n    for i in range(";
+        let suffix = "\n\n    return times\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        let p = plan(&cursor, 128, true);
+        let raw = "len(s) - len(sub) + 1):\n        if s[i:i + len(sub)] == sub:\n            times += 1\n";
+        assert_eq!(shape(&cursor, p.mode, raw).as_deref(), Some(raw.trim_end()));
+        // Brackets inside strings and comments are not missing closers.
+        assert_eq!(
+            missing_closers("x = [  # (\n    '(', \"[\",\n", "\n", Lang::Python),
+            1
+        );
+        assert_eq!(missing_closers("f(a,\n", "\n  b)\n", Lang::Python), 0);
+    }
+
+    #[test]
+    fn a_function_body_may_hold_a_nested_definition_after_a_blank_line() {
+        let prefix = "def prime_fib(n):\n    \"\"\"Doc.\"\"\"\n";
+        let raw = "    import math\n\n    def is_prime(p):\n        return p > 1\n    return is_prime(n)\n";
+        assert_eq!(block(prefix, "\n", raw).as_deref(), Some(raw.trim_end()));
+        // In a class body a definition after a blank line is the next method.
+        let prefix = "class A:\n    x = 1\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n",
+                "    y = 2\n\n    def f(self):\n        pass\n"
+            )
+            .as_deref(),
+            Some("    y = 2")
+        );
+    }
+
+    #[test]
+    fn nothing_or_module_code_after_a_nested_function_lets_the_hole_leave_it() {
+        // The hole ends the nested function and finishes the outer one.
+        let prefix = "def xor_all(a, b):\n    def xor(i, j):\n        if i == j:\n";
+        let raw = "            return '0'\n        else:\n            return '1'\n    return ''.join(xor(x, y) for x, y in zip(a, b))\n";
+        assert_eq!(block(prefix, "\n", raw).as_deref(), Some(raw.trim_end()));
+        assert_eq!(
+            block(prefix, "\n\nprint(1)\n", raw).as_deref(),
+            Some(raw.trim_end())
+        );
+        // ... but not the outer one.
+        let raw = "            return '0'\n    return 1\nprint(xor_all(1, 2))\n";
+        assert_eq!(
+            block(prefix, "\n", raw).as_deref(),
+            Some("            return '0'\n    return 1")
+        );
     }
 
     #[test]
