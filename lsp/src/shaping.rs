@@ -85,6 +85,8 @@ pub struct Cursor<'a> {
     pub above: Option<&'a str>,
     /// The nearest non-blank line below the cursor line.
     pub below: Option<&'a str>,
+    /// The non-blank line after `below`.
+    pub below_next: Option<&'a str>,
     /// The document's language.
     pub lang: Lang,
     /// Python: the indentation of the nearest `def`/`class` line above the cursor line whose
@@ -110,10 +112,11 @@ impl<'a> Cursor<'a> {
             Some(i) => (&suffix[..i], &suffix[i + 1..]),
             None => (suffix, ""),
         };
-        let below_line = below
+        let mut below_lines = below
             .split('\n')
             .map(|l| l.trim_end_matches('\r'))
-            .find(|l| !l.trim().is_empty());
+            .filter(|l| !l.trim().is_empty());
+        let (below_line, below_next) = (below_lines.next(), below_lines.next());
         let below_indent = below_line.map_or(0, indent);
         // Python, column 0 with no indented code after it: after a blank line, or after a
         // statement that ends a body (editors dedent after `return`), the user is at module
@@ -160,10 +163,8 @@ impl<'a> Cursor<'a> {
                 .rsplit('\n')
                 .map(|l| l.trim_end_matches('\r'))
                 .find(|l| !l.trim().is_empty()),
-            below: below
-                .split('\n')
-                .map(|l| l.trim_end_matches('\r'))
-                .find(|l| !l.trim().is_empty()),
+            below: below_line,
+            below_next,
             lang,
         }
     }
@@ -582,6 +583,20 @@ fn runs_into_continuation(line: &str, next: &str, brackets: &Brackets) -> Option
     (opened && kept.depth <= closes).then_some(at)
 }
 
+/// Whether the generated `rest` after a repeat of the suffix's next line goes on as the suffix
+/// does (its next non-blank line is the one after, or there is none): then the repeat is the
+/// suffix; otherwise it is a line of the hole like the one after it (a `break`, an `i += 1`).
+fn repeats_on(c: &Cursor<'_>, rest: &[&str]) -> bool {
+    let next = rest
+        .iter()
+        .map(|l| l.trim_end())
+        .find(|l| !l.trim().is_empty());
+    match (next, c.below_next) {
+        (Some(generated), Some(expected)) => generated == expected.trim_end(),
+        _ => true,
+    }
+}
+
 fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
     let lines: Vec<&str> = raw.split('\n').collect();
     let mut brackets = Brackets::new(c.lang);
@@ -654,7 +669,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             }
             // The completion reached the text that follows the cursor (a closing bracket of
             // its own block does not count).
-            if brackets.depth == 0 && below_line == Some(line) {
+            if brackets.depth == 0 && below_line == Some(line) && repeats_on(c, &lines[i + 1..]) {
                 break;
             }
             let starts_with_closer = line.trim_start().chars().next().is_some_and(is_closer);
@@ -1373,6 +1388,27 @@ mod tests {
         assert_eq!(
             block(prefix, "\n", raw).as_deref(),
             Some("            return '0'\n    return 1")
+        );
+    }
+
+    #[test]
+    fn a_line_like_the_next_one_is_the_suffix_only_when_the_suffix_goes_on_after_it() {
+        let prefix = "def check(d):\n    state = None\n    for key in d:\n";
+        let suffix = "\n                break\n        return state == 'upper'\n";
+        // The hole's own `break`, then more of the loop.
+        let raw = "            if not isinstance(key, str):\n                state = 'mixed'\n                break\n            if key.isupper():\n                state = 'upper'\n            else:\n";
+        assert_eq!(block(prefix, suffix, raw).as_deref(), Some(raw.trim_end()));
+        // The suffix reproduced: its two lines.
+        let raw = "            if key.islower():\n                break\n        return state == 'upper'\n";
+        assert_eq!(
+            block(prefix, suffix, raw).as_deref(),
+            Some("            if key.islower():")
+        );
+        // The repeat is the end of the generation.
+        let raw = "            if key.islower():\n                break\n";
+        assert_eq!(
+            block(prefix, suffix, raw).as_deref(),
+            Some("            if key.islower():")
         );
     }
 
