@@ -4,14 +4,18 @@
 //! - [`skip_automatic`]: positions where an automatic suggestion is unlikely to help (in the
 //!   middle of an identifier, before more than a few characters that are not closing brackets).
 //! - [`plan`]: a single line when there is text right of the cursor, a block when the cursor
-//!   line is blank or ends with a block opener, and at the end of any other line the rest of
+//!   line is blank or ends with a block opener, whole lines ending with a line break when the
+//!   cursor is at column 0 before text (lines inserted above it), and at the end of any other
+//!   line the rest of
 //!   that line — followed by the lines after it only when the finished line opens a block or
 //!   the model judged the line complete and went on with new lines (the engine's `LineEnd`
 //!   rule stops everything else at the line break, so typing stays fast).
-//! - [`shape`]: cuts a block at the end of its indentation (Python) or where its brackets close
-//!   something opened before the cursor (brace languages); trims what duplicates the text right
-//!   of the cursor or the next line; drops blank suggestions, suggestions that are only closing
-//!   brackets, and repeats of the line above; caps the number of lines.
+//! - [`shape`]: cuts a block where the code after the cursor can follow it (Python: its
+//!   indentation and the next line's, an `else:` only after the block it continues) or where
+//!   its brackets close something opened before the cursor that the suffix closes; trims what
+//!   duplicates the text right of the cursor or the next lines; drops blank suggestions,
+//!   suggestions that are only closing brackets, and repeats of the line above; caps the
+//!   number of lines.
 //!
 //! Pure functions on strings: no rope, no LSP types, no model.
 
@@ -83,7 +87,10 @@ pub struct Cursor<'a> {
     pub after: &'a str,
     /// The nearest non-blank line above the cursor line.
     pub above: Option<&'a str>,
-    /// The nearest non-blank line below the cursor line.
+    /// Column 0 before a non-blank line: the suggestion is whole lines to insert above it.
+    pub inserts_lines: bool,
+    /// The nearest non-blank line below the cursor line (the cursor line itself when the
+    /// suggestion inserts lines above it).
     pub below: Option<&'a str>,
     /// The non-blank line after `below`.
     pub below_next: Option<&'a str>,
@@ -112,6 +119,11 @@ impl<'a> Cursor<'a> {
             Some(i) => (&suffix[..i], &suffix[i + 1..]),
             None => (suffix, ""),
         };
+        let after = after.strip_suffix('\r').unwrap_or(after);
+        // Column 0 before a non-blank line: the suggestion is whole lines inserted above it,
+        // and the code after them starts with the cursor line.
+        let inserts_lines = before.is_empty() && !after.trim().is_empty();
+        let below = if inserts_lines { suffix } else { below };
         let mut below_lines = below
             .split('\n')
             .map(|l| l.trim_end_matches('\r'))
@@ -158,7 +170,8 @@ impl<'a> Cursor<'a> {
             in_function: enclosing.is_some_and(|(_, function)| function),
             missing_closers,
             before,
-            after: after.strip_suffix('\r').unwrap_or(after),
+            after,
+            inserts_lines,
             above: rest
                 .rsplit('\n')
                 .map(|l| l.trim_end_matches('\r'))
@@ -264,7 +277,7 @@ pub fn plan(c: &Cursor<'_>, max_tokens: usize, invoked: bool) -> Plan {
     } else {
         (vec!["\n\n".into()], max_tokens)
     };
-    if !c.after.trim().is_empty() {
+    if !c.after.trim().is_empty() && !c.inserts_lines {
         return Plan {
             mode: Mode::Line,
             stop: vec!["\n".into()],
@@ -472,6 +485,11 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
         Mode::Continue if raw.trim_end().contains('\n') => shape_block(c, &raw),
         Mode::Continue => trim_rest_overlap(c, raw.split('\n').next().unwrap_or("").trim_end()),
     };
+    let text = if c.inserts_lines && mode == Mode::Block {
+        whole_lines(text, &raw)
+    } else {
+        text
+    };
     let trimmed = text.trim();
     let closers = trimmed.chars().filter(|&ch| is_closer(ch)).count();
     // Closing brackets only: kept when they close what nothing after the cursor closes.
@@ -500,6 +518,18 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
         }
     }
     Some(text)
+}
+
+/// Lines to insert above the cursor line: each ends with the model's own line break, so a
+/// last line the model did not finish (no break after it in `raw`) is not offered.
+fn whole_lines(text: String, raw: &str) -> String {
+    let kept = text.split('\n').count();
+    if raw.split('\n').count() > kept {
+        text + "\n"
+    } else {
+        text.rfind('\n')
+            .map_or_else(String::new, |i| text[..=i].to_owned())
+    }
 }
 
 /// Whether a Python line starts a new definition (after a blank line it ends a block).
@@ -1410,6 +1440,31 @@ mod tests {
             block(prefix, suffix, raw).as_deref(),
             Some("            if key.islower():")
         );
+    }
+
+    #[test]
+    fn at_column_0_before_a_line_the_suggestion_is_whole_lines_above_it() {
+        let prefix = "def fib(n):\n    \"\"\"Doc.\"\"\"\n";
+        let suffix = "    return fib(n - 1) + fib(n - 2)\n\nprint(fib(3))\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        let p = plan(&cursor, 128, true);
+        assert_eq!(p.mode, Mode::Block);
+        let raw = "    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n";
+        assert_eq!(
+            shape(&cursor, p.mode, raw).as_deref(),
+            Some("    if n < 2:\n        return n\n")
+        );
+        // The model's first line is the cursor line: nothing to insert.
+        assert_eq!(shape(&cursor, p.mode, ""), None);
+        // A line the model did not finish is not offered.
+        assert_eq!(
+            shape(&cursor, p.mode, "    if n < 2:\n        return n").as_deref(),
+            Some("    if n < 2:\n")
+        );
+        // Not at column 0: the rest of the line is a single line's business.
+        let cursor = Cursor::new("x = ", "f(1)\n", Lang::Python);
+        assert_eq!(plan(&cursor, 128, true).mode, Mode::Line);
+        assert!(!cursor.inserts_lines);
     }
 
     #[test]
