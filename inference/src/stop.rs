@@ -80,6 +80,10 @@ pub struct StopChecker {
     /// when it is not blank (it still follows the completion), else the first non-blank line
     /// after the cursor line.
     next_line: Option<String>,
+    /// The non-blank line after `next_line`: a repeat of `next_line` followed by another
+    /// line is the suffix only when that line is this one (a hole may hold a `break` or an
+    /// `i += 1` like the one after it).
+    line_after: Option<String>,
 }
 
 impl StopChecker {
@@ -88,8 +92,9 @@ impl StopChecker {
     pub fn new(stop_strings: Vec<String>, suffix: &str) -> Self {
         let mut lines = suffix.split('\n');
         let rest = lines.next().unwrap_or("");
+        let mut non_blank = lines.filter(|l| !l.trim().is_empty());
         let next_line = if rest.trim().is_empty() {
-            lines.find(|l| !l.trim().is_empty())
+            non_blank.next()
         } else {
             Some(rest)
         };
@@ -98,6 +103,7 @@ impl StopChecker {
             line_end: None,
             rest_trimmed: rest.trim().to_owned(),
             next_line: next_line.map(|l| l.trim_end().to_owned()),
+            line_after: non_blank.next().map(|l| l.trim_end().to_owned()),
         }
     }
 
@@ -105,6 +111,19 @@ impl StopChecker {
     pub fn with_line_end(mut self, line_end: Option<LineEnd>) -> Self {
         self.line_end = line_end;
         self
+    }
+
+    /// Whether the text generated after a repeat of `next_line` goes on as the suffix does:
+    /// its next complete non-blank line is `line_after` (or there is none to compare with).
+    /// Until that line is complete the answer is no; the end of generation is shaping's call.
+    fn repeats_on(&self, after: &str) -> bool {
+        let Some(expected) = &self.line_after else {
+            return true;
+        };
+        let mut complete = after.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+        complete
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.trim_end() == expected)
     }
 
     /// Where the completion must end, given all `text` generated so far: `Some((len, why))`
@@ -140,7 +159,10 @@ impl StopChecker {
                         StopReason::SuffixReached,
                     );
                 }
-            } else if self.next_line.as_deref() == Some(line) && !line.is_empty() {
+            } else if self.next_line.as_deref() == Some(line)
+                && !line.is_empty()
+                && self.repeats_on(&text[start + nl + 1..])
+            {
                 consider(start, StopReason::SuffixReached);
             }
             first = false;
@@ -185,7 +207,7 @@ mod tests {
         // Cursor at the start of "    return result": new lines go before it.
         let c = StopChecker::new(vec![], "    return result\n\nprint(area(2, 3))\n");
         assert_eq!(
-            c.check("    result = w * h\n    return result\n"),
+            c.check("    result = w * h\n    return result\n\nprint(area(2, 3))\n"),
             Some((19, StopReason::SuffixReached))
         );
     }
@@ -212,6 +234,25 @@ mod tests {
         assert_eq!(rule("    if x").check(":  # done\n        y()\n"), None);
         // The cursor line was complete: the model starts new lines.
         assert_eq!(rule("    return []").check("\n    arr.sort()\n"), None);
+    }
+
+    #[test]
+    fn a_repeat_of_the_next_line_is_the_suffix_only_when_the_line_after_follows_too() {
+        let suffix = "\n                break\n        return state\n";
+        let c = StopChecker::new(vec![], suffix);
+        let hole = "            if bad:\n                state = 1\n                break\n";
+        // Undecided until the line after the repeat is complete.
+        assert_eq!(c.check(hole), None);
+        // The hole goes on differently: a `break` of its own.
+        assert_eq!(c.check(&format!("{hole}            if ok:\n")), None);
+        // The suffix's next two lines: reproduced.
+        assert_eq!(
+            c.check(&format!("{hole}        return state\n")),
+            Some((
+                hole.len() - "                break\n".len(),
+                StopReason::SuffixReached
+            ))
+        );
     }
 
     #[test]

@@ -4,14 +4,18 @@
 //! - [`skip_automatic`]: positions where an automatic suggestion is unlikely to help (in the
 //!   middle of an identifier, before more than a few characters that are not closing brackets).
 //! - [`plan`]: a single line when there is text right of the cursor, a block when the cursor
-//!   line is blank or ends with a block opener, and at the end of any other line the rest of
+//!   line is blank or ends with a block opener, whole lines ending with a line break when the
+//!   cursor is at column 0 before text (lines inserted above it), and at the end of any other
+//!   line the rest of
 //!   that line — followed by the lines after it only when the finished line opens a block or
 //!   the model judged the line complete and went on with new lines (the engine's `LineEnd`
 //!   rule stops everything else at the line break, so typing stays fast).
-//! - [`shape`]: cuts a block at the end of its indentation (Python) or where its brackets close
-//!   something opened before the cursor (brace languages); trims what duplicates the text right
-//!   of the cursor or the next line; drops blank suggestions, suggestions that are only closing
-//!   brackets, and repeats of the line above; caps the number of lines.
+//! - [`shape`]: cuts a block where the code after the cursor can follow it (Python: its
+//!   indentation and the next line's, an `else:` only after the block it continues) or where
+//!   its brackets close something opened before the cursor that the suffix closes; trims what
+//!   duplicates the text right of the cursor or the next lines; drops blank suggestions,
+//!   suggestions that are only closing brackets, and repeats of the line above; caps the
+//!   number of lines.
 //!
 //! Pure functions on strings: no rope, no LSP types, no model.
 
@@ -83,14 +87,21 @@ pub struct Cursor<'a> {
     pub after: &'a str,
     /// The nearest non-blank line above the cursor line.
     pub above: Option<&'a str>,
-    /// The nearest non-blank line below the cursor line.
+    /// Column 0 before a non-blank line: the suggestion is whole lines to insert above it.
+    pub inserts_lines: bool,
+    /// The nearest non-blank line below the cursor line (the cursor line itself when the
+    /// suggestion inserts lines above it).
     pub below: Option<&'a str>,
+    /// The non-blank line after `below`.
+    pub below_next: Option<&'a str>,
     /// The document's language.
     pub lang: Lang,
     /// Python: the indentation of the nearest `def`/`class` line above the cursor line whose
-    /// body the cursor may be in (less indented than the code after the cursor, or any when
-    /// there is none); `None` elsewhere.
+    /// body the cursor may be in (less indented than the code after the cursor; the outermost
+    /// one when that code is at column 0 or there is none); `None` elsewhere.
     pub enclosing_def: Option<usize>,
+    /// Python: that definition is a function (`def`), whose body may hold nested definitions.
+    pub in_function: bool,
     /// Python: how many brackets opened before the cursor nothing after it closes (a dict
     /// literal whose `}` is the hole); 0 elsewhere. A suggestion of closing brackets only is
     /// kept when it supplies these.
@@ -108,10 +119,16 @@ impl<'a> Cursor<'a> {
             Some(i) => (&suffix[..i], &suffix[i + 1..]),
             None => (suffix, ""),
         };
-        let below_line = below
+        let after = after.strip_suffix('\r').unwrap_or(after);
+        // Column 0 before a non-blank line: the suggestion is whole lines inserted above it,
+        // and the code after them starts with the cursor line.
+        let inserts_lines = before.is_empty() && !after.trim().is_empty();
+        let below = if inserts_lines { suffix } else { below };
+        let mut below_lines = below
             .split('\n')
             .map(|l| l.trim_end_matches('\r'))
-            .find(|l| !l.trim().is_empty());
+            .filter(|l| !l.trim().is_empty());
+        let (below_line, below_next) = (below_lines.next(), below_lines.next());
         let below_indent = below_line.map_or(0, indent);
         // Python, column 0 with no indented code after it: after a blank line, or after a
         // statement that ends a body (editors dedent after `return`), the user is at module
@@ -132,50 +149,67 @@ impl<'a> Cursor<'a> {
                     .iter()
                     .any(|k| last == *k || last.starts_with(&format!("{k} ")))
         };
-        let enclosing_def = if lang == Lang::Python && !at_module_level {
-            // Walking up: a definition encloses the cursor when every code line between them
-            // is indented deeper than it.
-            let mut least = usize::MAX;
-            let mut found = None;
-            for l in rest.rsplit('\n').filter(|l| !l.trim().is_empty()) {
-                let d = indent(l);
-                let t = l.trim_start();
-                let def =
-                    t.starts_with("def ") || t.starts_with("async def ") || t.starts_with("class ");
-                if def && d < least && (d < below_indent || below_indent == 0) {
-                    found = Some(d);
-                    break;
-                }
-                least = least.min(d);
-                if least == 0 {
-                    break;
-                }
-            }
-            found
+        let enclosing = if lang == Lang::Python && !at_module_level {
+            // Code at column 0 or nothing after the cursor: the hole may leave nested
+            // definitions, down to the body of the outermost one.
+            enclosing_definition(
+                rest,
+                below_indent,
+                below_line.is_none() || below_indent == 0,
+            )
         } else {
             None
         };
         let missing_closers = if lang == Lang::Python {
-            missing_closers(prefix, suffix)
+            missing_closers(prefix, suffix, lang)
         } else {
             0
         };
         Cursor {
-            enclosing_def,
+            enclosing_def: enclosing.map(|(d, _)| d),
+            in_function: enclosing.is_some_and(|(_, function)| function),
             missing_closers,
             before,
-            after: after.strip_suffix('\r').unwrap_or(after),
+            after,
+            inserts_lines,
             above: rest
                 .rsplit('\n')
                 .map(|l| l.trim_end_matches('\r'))
                 .find(|l| !l.trim().is_empty()),
-            below: below
-                .split('\n')
-                .map(|l| l.trim_end_matches('\r'))
-                .find(|l| !l.trim().is_empty()),
+            below: below_line,
+            below_next,
             lang,
         }
     }
+}
+
+/// Python: the indentation of the definition above the cursor whose body the cursor may be in
+/// (`rest`: the text above the cursor line), and whether it is a function. Walking up, a
+/// definition encloses the cursor when every code line between them is indented deeper than
+/// it, and it is less indented than the code after the cursor (`below_indent`, 0: any);
+/// the nearest one, or the `outermost`.
+fn enclosing_definition(rest: &str, below_indent: usize, outermost: bool) -> Option<(usize, bool)> {
+    let mut least = usize::MAX;
+    let mut found = None;
+    for l in rest.rsplit('\n').filter(|l| !l.trim().is_empty()) {
+        let d = indent(l);
+        let t = l.trim_start();
+        let function = t.starts_with("def ") || t.starts_with("async def ");
+        if (function || t.starts_with("class "))
+            && d < least
+            && (d < below_indent || below_indent == 0)
+        {
+            found = Some((d, function));
+            if !outermost {
+                break;
+            }
+        }
+        least = least.min(d);
+        if least == 0 {
+            break;
+        }
+    }
+    found
 }
 
 /// What kind of suggestion to ask for.
@@ -243,7 +277,7 @@ pub fn plan(c: &Cursor<'_>, max_tokens: usize, invoked: bool) -> Plan {
     } else {
         (vec!["\n\n".into()], max_tokens)
     };
-    if !c.after.trim().is_empty() {
+    if !c.after.trim().is_empty() && !c.inserts_lines {
         return Plan {
             mode: Mode::Line,
             stop: vec!["\n".into()],
@@ -276,6 +310,7 @@ pub fn plan(c: &Cursor<'_>, max_tokens: usize, invoked: bool) -> Plan {
 }
 
 /// Scans code for brackets, skipping strings and comments, carrying state across lines.
+#[derive(Clone)]
 struct Brackets {
     lang: Lang,
     depth: i32,
@@ -291,6 +326,23 @@ impl Brackets {
             quote: None,
             escape: false,
         }
+    }
+
+    /// Feeds one line like [`Brackets::feed_line`], except that up to `allowance` closing
+    /// brackets that take the depth below zero are taken as closing something opened before
+    /// (the depth stays at zero and the line goes on). Returns how many were, and the byte
+    /// offset of a further one, if any (the scan stops there).
+    fn feed_line_closing(&mut self, line: &str, allowance: usize) -> (usize, Option<usize>) {
+        let (mut rest, mut closed) = (line, 0);
+        while let Some(at) = self.feed_line(rest) {
+            if closed == allowance {
+                return (closed, Some(line.len() - rest.len() + at));
+            }
+            closed += 1;
+            self.depth = 0;
+            rest = &rest[at + 1..];
+        }
+        (closed, None)
     }
 
     /// Feeds one line (without its break); returns the byte offset of a closing bracket that
@@ -355,26 +407,21 @@ fn indent(line: &str) -> usize {
 }
 
 /// How many brackets opened in `prefix` (and not closed there) are not closed by a closing
-/// bracket of `suffix` that has no opener in the suffix itself.
-fn missing_closers(prefix: &str, suffix: &str) -> usize {
-    let mut open = 0usize;
-    for ch in prefix.chars() {
-        match ch {
-            '(' | '[' | '{' => open += 1,
-            ')' | ']' | '}' => open = open.saturating_sub(1),
-            _ => {}
-        }
-    }
-    let (mut depth, mut closes) = (0usize, 0usize);
-    for ch in suffix.chars() {
-        match ch {
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' if depth > 0 => depth -= 1,
-            ')' | ']' | '}' => closes += 1,
-            _ => {}
-        }
-    }
+/// bracket of `suffix` that has no opener in the suffix itself (strings and comments skipped).
+fn missing_closers(prefix: &str, suffix: &str, lang: Lang) -> usize {
+    let (open, _) = unmatched_brackets(prefix, lang);
+    let (_, closes) = unmatched_brackets(suffix, lang);
     open.saturating_sub(closes)
+}
+
+/// Brackets of `text` left open at its end, and closing brackets with no opener in it.
+fn unmatched_brackets(text: &str, lang: Lang) -> (usize, usize) {
+    let mut brackets = Brackets::new(lang);
+    let mut unopened = 0;
+    for line in text.split('\n') {
+        unopened += brackets.feed_line_closing(line, usize::MAX).0;
+    }
+    (brackets.depth.max(0) as usize, unopened)
 }
 
 /// Net count of opening minus closing brackets.
@@ -438,6 +485,11 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
         Mode::Continue if raw.trim_end().contains('\n') => shape_block(c, &raw),
         Mode::Continue => trim_rest_overlap(c, raw.split('\n').next().unwrap_or("").trim_end()),
     };
+    let text = if c.inserts_lines && mode == Mode::Block {
+        whole_lines(text, &raw)
+    } else {
+        text
+    };
     let trimmed = text.trim();
     let closers = trimmed.chars().filter(|&ch| is_closer(ch)).count();
     // Closing brackets only: kept when they close what nothing after the cursor closes.
@@ -466,6 +518,18 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
         }
     }
     Some(text)
+}
+
+/// Lines to insert above the cursor line: each ends with the model's own line break, so a
+/// last line the model did not finish (no break after it in `raw`) is not offered.
+fn whole_lines(text: String, raw: &str) -> String {
+    let kept = text.split('\n').count();
+    if raw.split('\n').count() > kept {
+        text + "\n"
+    } else {
+        text.rfind('\n')
+            .map_or_else(String::new, |i| text[..=i].to_owned())
+    }
 }
 
 /// Whether a Python line starts a new definition (after a blank line it ends a block).
@@ -505,15 +569,61 @@ fn strip_python_comment(line: &str) -> &str {
     line
 }
 
-/// Whether the Python code after the cursor, whose first line is indented `next`
-/// (`None`: nothing follows), can follow `last`, the last line of a suggestion: after a line
-/// that opens a block the next line must be deeper; after any other line it may not be.
-fn python_joins(last: &str, next: Option<usize>) -> bool {
-    let next = next.unwrap_or(0);
+/// Whether a Python line continues the compound statement above it (`else:`, `elif x:`,
+/// `except E:`, `finally:`): it cannot start a body, nor follow a simple statement at its
+/// own level.
+fn continues_compound(line: &str) -> bool {
+    let t = line.trim_start();
+    ["else", "elif", "except", "finally"].iter().any(|k| {
+        t.strip_prefix(k)
+            .is_some_and(|rest| rest.starts_with([':', ' ', '(']))
+    })
+}
+
+/// Whether the Python code after the cursor, whose first line is `next` (`None`: nothing
+/// follows), can follow `last`, the last line of a suggestion: after a line that opens a block
+/// the next line must be deeper (and not an `else:` or `except:`); after any other line it
+/// may not be, and an `else:` or `except:` must be less indented (it closes the block `last`
+/// is in).
+fn python_joins(last: &str, next: Option<&str>) -> bool {
+    let level = next.map_or(0, indent);
+    let clause = next.is_some_and(continues_compound);
     if opens_python_block(last) {
-        next > indent(last)
+        level > indent(last) && !clause
+    } else if clause {
+        level < indent(last)
     } else {
-        next <= indent(last)
+        level <= indent(last)
+    }
+}
+
+/// Where a generated `line` runs into the code after the cursor when that code goes on with a
+/// continuation line, `next` (trimmed: it closes brackets it does not open, like the
+/// `100, 1000]` of a list the hole opens): the byte offset in `line` where a repeat of `next`
+/// starts, when `line` ends with it and the part before it leaves open what `next` closes.
+/// `brackets` is the state before `line`.
+fn runs_into_continuation(line: &str, next: &str, brackets: &Brackets) -> Option<usize> {
+    let closes = -balance(next);
+    let at = line.trim_end().strip_suffix(next)?.len();
+    if closes <= 0 || line[..at].trim().is_empty() {
+        return None;
+    }
+    let mut kept = brackets.clone();
+    let opened = kept.feed_line(&line[..at]).is_none() && kept.depth > 0;
+    (opened && kept.depth <= closes).then_some(at)
+}
+
+/// Whether the generated `rest` after a repeat of the suffix's next line goes on as the suffix
+/// does (its next non-blank line is the one after, or there is none): then the repeat is the
+/// suffix; otherwise it is a line of the hole like the one after it (a `break`, an `i += 1`).
+fn repeats_on(c: &Cursor<'_>, rest: &[&str]) -> bool {
+    let next = rest
+        .iter()
+        .map(|l| l.trim_end())
+        .find(|l| !l.trim().is_empty());
+    match (next, c.below_next) {
+        (Some(generated), Some(expected)) => generated == expected.trim_end(),
+        _ => true,
     }
 }
 
@@ -564,6 +674,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
     // count seen, and where the first line below `soft_indent` was (the old cut).
     let mut joinable: Option<usize> = None;
     let mut first_below_soft: Option<usize> = None;
+    let mut missing = c.missing_closers;
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim_end();
         if out.len() >= MAX_LINES {
@@ -588,7 +699,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             }
             // The completion reached the text that follows the cursor (a closing bracket of
             // its own block does not count).
-            if brackets.depth == 0 && below_line == Some(line) {
+            if brackets.depth == 0 && below_line == Some(line) && repeats_on(c, &lines[i + 1..]) {
                 break;
             }
             let starts_with_closer = line.trim_start().chars().next().is_some_and(is_closer);
@@ -600,7 +711,9 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                     if indent(line) < soft_indent && first_below_soft.is_none() {
                         first_below_soft = Some(out.len());
                     }
-                    if after_blank && starts_definition(line) {
+                    // A definition after a blank line starts new code, unless it is nested
+                    // in the function body the hole fills.
+                    if after_blank && starts_definition(line) && !c.in_function {
                         break;
                     }
                 } else if after_blank && level.is_some_and(|l| indent(line) < l) {
@@ -619,7 +732,17 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                 level = Some(indent(&full));
             }
         }
-        match brackets.feed_line(line) {
+        if let Some(at) = below.and_then(|next| runs_into_continuation(line, next, &brackets)) {
+            // The rest of the line is already in the document, on the suffix's next line.
+            out.push(line[..at].trim_end().to_owned());
+            joinable = Some(out.len());
+            break;
+        }
+        // Python: a bracket opened before the cursor that nothing after it closes may be
+        // closed by the hole, which then goes on.
+        let (closed, over) = brackets.feed_line_closing(line, missing);
+        missing -= closed;
+        match over {
             None => {
                 out.push(line.to_owned());
                 if c.lang == Lang::Python && brackets.depth == 0 && !line.trim().is_empty() {
@@ -628,7 +751,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                     } else {
                         line.to_owned()
                     };
-                    if python_joins(&full, c.below.map(indent)) {
+                    if python_joins(&full, c.below) {
                         joinable = Some(out.len());
                     }
                 }
@@ -1169,6 +1292,179 @@ mod tests {
             .collect();
         let shaped = block("def f():\n", "\n", &raw).unwrap_or_default();
         assert_eq!(shaped.lines().count(), 23);
+    }
+
+    #[test]
+    fn a_line_that_runs_into_the_continuation_line_after_the_hole_ends_there() {
+        // The hole opens a list whose last items are on the next line: the model wrote them
+        // on its own line, then went on past the list.
+        let prefix = "def to_roman(number):\n    \"\"\"Roman numerals.\"\"\"\n";
+        let suffix = "\n           100, 400, 500, 900, 1000]\n    sym = ['I', 'IV', 'V']\n";
+        assert_eq!(
+            block(
+                prefix,
+                suffix,
+                "    num = [1, 4, 5, 9, 10, 40, 50, 90, 100, 400, 500, 900, 1000]\n    sym = ['I']\n"
+            )
+            .as_deref(),
+            Some("    num = [1, 4, 5, 9, 10, 40, 50, 90,")
+        );
+        // Brace languages alike.
+        let cursor = Cursor::new(
+            "int main() {\n",
+            "\n        7, 11};\n    return 0;\n}\n",
+            Lang::CLike,
+        );
+        assert_eq!(
+            shape(
+                &cursor,
+                Mode::Block,
+                "    int p[] = {2, 3, 5, 7, 11};\n    return p[0];\n"
+            )
+            .as_deref(),
+            Some("    int p[] = {2, 3, 5,")
+        );
+        // A line that closes its own brackets before the repeat is not cut there.
+        let suffix = "\n    )\n    return x\n";
+        assert_eq!(
+            block("def f():\n    x = g(\n", suffix, "        a, b)\n").as_deref(),
+            Some("        a, b")
+        );
+    }
+
+    #[test]
+    fn an_else_after_the_hole_needs_the_block_it_continues() {
+        // The hole is the body of an `if` the suffix's `else:` continues: a statement at the
+        // `else:`'s own level would end the `if` before it.
+        let prefix = "def f(xs):\n    total = 0\n    for x in xs:\n        if x > 0:\n";
+        let suffix = "\n        else:\n            total -= x\n    return total\n";
+        assert_eq!(
+            block(
+                prefix,
+                suffix,
+                "            total += x\n        count += 1\n"
+            )
+            .as_deref(),
+            Some("            total += x")
+        );
+        // Nor can an `else:` be the first line of a body the hole opens.
+        let suffix = "\n        else:\n            pass\n    return 0\n";
+        assert_eq!(
+            block(
+                "def f(xs):\n",
+                suffix,
+                "    for x in xs:\n        if x:\n            print(x)\n    for y in xs:\n"
+            )
+            .as_deref(),
+            Some("    for x in xs:\n        if x:\n            print(x)")
+        );
+        assert!(continues_compound("    except ValueError:"));
+        assert!(continues_compound("elif(x):"));
+        assert!(!continues_compound("    elsewhere = 1"));
+    }
+
+    #[test]
+    fn a_hole_that_closes_a_bracket_nothing_after_it_closes_goes_on() {
+        // The hole ends a dict literal and goes on with the code the suffix is in.
+        let prefix = "def by_name(arr):\n    dic = {\n        1: \"One\",\n        2: \"Two\",\n";
+        let suffix = "\n            out.append(dic[x])\n        except KeyError:\n            pass\n    return out\n";
+        let raw = "        3: \"Three\",\n    }\n    out = []\n    for x in arr:\n        try:\n";
+        assert_eq!(block(prefix, suffix, raw).as_deref(), Some(raw.trim_end()));
+        // The cursor line's `(` is closed by the hole, whose line then opens the loop's body.
+        let prefix = "def count(s, sub):\n    times = 0\n    for i in range(";
+        let suffix = "\n\n    return times\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        let p = plan(&cursor, 128, true);
+        let raw = "len(s) - len(sub) + 1):\n        if s[i:i + len(sub)] == sub:\n            times += 1\n";
+        assert_eq!(shape(&cursor, p.mode, raw).as_deref(), Some(raw.trim_end()));
+        // Brackets inside strings and comments are not missing closers.
+        assert_eq!(
+            missing_closers("x = [  # (\n    '(', \"[\",\n", "\n", Lang::Python),
+            1
+        );
+        assert_eq!(missing_closers("f(a,\n", "\n  b)\n", Lang::Python), 0);
+    }
+
+    #[test]
+    fn a_function_body_may_hold_a_nested_definition_after_a_blank_line() {
+        let prefix = "def prime_fib(n):\n    \"\"\"Doc.\"\"\"\n";
+        let raw = "    import math\n\n    def is_prime(p):\n        return p > 1\n    return is_prime(n)\n";
+        assert_eq!(block(prefix, "\n", raw).as_deref(), Some(raw.trim_end()));
+        // In a class body a definition after a blank line is the next method.
+        let prefix = "class A:\n    x = 1\n";
+        assert_eq!(
+            block(
+                prefix,
+                "\n",
+                "    y = 2\n\n    def f(self):\n        pass\n"
+            )
+            .as_deref(),
+            Some("    y = 2")
+        );
+    }
+
+    #[test]
+    fn nothing_or_module_code_after_a_nested_function_lets_the_hole_leave_it() {
+        // The hole ends the nested function and finishes the outer one.
+        let prefix = "def xor_all(a, b):\n    def xor(i, j):\n        if i == j:\n";
+        let raw = "            return '0'\n        else:\n            return '1'\n    return ''.join(xor(x, y) for x, y in zip(a, b))\n";
+        assert_eq!(block(prefix, "\n", raw).as_deref(), Some(raw.trim_end()));
+        assert_eq!(
+            block(prefix, "\n\nprint(1)\n", raw).as_deref(),
+            Some(raw.trim_end())
+        );
+        // ... but not the outer one.
+        let raw = "            return '0'\n    return 1\nprint(xor_all(1, 2))\n";
+        assert_eq!(
+            block(prefix, "\n", raw).as_deref(),
+            Some("            return '0'\n    return 1")
+        );
+    }
+
+    #[test]
+    fn a_line_like_the_next_one_is_the_suffix_only_when_the_suffix_goes_on_after_it() {
+        let prefix = "def check(d):\n    state = None\n    for key in d:\n";
+        let suffix = "\n                break\n        return state == 'upper'\n";
+        // The hole's own `break`, then more of the loop.
+        let raw = "            if not isinstance(key, str):\n                state = 'mixed'\n                break\n            if key.isupper():\n                state = 'upper'\n            else:\n";
+        assert_eq!(block(prefix, suffix, raw).as_deref(), Some(raw.trim_end()));
+        // The suffix reproduced: its two lines.
+        let raw = "            if key.islower():\n                break\n        return state == 'upper'\n";
+        assert_eq!(
+            block(prefix, suffix, raw).as_deref(),
+            Some("            if key.islower():")
+        );
+        // The repeat is the end of the generation.
+        let raw = "            if key.islower():\n                break\n";
+        assert_eq!(
+            block(prefix, suffix, raw).as_deref(),
+            Some("            if key.islower():")
+        );
+    }
+
+    #[test]
+    fn at_column_0_before_a_line_the_suggestion_is_whole_lines_above_it() {
+        let prefix = "def fib(n):\n    \"\"\"Doc.\"\"\"\n";
+        let suffix = "    return fib(n - 1) + fib(n - 2)\n\nprint(fib(3))\n";
+        let cursor = Cursor::new(prefix, suffix, Lang::Python);
+        let p = plan(&cursor, 128, true);
+        assert_eq!(p.mode, Mode::Block);
+        let raw = "    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n";
+        assert_eq!(
+            shape(&cursor, p.mode, raw).as_deref(),
+            Some("    if n < 2:\n        return n\n")
+        );
+        // The model's first line is the cursor line: nothing to insert.
+        assert_eq!(shape(&cursor, p.mode, ""), None);
+        // A line the model did not finish is not offered.
+        assert_eq!(
+            shape(&cursor, p.mode, "    if n < 2:\n        return n").as_deref(),
+            Some("    if n < 2:\n")
+        );
+        // Not at column 0: the rest of the line is a single line's business.
+        let cursor = Cursor::new("x = ", "f(1)\n", Lang::Python);
+        assert_eq!(plan(&cursor, 128, true).mode, Mode::Line);
+        assert!(!cursor.inserts_lines);
     }
 
     #[test]
