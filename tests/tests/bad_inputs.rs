@@ -681,8 +681,11 @@ fn a_code_action_on_a_5mb_file_does_not_delay_a_cheap_request() {
         assert!(r.ok().is_array());
     }
     eprintln!("cheap code action next to a 5 MB one: worst {worst:?}");
+    // Served behind the big ones it would wait for at least two of them (1.3 s each before
+    // they moved off the handler thread); the bound leaves room for a loaded 2-core machine
+    // running the other tests of this file at the same time (seen: up to 147 ms).
     assert!(
-        worst < Duration::from_millis(100),
+        worst < Duration::from_millis(400),
         "a cheap code action took {worst:?} while code actions on a 5 MB file ran"
     );
     wait_all(&s, &heavy, BAD_REQUEST);
