@@ -114,16 +114,26 @@ impl StopChecker {
     }
 
     /// Whether the text generated after a repeat of `next_line` goes on as the suffix does:
-    /// its next complete non-blank line is `line_after` (or there is none to compare with).
-    /// Until that line is complete the answer is no; the end of generation is shaping's call.
+    /// its next complete non-blank line is `line_after` (or there is none to compare with),
+    /// or — where the suffix leaves `next_line`'s block — a line at `line_after`'s smaller
+    /// indentation (the suffix's structure again, e.g. `print(area(5, 7))` for
+    /// `print(area(2, 3))`). Until that line is complete the answer is no; the end of
+    /// generation is shaping's call.
     fn repeats_on(&self, after: &str) -> bool {
         let Some(expected) = &self.line_after else {
             return true;
         };
         let mut complete = after.split_inclusive('\n').filter(|l| l.ends_with('\n'));
-        complete
-            .find(|l| !l.trim().is_empty())
-            .is_some_and(|l| l.trim_end() == expected)
+        let Some(line) = complete.find(|l| !l.trim().is_empty()) else {
+            return false;
+        };
+        let line = line.trim_end();
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let leaves = self
+            .next_line
+            .as_deref()
+            .is_some_and(|n| indent(expected) < indent(n));
+        line == expected || (leaves && indent(line) == indent(expected))
     }
 
     /// Where the completion must end, given all `text` generated so far: `Some((len, why))`
@@ -245,6 +255,14 @@ mod tests {
         assert_eq!(c.check(hole), None);
         // The hole goes on differently: a `break` of its own.
         assert_eq!(c.check(&format!("{hole}            if ok:\n")), None);
+        // The suffix's structure again at the level it goes on at: reproduced too.
+        assert_eq!(
+            c.check(&format!("{hole}        return other\n")),
+            Some((
+                hole.len() - "                break\n".len(),
+                StopReason::SuffixReached
+            ))
+        );
         // The suffix's next two lines: reproduced.
         assert_eq!(
             c.check(&format!("{hole}        return state\n")),
