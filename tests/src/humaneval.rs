@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+use crate::rng::Rng;
+
 /// One task.
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -65,24 +67,6 @@ pub fn load(set: &str) -> Vec<Task> {
             }
         })
         .collect()
-}
-
-/// A small deterministic generator (splitmix64): the set must not depend on a crate's version.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
 }
 
 /// The body of `def entry_point(` in `program` as a range of line indices: the lines after its

@@ -16,6 +16,7 @@
 pub mod args;
 pub mod humaneval;
 pub mod peer;
+pub mod rng;
 pub mod stats;
 
 use std::io::{BufRead, BufReader, Write};
