@@ -578,9 +578,7 @@ impl DocStates {
             .collect();
         let own_in_memory = candidates.iter().any(|(k, _, _)| k == doc);
         if !own_in_memory && self.current.as_deref() != Some(doc) && leaving {
-            if let Some(saved) = self.disk.as_ref().and_then(|d| d.read(doc)) {
-                let saved = Arc::new(saved);
-                self.mem.put(doc, saved.clone());
+            if let Some(saved) = self.load_from_disk(doc) {
                 candidates.push((doc.to_owned(), saved, true));
             }
         }
@@ -649,9 +647,7 @@ impl DocStates {
     pub fn best_shared(&mut self, doc: &str, live: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
         let in_memory = self.mem.entries.iter().any(|(k, _)| k == doc);
         if !in_memory && self.current.as_deref() != Some(doc) {
-            if let Some(saved) = self.disk.as_ref().and_then(|d| d.read(doc)) {
-                self.mem.put(doc, Arc::new(saved));
-            }
+            self.load_from_disk(doc);
         }
         self.mem
             .entries
@@ -661,6 +657,14 @@ impl DocStates {
             .chain([shared_start(live, prompt)])
             .max()
             .unwrap_or(0)
+    }
+
+    /// `doc`'s own state from the disk tier, now also in memory (`None` when there is no
+    /// valid one on disk).
+    fn load_from_disk(&mut self, doc: &str) -> Option<Arc<Saved>> {
+        let saved = Arc::new(self.disk.as_ref()?.read(doc)?);
+        self.mem.put(doc, saved.clone());
+        Some(saved)
     }
 
     /// Whether the prefilled start `key` is held in memory with all of `tokens`.

@@ -164,7 +164,7 @@ impl Worker<'_> {
         stats: &mut Stats,
         on_late: &mut dyn FnMut(&Stats),
     ) -> Result<i32, Interrupt> {
-        let chunk_len = (self.config.batch_size.clamp(1, 512)) as usize;
+        let chunk_len = self.batch_capacity();
         let mut late = false;
         let result = self.eval_chunks(id, tokens, want_logits, chunk_len, stats, &mut |w, st| {
             if cancel.is_cancelled() {
