@@ -43,20 +43,27 @@ USAGE:
                     [--context-size N] [--per-file N] [--threads N]
                     [--projects P1,P2,...] [--out FILE.jsonl] [--all] [--dry-run]
 
---projects takes folders, Python standard-library package names (email, asyncio, ...) or
-crate names under ~/.cargo/registry/src (ropey, serde_json, ...). --all runs the two context
+--projects takes folders, Python standard-library package names (email, asyncio, ...),
+crate names under ~/.cargo/registry/src (ropey, serde_json, ...) or packages fetched by
+scripts/fetch-bench-projects.sh (rich, requests, click, toml_edit, similar). --all runs the two context
 selections on every case (default: on the cases not completed exactly without context).
 --dry-run lists the cases and runs no model.";
 
+/// Python standard-library packages, crates already in `~/.cargo/registry` (this workspace's
+/// dependencies), and packages that `scripts/fetch-bench-projects.sh` fetches from the package
+/// registries (`rich`, `requests`, `click`, `toml_edit`, `similar`): ten projects, six
+/// authors' styles at least.
 const DEFAULT_PROJECTS: &[&str] = &[
     "email",
     "asyncio",
-    "importlib",
-    "http",
+    "rich",
+    "requests",
+    "click",
     "ropey",
     "serde_json",
-    "ignore",
     "regex-automata",
+    "toml_edit",
+    "similar",
 ];
 
 /// Single-line completions generate at most this many tokens (the server's `LINE_MAX_TOKENS`).
@@ -131,8 +138,9 @@ struct Project {
     root: PathBuf,
 }
 
-/// `/usr/lib/python3.X/<name>` or `~/.cargo/registry/src/*/<name>-<version>` (the newest), or
-/// the path itself.
+/// `/usr/lib/python3.X/<name>`, `~/.cargo/registry/src/*/<name>-<version>` or
+/// `~/.cache/ghostline/bench-projects/<name>-<version>` (fetched by
+/// `scripts/fetch-bench-projects.sh`; the newest version), or the path itself.
 fn find_project(spec: &str) -> Option<Project> {
     let as_path = PathBuf::from(spec);
     if as_path.is_dir() {
@@ -156,28 +164,45 @@ fn find_project(spec: &str) -> Option<Project> {
             root: dir,
         });
     }
-    let home = std::env::var_os("CARGO_HOME")
+    let is_version = |n: &str| {
+        n.strip_prefix(spec)
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    let mut found = Vec::new();
+    let fetched = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    let mut crates = Vec::new();
-    for registry in std::fs::read_dir(home.join("registry/src")).ok()?.flatten() {
-        for e in std::fs::read_dir(registry.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let is_version = n
-                .strip_prefix(spec)
-                .and_then(|r| r.strip_prefix('-'))
-                .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
-            if is_version && e.path().join("src").is_dir() {
-                crates.push(e.path());
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("ghostline/bench-projects"));
+    for e in fetched
+        .iter()
+        .flat_map(std::fs::read_dir)
+        .flatten()
+        .flatten()
+    {
+        if is_version(&e.file_name().to_string_lossy()) && e.path().is_dir() {
+            found.push(e.path());
+        }
+    }
+    let cargo = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if found.is_empty() {
+        let registries = cargo.iter().flat_map(|c| std::fs::read_dir(c.join("registry/src")));
+        for registry in registries.flatten().flatten() {
+            for e in std::fs::read_dir(registry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if is_version(&e.file_name().to_string_lossy()) && e.path().join("src").is_dir() {
+                    found.push(e.path());
+                }
             }
         }
     }
-    crates.sort();
-    let root = crates.pop()?;
+    found.sort();
+    let root = found.pop()?;
     let name = root.file_name()?.to_string_lossy().into_owned();
     Some(Project { name, root })
 }
@@ -956,7 +981,9 @@ fn main() {
         .filter_map(|p| {
             let found = find_project(p);
             if found.is_none() {
-                eprintln!("bench-crossfile: project {p} not found, skipped");
+                eprintln!(
+                    "bench-crossfile: project {p} not found, skipped (scripts/fetch-bench-projects.sh fetches the registry packages)"
+                );
             }
             found
         })
