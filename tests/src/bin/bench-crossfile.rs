@@ -188,7 +188,9 @@ fn find_project(spec: &str) -> Option<Project> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
     if found.is_empty() {
-        let registries = cargo.iter().flat_map(|c| std::fs::read_dir(c.join("registry/src")));
+        let registries = cargo
+            .iter()
+            .flat_map(|c| std::fs::read_dir(c.join("registry/src")));
         for registry in registries.flatten().flatten() {
             for e in std::fs::read_dir(registry.path())
                 .into_iter()
