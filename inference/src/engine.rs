@@ -450,6 +450,8 @@ struct Worker<'m> {
     n_ctx: usize,
     /// Set by the fault-injection hook: end the thread after answering the job.
     die: bool,
+    /// The test hook for a failed decode: the next decode fails.
+    fail_decode: bool,
     /// Saved KV states per document (issue 12, lever 1; see `doc_state`).
     docs: crate::doc_state::DocStates,
     /// Prompt starts to evaluate while idle (issue 12, lever 2; see `prefill`).
@@ -500,6 +502,7 @@ impl<'m> Worker<'m> {
             can_shift,
             n_ctx,
             die: false,
+            fail_decode: false,
             docs,
             plan: None,
             last_job: Instant::now(),
@@ -608,8 +611,11 @@ impl<'m> Worker<'m> {
         if let Some(FaultInjection {
             panic_on_prefix,
             kill_thread,
+            fail_decode_on_prefix,
         }) = &self.config.fault_injection
         {
+            self.fail_decode = !fail_decode_on_prefix.is_empty()
+                && prefix.contains(fail_decode_on_prefix.as_str());
             if !panic_on_prefix.is_empty() && prefix.contains(panic_on_prefix.as_str()) {
                 self.die = *kill_thread;
                 panic!("injected fault");

@@ -78,14 +78,17 @@ pub struct EngineConfig {
 
 /// Test hook of [`EngineConfig`]: a FIM request whose prefix contains `panic_on_prefix` makes
 /// the engine thread panic while serving it. With `kill_thread`, the panic then escapes and
-/// the thread ends (as a panic outside a job would).
+/// the thread ends (as a panic outside a job would). A prefix containing `fail_decode_on_prefix`
+/// makes its first llama.cpp decode fail as llama.cpp reports a failure.
 #[doc(hidden)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaultInjection {
     /// The marker text.
     pub panic_on_prefix: String,
     /// End the thread after answering the request.
     pub kill_thread: bool,
+    /// The marker text of a failed decode (empty: none).
+    pub fail_decode_on_prefix: String,
 }
 
 impl EngineConfig {
@@ -203,8 +206,10 @@ pub enum EngineError {
         /// Context size.
         context: u32,
     },
-    /// llama.cpp failed to evaluate.
-    #[error("llama.cpp decode failed: {0}")]
+    /// A request could not be put into llama.cpp's form (a chat message or template it
+    /// rejects, a batch it cannot hold). Not fatal: a failure of llama.cpp's evaluation itself
+    /// is [`EngineError::Crashed`].
+    #[error("llama.cpp rejected the request: {0}")]
     Decode(String),
     /// The engine thread is gone (the model was unloaded or the thread panicked).
     #[error("the inference engine has stopped")]

@@ -297,8 +297,38 @@ fn faulty_engine(kill_thread: bool) -> Engine {
     config.fault_injection = Some(ghostline_inference::FaultInjection {
         panic_on_prefix: "PANIC HERE".into(),
         kill_thread,
+        fail_decode_on_prefix: "FAIL DECODE".into(),
     });
     Engine::start(config).unwrap()
+}
+
+/// Issue 10 item 6: a failure of llama.cpp's decode is fatal (`Crashed`: the server reports it
+/// and restarts the engine), answered once, and the cache it may have left half-written is
+/// forgotten: the next request evaluates its whole prompt.
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_failed_decode_answers_crashed_and_forgets_the_cache() {
+    let _serial = common::serial();
+    let engine = faulty_engine(false);
+    let warm = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    assert!(warm.stats.prompt_tokens > 0);
+    let failed = engine.complete(
+        fim(&format!("{FIB_PREFIX}# FAIL DECODE\n"), FIB_SUFFIX),
+        CancelToken::new(),
+    );
+    let err = failed.unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Crashed(m) if m.contains("decode")),
+        "{err:?}"
+    );
+    assert!(err.is_fatal());
+    let again = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    assert_eq!(again.stats.reused_tokens, 0, "{:?}", again.stats);
+    assert_eq!(again.stats.evaluated_tokens, again.stats.prompt_tokens);
 }
 
 /// Issue 10 item 6: a panic while serving a request answers it `Crashed` (a fatal error the

@@ -204,10 +204,13 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
             .map(|f| f.to_string_lossy().into_owned()),
         repo_name: None,
     };
+    // The time budget counts from here: the model is loaded.
+    let arrived = std::time::Instant::now();
     let settings = pipeline::Settings {
         max_tokens: args.max_tokens,
         invoked: true,
         budget_ms: args.time_budget_ms,
+        arrived,
         cold_window: None,
     };
     let prepared = pipeline::prepare(&place, Vec::new(), settings);

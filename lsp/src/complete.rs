@@ -8,7 +8,9 @@
 //! does not decide how text is cut (see [`crate::shaping`]) or how prompts look (the engine).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use ghostline_context::Stop;
 use ghostline_inference::{BackendHandle, EngineError, FimRequest, PrefillItem, Stats, StopReason};
 use ropey::Rope;
 use tokio::sync::oneshot;
@@ -23,7 +25,7 @@ use crate::prefill;
 use crate::protocol::State;
 use crate::shaping::{self, Cursor, Lang, Mode};
 use crate::state::{InFlight, Session, Snapshot};
-use crate::util::invalid_params;
+use crate::util::{invalid_params, StopOnDrop};
 use crate::workspace::Location;
 
 /// The prefix starts at a line that is a multiple of this at most, so that it stays put while
@@ -201,6 +203,8 @@ struct Request {
     range: Range,
     crlf: bool,
     language_id: String,
+    /// When the request arrived: its time budget counts from here.
+    arrived: Instant,
 }
 
 impl Request {
@@ -211,6 +215,7 @@ impl Request {
         pos: Position,
         kind: Kind,
         selected: Option<&SelectedCompletionInfo>,
+        arrived: Instant,
     ) -> Result<Request> {
         let (rope, enc) = (snap.rope, snap.encoding);
         let cursor =
@@ -247,7 +252,24 @@ impl Request {
             range,
             crlf: snap.crlf,
             language_id: snap.language_id,
+            arrived,
         })
+    }
+
+    /// The time budget in milliseconds (0: none).
+    fn budget_ms(&self) -> u64 {
+        match self.kind {
+            Kind::Invoked => self.config.invoked_time_budget_ms,
+            Kind::Automatic => self.config.time_budget_ms,
+        }
+    }
+
+    /// When the repository context must be ready: half the budget from the arrival, so the
+    /// model keeps the other half (`None`: no budget). Past it the request goes on without
+    /// context rather than late.
+    fn context_deadline(&self) -> Option<Instant> {
+        let budget = self.budget_ms();
+        (budget > 0).then(|| self.arrived + Duration::from_millis(budget / 2))
     }
 
     /// Whether an automatic request at this place is not worth a model run.
@@ -289,10 +311,8 @@ impl Request {
         let settings = pipeline::Settings {
             max_tokens: self.config.max_tokens,
             invoked: self.kind == Kind::Invoked,
-            budget_ms: match self.kind {
-                Kind::Invoked => self.config.invoked_time_budget_ms,
-                Kind::Automatic => self.config.time_budget_ms,
-            },
+            budget_ms: self.budget_ms(),
+            arrived: self.arrived,
             cold_window: self.config.cold_window(),
         };
         let mut request = pipeline::prepare(&place, context, settings).request;
@@ -330,10 +350,11 @@ pub async fn suggest(
     kind: Kind,
     selected: Option<&SelectedCompletionInfo>,
 ) -> Result<Option<Answer>> {
+    let arrived = Instant::now();
     let span = tracing::Span::current();
     // Snapshot: nothing below sees later edits.
     let snap = session.snapshot(uri)?;
-    let req = Request::new(session, uri, snap, pos, kind, selected)?;
+    let req = Request::new(session, uri, snap, pos, kind, selected, arrived)?;
     // This request replaces the document's previous one, which answers empty at once.
     let id = session.next_id();
     let (superseded_tx, superseded) = oneshot::channel();
@@ -390,7 +411,10 @@ async fn run(
         let generation = match running {
             Some(g) => g,
             None => {
-                let context = repo_context(session, engine, req).await;
+                let Some(context) = repo_context(session, engine, req, &mut superseded).await
+                else {
+                    return ("superseded", None);
+                };
                 let spec = req.spec(uri, context);
                 let prefill = req.prefill(&spec.request);
                 match start_generation(session, engine.clone(), uri, spec, prefill) {
@@ -451,17 +475,22 @@ fn record_stats(span: &tracing::Span, st: &Stats) {
     }
 }
 
+/// The repository context for `req`, built on a blocking thread. It gives up (and the request
+/// goes on without context) at [`Request::context_deadline`]; `None` when the request was
+/// superseded meanwhile, and the build stops then, as it does when the handler is dropped
+/// (`$/cancelRequest`).
 async fn repo_context(
     session: &Arc<Session>,
     engine: &ghostline_inference::BackendHandle,
     req: &Request,
-) -> Vec<ghostline_inference::ContextBlock> {
+    superseded: &mut oneshot::Receiver<()>,
+) -> Option<Vec<ghostline_inference::ContextBlock>> {
     let config = &req.config;
     if !config.repo_context_enabled
         || config.repo_context_budget_tokens == 0
         || req.loc.abs.is_none()
     {
-        return Vec::new();
+        return Some(Vec::new());
     }
     // The cursor and the first character the prompt's prefix holds (chars; the context works
     // in bytes of the same text).
@@ -480,7 +509,14 @@ async fn repo_context(
         engine.clone(),
         req.rope.clone(),
     );
-    tokio::task::spawn_blocking(move || {
+    let guard = StopOnDrop::new();
+    let flag = guard.flag();
+    let deadline = req.context_deadline();
+    let build = tokio::task::spawn_blocking(move || {
+        let mut stop = Stop::flag(&flag);
+        if let Some(d) = deadline {
+            stop = stop.until(d);
+        }
         let text = rope.to_string();
         let count = |s: &str| engine.count_tokens(s);
         if by_use {
@@ -488,13 +524,18 @@ async fn repo_context(
                 cursor: rope.char_to_byte(cursor.min(rope.len_chars())),
                 window_start: rope.char_to_byte(from.min(rope.len_chars())),
             };
-            workspace.context_at(&loc, &text, focus, &count)
+            workspace.context_at(&loc, &text, focus, &count, stop)
         } else {
-            workspace.context_for(&loc, &text, &count)
+            workspace.context_for(&loc, &text, &count, stop)
         }
-    })
-    .await
-    .unwrap_or_default()
+    });
+    let context = tokio::select! {
+        biased;
+        _ = superseded => None,
+        built = build => Some(built.unwrap_or_default()),
+    };
+    drop(guard);
+    context
 }
 
 /// `textDocument/inlineCompletion`.

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ghostline_context::Stop;
 use ghostline_inference::{
     BackendHandle, CancelToken, ChatOutput, ChatRequest, ContextBlock, EngineError,
 };
@@ -25,13 +26,15 @@ use crate::protocol::{
 };
 use crate::shaping::Lang;
 use crate::state::Session;
-use crate::util::{invalid_params, request_failed};
+use crate::util::{invalid_params, request_failed, StopOnDrop};
 use crate::workspace::Location;
 
 /// Most characters of source put in the prompt.
 const MAX_SOURCE_CHARS: usize = 6_000;
 /// Token budget of imported definitions in the prompt.
 const DEFINITIONS_BUDGET_TOKENS: usize = 768;
+/// How long finding those definitions may take before the explanation starts without them.
+const DEFINITIONS_TIME: Duration = Duration::from_secs(2);
 
 /// The kind of the code action.
 pub fn code_action_kind() -> CodeActionKind {
@@ -234,14 +237,25 @@ async fn find_target(session: &Arc<Session>, args: &ExplainArgs) -> Result<Targe
     })
 }
 
-/// Definitions from other files that the target uses, found on a blocking thread.
+/// Definitions from other files that the target uses, found on a blocking thread; given up
+/// after [`DEFINITIONS_TIME`] or when the request ends (cancelled), so the explanation starts
+/// without them rather than late.
 async fn definitions(session: &Session, engine: &BackendHandle, t: &Target) -> Vec<ContextBlock> {
     let (workspace, engine) = (session.workspace().clone(), engine.clone());
     let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
+    let guard = StopOnDrop::new();
+    let flag = guard.flag();
+    let deadline = Instant::now() + DEFINITIONS_TIME;
     tokio::task::spawn_blocking(move || {
-        workspace.definitions_for(&loc, &text, &code, DEFINITIONS_BUDGET_TOKENS, &|s| {
-            engine.count_tokens(s)
-        })
+        let stop = Stop::flag(&flag).until(deadline);
+        workspace.definitions_for(
+            &loc,
+            &text,
+            &code,
+            DEFINITIONS_BUDGET_TOKENS,
+            &|s| engine.count_tokens(s),
+            stop,
+        )
     })
     .await
     .unwrap_or_default()

@@ -57,6 +57,11 @@ fn init_logging(common: &Common, default_level: &str) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_level.into());
     let filter = EnvFilter::try_new(&filter)
         .map_err(|e| anyhow::anyhow!("invalid log level {filter:?}: {e}"))?;
+    // The HTTP client logs raw request bytes at trace level, `Authorization` header included:
+    // it is capped at `warn` whatever level is asked, so the API key never reaches a log.
+    let filter = filter
+        .add_directive("ureq=warn".parse()?)
+        .add_directive("ureq_proto=warn".parse()?);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);

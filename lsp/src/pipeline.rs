@@ -35,8 +35,11 @@ pub struct Settings {
     pub max_tokens: usize,
     /// The user asked (Invoked); otherwise as-you-type.
     pub invoked: bool,
-    /// Time budget in milliseconds (0: none).
+    /// Time budget in milliseconds (0: none), counted from `arrived`.
     pub budget_ms: u64,
+    /// When the request arrived: the budget bounds what the user waits, context building and
+    /// queueing included.
+    pub arrived: Instant,
     /// The smaller window an as-you-type request falls back to at a cold place (`None`: off).
     pub cold_window: Option<ColdWindow>,
 }
@@ -70,7 +73,7 @@ pub fn prepare(place: &Place<'_>, context: Vec<ContextBlock>, settings: Settings
         }),
         order: None,
         deadline: (settings.budget_ms > 0)
-            .then(|| Instant::now() + Duration::from_millis(settings.budget_ms)),
+            .then(|| settings.arrived + Duration::from_millis(settings.budget_ms)),
         // A cursor right after a word character: the model re-chooses the last token.
         token_healing: place
             .prefix
@@ -133,6 +136,7 @@ mod tests {
             max_tokens: 128,
             invoked: true,
             budget_ms: 0,
+            arrived: Instant::now(),
             cold_window: Some(cold),
         };
         let invoked = prepare(&p, Vec::new(), s);
@@ -162,12 +166,17 @@ mod tests {
             max_tokens: 128,
             invoked: false,
             budget_ms: 500,
+            arrived: Instant::now() - Duration::from_millis(200),
             cold_window: None,
         };
         let r = prepare(&p, Vec::new(), s);
         assert!(r.request.token_healing);
         assert!(r.request.line_end.is_some());
-        assert!(r.request.deadline.is_some());
+        // The budget counts from the request's arrival, not from when the request was built.
+        assert_eq!(
+            r.request.deadline,
+            Some(s.arrived + Duration::from_millis(500))
+        );
         assert_eq!(r.mode, Mode::Continue);
         // Asked for explicitly, the continuation runs to the model's end of the middle.
         let r = prepare(&p, Vec::new(), Settings { invoked: true, ..s });

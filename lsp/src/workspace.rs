@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use ghostline_context::{ContextConfig, Index};
+use ghostline_context::{ContextConfig, Index, Stop, Stopped};
 use ghostline_inference::ContextBlock;
 use tower_lsp_server::ls_types::{InitializeParams, Uri, WorkspaceFoldersChangeEvent};
 use tower_lsp_server::Client;
@@ -355,12 +355,14 @@ impl Workspace {
     }
 
     /// Repository context for a completion in the file at `loc` with text `text` (runs on the
-    /// calling thread: call it from a blocking-friendly one).
+    /// calling thread: call it from a blocking-friendly one). Empty when `stop` says so first
+    /// (superseded, cancelled or past the request's budget): never a partial context.
     pub fn context_for(
         &self,
         loc: &Location,
         text: &str,
         count_tokens: &dyn Fn(&str) -> usize,
+        stop: Stop,
     ) -> Vec<ContextBlock> {
         let (Some(index), Some(path)) = (self.index(), loc.abs.as_deref()) else {
             return Vec::new();
@@ -368,17 +370,23 @@ impl Workspace {
         if ghostline_context::language_for_path(path).is_none() {
             return Vec::new();
         }
-        convert(index.context_for(path, text, count_tokens))
+        convert(given_up(index.context_for_until(
+            path,
+            text,
+            count_tokens,
+            stop,
+        )))
     }
 
     /// The use-driven repository context for a completion at `focus` (byte offsets into
-    /// `text`) in the file at `loc` (runs on the calling thread).
+    /// `text`) in the file at `loc` (runs on the calling thread; empty when `stop` says so).
     pub fn context_at(
         &self,
         loc: &Location,
         text: &str,
         focus: ghostline_context::Focus,
         count_tokens: &dyn Fn(&str) -> usize,
+        stop: Stop,
     ) -> Vec<ContextBlock> {
         let (Some(index), Some(path)) = (self.index(), loc.abs.as_deref()) else {
             return Vec::new();
@@ -386,10 +394,17 @@ impl Workspace {
         if ghostline_context::language_for_path(path).is_none() {
             return Vec::new();
         }
-        convert(index.context_at(path, text, focus, count_tokens))
+        convert(given_up(index.context_at_until(
+            path,
+            text,
+            focus,
+            count_tokens,
+            stop,
+        )))
     }
 
-    /// Definitions from other files that `snippet` (part of the file at `loc`) uses.
+    /// Definitions from other files that `snippet` (part of the file at `loc`) uses (empty when
+    /// `stop` says so first).
     pub fn definitions_for(
         &self,
         loc: &Location,
@@ -397,6 +412,7 @@ impl Workspace {
         snippet: &str,
         budget_tokens: usize,
         count_tokens: &dyn Fn(&str) -> usize,
+        stop: Stop,
     ) -> Vec<ContextBlock> {
         let (Some(index), Some(path)) = (self.index(), loc.abs.as_deref()) else {
             return Vec::new();
@@ -404,8 +420,25 @@ impl Workspace {
         if ghostline_context::language_for_path(path).is_none() {
             return Vec::new();
         }
-        convert(index.definitions_for(path, text, snippet, count_tokens, budget_tokens))
+        convert(given_up(index.definitions_for_until(
+            path,
+            text,
+            snippet,
+            count_tokens,
+            budget_tokens,
+            stop,
+        )))
     }
+}
+
+/// A query's blocks, or none when it gave up (logged: the request goes on without context).
+fn given_up(
+    r: Result<Vec<ghostline_context::ContextBlock>, Stopped>,
+) -> Vec<ghostline_context::ContextBlock> {
+    r.unwrap_or_else(|why| {
+        tracing::debug!("repository context given up: {why}");
+        Vec::new()
+    })
 }
 
 fn slash_path(p: &Path) -> String {

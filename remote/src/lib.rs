@@ -16,8 +16,9 @@
 //! when a stop rule fires, the request is cancelled or the deadline passes, the HTTP response is
 //! dropped, which closes its connection (an unfinished response is never put back in the pool),
 //! so the server stops generating without us relying on it noticing anything else. Every
-//! request carries a token cap, and a time limit (`t_max_predict_ms` for llama-server, plus the
-//! client's own timeout on the whole exchange for both).
+//! request carries a token cap, and a time limit (`t_max_predict_ms` for llama-server, completion
+//! and chat; the `openai` API has no such field, so there the client's own timeout on the whole
+//! exchange, at most the request's deadline, is the limit; both have that timeout).
 //!
 //! **HTTP client.** `ureq` 3 (blocking, rustls): the [`Backend`] seam is a callback on a thread
 //! of the backend's choosing, so a blocking client on one thread per request fits it without a
@@ -30,8 +31,8 @@
 //!
 //! **Security.** The API key comes from `GHOSTLINE_API_KEY` or a key file, never from the
 //! settings (editors sync those); it is sent as `Authorization: Bearer`, never logged and
-//! scrubbed from every error message. (ureq's TRACE log level dumps the wire unredacted: do not
-//! enable `ureq=trace`.) HTTPS uses rustls with the system's root certificates plus an optional
+//! scrubbed from every error message. (ureq's TRACE log level dumps the wire unredacted, so the
+//! server's log filter always caps `ureq` and `ureq_proto` at `warn`, whatever level is asked.) HTTPS uses rustls with the system's root certificates plus an optional
 //! extra CA file.
 //!
 //! **A server that is down** yields one clear error, then requests fail fast with that same
@@ -558,6 +559,12 @@ impl Shared {
         });
         if let Some(m) = &self.model {
             body["model"] = json!(m);
+        }
+        // llama-server bounds its own generation time too (a field other servers ignore or
+        // reject, so only there); every request also has the client's timeout.
+        if let (RemoteKind::LlamaServer, Some(deadline)) = (self.kind, req.deadline) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            body["t_max_predict_ms"] = json!(left.as_millis().max(1) as u64);
         }
         (format!("{}/chat/completions", self.v1), body)
     }

@@ -509,3 +509,36 @@ fn llama_server_gets_repository_context_as_input_extra_in_topological_order() {
     assert!(body["t_max_predict_ms"].as_u64().is_some_and(|n| n > 0));
     assert_eq!(s.shutdown().code(), Some(0));
 }
+
+/// Fast tier (no model): with every log level at trace, the API key still never reaches the
+/// log (the HTTP client's wire dump is capped at `warn`), though requests carrying it were sent.
+#[test]
+fn the_api_key_never_reaches_a_trace_log() {
+    let (port, seen) = mock_llama_server();
+    let dir = workspace();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options = settings("llama-server", &endpoint);
+    let spawn = Spawn {
+        env: vec![
+            ("GHOSTLINE_API_KEY".into(), KEY.into()),
+            ("GHOSTLINE_LOG".into(), "trace".into()),
+        ],
+        ..Spawn::default()
+    }
+    .settings(options.clone());
+    let mut s = Server::spawn(spawn);
+    s.initialize_in(&[dir.path()], editor_capabilities(), options);
+    s.wait_status(0, "ready", Duration::from_secs(30));
+    let uri = file_uri(&dir.path().join("main.py").to_string_lossy());
+    s.open(&uri, "python", MAIN);
+    let items = s.inline(&uri, 6, 17, true);
+    assert!(!items.is_empty(), "{}", s.stderr());
+    assert!(
+        !seen.lock().unwrap().is_empty(),
+        "no /infill request was sent"
+    );
+    let log = s.stderr();
+    assert!(log.contains("TRACE"), "trace logging is on");
+    assert!(!log.contains(KEY), "the key reached the log");
+    assert_eq!(s.shutdown().code(), Some(0));
+}

@@ -236,20 +236,40 @@ impl Worker<'_> {
         Ok(0)
     }
 
+    /// llama.cpp's decode of the batch, or the failure the test hook asks for.
+    fn decode_or_fault(&mut self) -> Result<(), DecodeError> {
+        if std::mem::take(&mut self.fail_decode) {
+            return Err(DecodeError::Unknown(-3));
+        }
+        self.ctx.decode(&mut self.batch)
+    }
+
     /// Decodes the batch; when the cache is full, a paused chat gives up its room first.
+    ///
+    /// A failure of llama.cpp's decode is fatal ([`EngineError::Crashed`]): the cache may now
+    /// hold part of the batch, so every sequence is forgotten here, and the server reports the
+    /// failure and restarts the engine with backoff rather than serving from a state it cannot
+    /// trust.
     pub(super) fn decode_batch(&mut self) -> Result<(), Interrupt> {
-        match self.ctx.decode(&mut self.batch) {
+        let result = match self.decode_or_fault() {
             Ok(()) => Ok(()),
             Err(DecodeError::NoKvCacheSlot) if !self.chat.tokens.is_empty() => {
                 tracing::debug!("KV cache full: evicting the paused chat");
                 let _ = self.ctx.kv_cache_seq_rm(SEQ_CHAT, None, None);
                 self.chat.tokens.clear();
-                self.ctx
-                    .decode(&mut self.batch)
-                    .map_err(|e| Interrupt::Failed(EngineError::Decode(e.to_string())))
+                self.ctx.decode(&mut self.batch)
             }
-            Err(e) => Err(Interrupt::Failed(EngineError::Decode(e.to_string()))),
-        }
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| {
+            tracing::error!("llama.cpp decode failed: {e}; the KV cache is reset");
+            self.ctx.clear_kv_cache();
+            self.fim.tokens.clear();
+            self.chat.tokens.clear();
+            Interrupt::Failed(EngineError::Crashed(format!(
+                "llama.cpp decode failed: {e}"
+            )))
+        })
     }
 }
 
