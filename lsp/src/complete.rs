@@ -439,6 +439,12 @@ async fn run(
             Ok(text) => text,
             Err(EngineError::Cancelled) => return ("cancelled", None),
             Err(EngineError::Stopped) => return ("engine stopped", None),
+            // A remote server that is down fails every request fast during its backoff; the
+            // backend logs the first failure and the status bar shows it, so not per keystroke.
+            Err(EngineError::Remote(e)) => {
+                tracing::debug!("completion failed: {e}");
+                return ("failed", None);
+            }
             Err(e) => {
                 tracing::warn!("completion failed: {e}");
                 return ("failed", None);

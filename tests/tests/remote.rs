@@ -542,3 +542,38 @@ fn the_api_key_never_reaches_a_trace_log() {
     assert!(!log.contains(KEY), "the key reached the log");
     assert_eq!(s.shutdown().code(), Some(0));
 }
+
+/// Fast tier (no model): while the model server is down, keystrokes fail fast during the
+/// backoff and the log gets no warning per keystroke (the first failure is logged once and the
+/// status bar shows it).
+#[test]
+fn a_server_that_is_down_warns_once_not_per_keystroke() {
+    let dir = workspace();
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let (mut s, uri) = ghostline("llama-server", &endpoint, KEY, dir.path());
+    s.wait_status(0, "error", Duration::from_secs(30));
+    let warnings = |s: &Server| {
+        s.stderr()
+            .lines()
+            .filter(|l| l.contains("WARN"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let _ = s.inline(&uri, 6, 13, false);
+    let before = warnings(&s);
+    for col in [14u32, 15, 16, 17, 16, 15, 14, 13, 14, 15, 16, 17] {
+        let t = Instant::now();
+        assert!(s.inline(&uri, 6, col, false).is_empty());
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+    let after = warnings(&s);
+    assert!(
+        !after.iter().any(|l| l.contains("completion failed")),
+        "a warning per keystroke: {after:#?}"
+    );
+    assert!(
+        after.len() <= before.len() + 1,
+        "warnings grew with keystrokes: {before:#?} then {after:#?}"
+    );
+    assert_eq!(s.shutdown().code(), Some(0));
+}
