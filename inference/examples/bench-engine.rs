@@ -35,6 +35,12 @@ bench-engine: engine latency and memory on the real models
 USAGE:
     bench-engine [--models 1.5b,0.5b] [--sizes 256,1024,2048] [--threads N] [--source FILE.py]
     bench-engine --shift-quality [--model 1.5b|0.5b|PATH] [--stride N] [--limit N] [--threads N]
+                 [--in-line] [--refresh N]
+
+--shift-quality: the warm state is the keystroke before Enter (a line break edit); with
+--in-line, the user has typed half of the hole's first line and the warm state is one character
+less (an edit inside a line). --refresh N sets the tokens re-evaluated after the edit (default:
+the engine's, 32 either way).
 
 Models are looked up in the model cache (`make model`, `make model MODEL=0.5b`).";
 
@@ -47,6 +53,8 @@ struct Args {
     shift_quality: bool,
     stride: usize,
     limit: usize,
+    in_line: bool,
+    refresh: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -59,6 +67,8 @@ fn parse_args() -> Args {
         shift_quality: false,
         stride: 10,
         limit: usize::MAX,
+        in_line: false,
+        refresh: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -78,6 +88,10 @@ fn parse_args() -> Args {
             "--source" => a.source = Some(value().into()),
             "--child" => a.child = Some(value().into()),
             "--shift-quality" => a.shift_quality = true,
+            "--in-line" => a.in_line = true,
+            "--refresh" => {
+                a.refresh = Some(value().parse().unwrap_or_else(|_| die("bad --refresh")))
+            }
             "--stride" => a.stride = value().parse().unwrap_or_else(|_| die("bad --stride")),
             "--limit" => a.limit = value().parse().unwrap_or_else(|_| die("bad --limit")),
             "-h" | "--help" => {
@@ -419,10 +433,14 @@ fn shift_quality(args: &Args) {
     let cold = Engine::start(config.clone()).unwrap_or_else(|e| die(&e.to_string()));
     config.reuse = true;
     config.reuse_shift = true;
-    config.reuse_refresh_tokens = std::env::var("GHOSTLINE_REFRESH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(config.reuse_refresh_tokens);
+    if let Some(n) = args.refresh {
+        config.reuse_refresh_tokens = n;
+        config.reuse_refresh_tokens_in_line = n;
+    }
+    let warm_refresh = (
+        config.reuse_refresh_tokens,
+        config.reuse_refresh_tokens_in_line,
+    );
     let warm = Engine::start(config).unwrap_or_else(|e| die(&e.to_string()));
 
     let selected: Vec<&humaneval::Task> = tasks
@@ -431,10 +449,12 @@ fn shift_quality(args: &Args) {
         .take(args.limit)
         .collect();
     println!(
-        "shift quality: {} of {} single-line tasks (every {}th), model {name}, raw engine output cut at the first line",
+        "shift quality: {} of {} single-line tasks (every {}th), model {name}, raw engine output cut at the first line, edit {}, {} refresh tokens",
         selected.len(),
         tasks.len(),
-        args.stride
+        args.stride,
+        if args.in_line { "inside the line (half the line typed, one more character)" } else { "a line break (Enter)" },
+        if args.in_line { warm_refresh.1 } else { warm_refresh.0 },
     );
     let (mut pass_cold, mut pass_shift, mut same, mut shifted) = (0, 0, 0, 0usize);
     let started = Instant::now();
@@ -452,19 +472,34 @@ fn shift_quality(args: &Args) {
             deadline: Some(Instant::now() + Duration::from_secs(60)),
             ..FimRequest::default()
         };
-        let c = cold.complete(req(&t.prompt), CancelToken::new()).unwrap();
+        // The cursor: at the hole, or (--in-line) after half of its first line's text.
+        let typed = if args.in_line {
+            let line = t.canonical.lines().next().unwrap_or("");
+            let indent = line.len() - line.trim_start().len();
+            let content: Vec<char> = line[indent..].chars().collect();
+            let half = content.len().div_ceil(2).max(1).min(content.len());
+            format!(
+                "{}{}",
+                &line[..indent],
+                content[..half].iter().collect::<String>()
+            )
+        } else {
+            String::new()
+        };
+        let prompt = format!("{}{typed}", t.prompt);
+        let c = cold.complete(req(&prompt), CancelToken::new()).unwrap();
         // The keystroke before: Enter not yet pressed (the prefix without its last line
-        // break; the text after the cursor is the same).
+        // break), or the last typed character not yet typed; the text after the cursor is the
+        // same.
         let before: String = {
-            let mut p = t.prompt.clone();
+            let mut p = prompt.clone();
             p.pop();
             p
         };
         warm.complete(req(&before), CancelToken::new()).unwrap();
-        let w = warm.complete(req(&t.prompt), CancelToken::new()).unwrap();
+        let w = warm.complete(req(&prompt), CancelToken::new()).unwrap();
         shifted += w.stats.shifted_tokens;
-        let program =
-            |mid: &str| t.program(&format!("{}{}{}", t.prompt, first_line(mid), t.suffix));
+        let program = |mid: &str| t.program(&format!("{prompt}{}{}", first_line(mid), t.suffix));
         let pc = humaneval::passes(&program(&c.text));
         let pw = humaneval::passes(&program(&w.text));
         pass_cold += pc as usize;

@@ -61,6 +61,9 @@ pub struct EngineConfig {
     /// Tokens at the start of a shifted run that are evaluated again anyway: the text right
     /// after an edit is where stale KV entries mislead the model most.
     pub reuse_refresh_tokens: usize,
+    /// [`reuse_refresh_tokens`](Self::reuse_refresh_tokens) for an edit inside a line (no line
+    /// break added or removed): the lines after it stay where they were.
+    pub reuse_refresh_tokens_in_line: usize,
     /// Reuse the KV cache at all. Off only for benchmarks.
     pub reuse: bool,
     /// Test hook: make the engine thread panic while serving chosen requests.
@@ -112,6 +115,7 @@ impl EngineConfig {
             // identical to exact re-evaluation (pass@1 42% -> 19%); re-evaluating its first 32
             // tokens kept 88.5% identical (pass@1 46%).
             reuse_refresh_tokens: 32,
+            reuse_refresh_tokens_in_line: 32,
             reuse: true,
             fault_injection: None,
             doc_state_memory_bytes: 512 << 20,

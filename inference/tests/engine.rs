@@ -140,6 +140,43 @@ fn an_edit_in_the_prefix_shifts_the_unchanged_suffix_instead_of_evaluating_it() 
     assert!(!c.text.is_empty());
 }
 
+#[test]
+#[ignore = "real model: make test-model"]
+fn refresh_by_edit_a_typed_character_evaluates_the_edit_a_line_break_refreshes() {
+    let _serial = common::serial();
+    let mut config = EngineConfig::new(common::small_model());
+    config.threads = 2;
+    config.reuse_refresh_tokens = 32;
+    config.reuse_refresh_tokens_in_line = 0;
+    let engine = Engine::start(config).unwrap();
+    let suffix: String = (0..20)
+        .map(|i| format!("print(fibonacci({i}))\n"))
+        .collect();
+    let suffix = format!("\n\n{suffix}");
+    engine
+        .complete(fim(FIB_PREFIX, &suffix), CancelToken::new())
+        .unwrap();
+    // Characters typed inside the line: only the edit is evaluated, the suffix is shifted.
+    let typed = format!("{FIB_PREFIX}re");
+    let c = engine
+        .complete(fim(&typed, &suffix), CancelToken::new())
+        .unwrap();
+    assert!(c.stats.shifted_tokens > 100, "{:?}", c.stats);
+    assert!(c.stats.evaluated_tokens <= 4, "{:?}", c.stats);
+    // A line break: the first 32 tokens after it are evaluated again.
+    let entered = format!("{typed}turn n\n    ");
+    let c = engine
+        .complete(fim(&entered, &suffix), CancelToken::new())
+        .unwrap();
+    assert!(c.stats.shifted_tokens > 60, "{:?}", c.stats);
+    assert!(c.stats.evaluated_tokens >= 32, "{:?}", c.stats);
+    assert!(c.stats.evaluated_tokens <= 32 + 12, "{:?}", c.stats);
+    assert_eq!(
+        c.stats.reused_tokens + c.stats.shifted_tokens + c.stats.evaluated_tokens,
+        c.stats.prompt_tokens
+    );
+}
+
 /// The first non-blank line of a completion: what a greedy run decides before any near-tie
 /// further on can flip with the batch split.
 fn first_line(text: &str) -> &str {

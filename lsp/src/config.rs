@@ -109,6 +109,8 @@ pub struct Config {
     pub engine_reuse_shift: bool,
     /// Hidden (benchmarks): tokens re-evaluated at the start of a shifted run.
     pub engine_reuse_refresh_tokens: usize,
+    /// The same for an edit inside a line (no line break added or removed).
+    pub engine_reuse_refresh_tokens_in_line: usize,
     /// Base URL of the model server (`llama-server` and `openai` backends).
     pub remote_endpoint: Option<String>,
     /// The served model's name, where the server's API needs one (`openai`); also says the
@@ -154,6 +156,7 @@ impl Default for Config {
             engine_reuse: true,
             engine_reuse_shift: true,
             engine_reuse_refresh_tokens: 32,
+            engine_reuse_refresh_tokens_in_line: 32,
             remote_endpoint: None,
             remote_model: None,
             remote_api_key_file: None,
@@ -209,6 +212,8 @@ impl Config {
             || self.engine_reuse != before.engine_reuse
             || self.engine_reuse_shift != before.engine_reuse_shift
             || self.engine_reuse_refresh_tokens != before.engine_reuse_refresh_tokens
+            || self.engine_reuse_refresh_tokens_in_line
+                != before.engine_reuse_refresh_tokens_in_line
             || self.remote_endpoint != before.remote_endpoint
             || self.remote_model != before.remote_model
             || self.remote_api_key_file != before.remote_api_key_file
@@ -307,6 +312,9 @@ impl Config {
             "engine.reuseShift" => self.engine_reuse_shift = boolean(v)?,
             "engine.reuseRefreshTokens" => {
                 self.engine_reuse_refresh_tokens = int(v, 0, 4096)? as usize
+            }
+            "engine.reuseRefreshTokensInLine" => {
+                self.engine_reuse_refresh_tokens_in_line = int(v, 0, 4096)? as usize
             }
             "repoContext" | "engine" | "fake" | "remote" | "window" | "prefill" => match v {
                 Value::Object(map) => self.apply_object(map, key, update),

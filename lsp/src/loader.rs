@@ -72,6 +72,7 @@ impl Session {
         e.reuse = c.engine_reuse;
         e.reuse_shift = c.engine_reuse_shift;
         e.reuse_refresh_tokens = c.engine_reuse_refresh_tokens;
+        e.reuse_refresh_tokens_in_line = c.engine_reuse_refresh_tokens_in_line;
         e
     }
 

@@ -2,7 +2,7 @@
 //! binary: for `backend: "llama-server"` (`/infill`) and `backend: "openai"` (llama-server's
 //! `/v1`), a completion (with repository context), cancellation mid-stream (the server's slot
 //! is freed), a wrong API key (one clear error, no key in it), a server that is down and comes
-//! back, and the explain command.
+//! back, the explain command, and `ghostline complete --backend …` from the command line.
 //!
 //! The server is started on a free loopback port with the 0.5B model, `--parallel 2` and an API
 //! key. Its binary is `$GHOSTLINE_PEER_BIN`, else what `scripts/build-llama-server.sh` prints
@@ -357,6 +357,45 @@ fn explains(backend: &str) {
     assert_eq!(s.shutdown().code(), Some(0));
 }
 
+/// `ghostline complete FILE:LINE:COL --backend … --endpoint …` against the real server: the
+/// key from the environment, one completion on stdout, exit 0; with a wrong key, a clear error
+/// on stderr without the key, exit non-zero.
+fn completes_from_the_command_line(backend: &str) {
+    let _model = model_lock();
+    let server = LlamaServer::start(free_port());
+    let dir = workspace();
+    let file = dir.path().join("main.py");
+    let run = |key: &str| {
+        Command::new(ghostline_tests::binary())
+            .arg("complete")
+            .arg(format!("{}:7:18", file.display()))
+            .args(["--backend", backend, "--endpoint", &server.endpoint()])
+            .args(["--max-tokens", "24", "--time-budget-ms", "60000"])
+            .env("GHOSTLINE_API_KEY", key)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ghostline complete")
+    };
+    let out = run(KEY);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", out.status);
+    assert!(
+        !stdout.trim().is_empty(),
+        "no completion; stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains(KEY), "the key reached stderr");
+    let wrong = "ghostline-wrong-key-0000";
+    let out = run(wrong);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a wrong key succeeded: {stderr}");
+    assert!(
+        stderr.contains("key") || stderr.contains("401") || stderr.contains("nauthori"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(wrong), "the key reached stderr: {stderr}");
+}
+
 macro_rules! both_backends {
     ($($name:ident: $body:ident;)*) => {
         mod llama_server {
@@ -386,6 +425,7 @@ both_backends! {
     a_wrong_key_is_one_clear_error: wrong_key_is_one_clear_error;
     a_server_that_is_down_comes_back: down_and_back;
     explains_a_function: explains;
+    completes_from_the_command_line: completes_from_the_command_line;
 }
 
 /// A stand-in llama-server (no model): answers `/v1/models` and streams one `/infill` event,

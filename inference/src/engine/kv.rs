@@ -86,8 +86,19 @@ impl Worker<'_> {
         };
         // The last prompt token is always evaluated: its logits give the first token.
         n_past = n_past.min(prompt.len().saturating_sub(1));
-        let refresh = self.config.reuse_refresh_tokens;
+        // Refresh by edit (issue 12, lever 4): the first tokens of a shifted run are evaluated
+        // again, as many as the edit needs. An edit that adds or removes a line break moves the
+        // text after the cursor to another line, and the run's KV entries still say what the
+        // model expected there: `reuse_refresh_tokens`. An edit inside a line (a typed or
+        // deleted character) leaves the lines in place: `reuse_refresh_tokens_in_line`.
         let shift = if try_shift {
+            let located = find_shift(cached, prompt, n_past, min_shift);
+            let refresh = match located {
+                Some(sh) if !self.edit_breaks_lines(cached, prompt, n_past, sh) => {
+                    self.config.reuse_refresh_tokens_in_line
+                }
+                _ => self.config.reuse_refresh_tokens,
+            };
             find_shift(cached, prompt, n_past, min_shift + refresh).map(|sh| Shift {
                 cache_start: sh.cache_start + refresh,
                 prompt_start: sh.prompt_start + refresh,
@@ -135,6 +146,22 @@ impl Worker<'_> {
         let rest = &prompt[n_past..];
         let idx = self.eval(id, rest, true, cancel, deadline, stats, on_late)?;
         Ok(idx)
+    }
+
+    /// Whether the edit between the common prefix and a shifted run (what the cache held there
+    /// against what the prompt holds) adds or removes a line break.
+    fn edit_breaks_lines(
+        &self,
+        cached: &[LlamaToken],
+        prompt: &[LlamaToken],
+        n_past: usize,
+        sh: Shift,
+    ) -> bool {
+        edit_has_line_break(
+            &self.pieces,
+            &cached[n_past.min(sh.cache_start)..sh.cache_start],
+            &prompt[n_past.min(sh.prompt_start)..sh.prompt_start],
+        )
     }
 
     pub(super) fn kv_rm(&mut self, id: i32, from: usize) {
@@ -277,6 +304,32 @@ use crate::doc_state::shared_start as common_prefix;
 
 /// Finds the first run of at least `min` cached tokens after `n_past` that reappears in the
 /// prompt after `n_past` (excluding the prompt's last token, which is always evaluated).
+/// Whether the edit that turned the tokens `old` into `new` (text by `pieces`, indexed by
+/// token id) adds or removes a line break. Only the text that differs counts: the tokens around
+/// an edit are often retokenized (`"\n    "` becomes `"\n   "` + `" re"`), so a line break
+/// they share is not the edit's. An unknown token counts as one (the cautious answer: refresh).
+fn edit_has_line_break(pieces: &[Vec<u8>], old: &[LlamaToken], new: &[LlamaToken]) -> bool {
+    let text = |tokens: &[LlamaToken]| -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        for t in tokens {
+            out.extend_from_slice(usize::try_from(t.0).ok().and_then(|i| pieces.get(i))?);
+        }
+        Some(out)
+    };
+    let (Some(a), Some(b)) = (text(old), text(new)) else {
+        return true;
+    };
+    let pre = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[pre..], &b[pre..]);
+    let suf = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    a[..a.len() - suf].contains(&b'\n') || b[..b.len() - suf].contains(&b'\n')
+}
+
 fn find_shift(
     cached: &[LlamaToken],
     prompt: &[LlamaToken],
@@ -318,6 +371,30 @@ fn find_shift(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_line_break_in_the_changed_text_asks_for_the_full_refresh() {
+        let pieces: Vec<Vec<u8>> = ["x", "\n", "\n    ", "\n   ", " re", "re", "    "]
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect();
+        let t = |ids: &[i32]| ids.iter().map(|&i| LlamaToken::new(i)).collect::<Vec<_>>();
+        // Nothing, or characters typed inside a line.
+        assert!(!edit_has_line_break(&pieces, &t(&[]), &t(&[])));
+        assert!(!edit_has_line_break(&pieces, &t(&[]), &t(&[0, 0])));
+        assert!(!edit_has_line_break(&pieces, &t(&[0]), &t(&[])));
+        // The first character on an indented line: the boundary is retokenized, the line
+        // break is shared.
+        assert!(!edit_has_line_break(&pieces, &t(&[2]), &t(&[3, 4])));
+        assert!(!edit_has_line_break(&pieces, &t(&[1, 6]), &t(&[2, 5])));
+        // Enter pressed, or a line joined.
+        assert!(edit_has_line_break(&pieces, &t(&[0]), &t(&[0, 1])));
+        assert!(edit_has_line_break(&pieces, &t(&[5]), &t(&[5, 2])));
+        assert!(edit_has_line_break(&pieces, &t(&[0, 2, 0]), &t(&[0, 0])));
+        // Unknown tokens: refresh.
+        assert!(edit_has_line_break(&pieces, &t(&[9]), &t(&[0])));
+        assert!(edit_has_line_break(&pieces, &t(&[0]), &t(&[-1])));
+    }
 
     fn toks(v: &[i32]) -> Vec<LlamaToken> {
         v.iter().map(|&t| LlamaToken::new(t)).collect()

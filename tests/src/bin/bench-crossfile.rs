@@ -47,7 +47,8 @@ USAGE:
 crate names under ~/.cargo/registry/src (ropey, serde_json, ...) or packages fetched by
 scripts/fetch-bench-projects.sh (rich, requests, click, toml_edit, similar). --all runs the two context
 selections on every case (default: on the cases not completed exactly without context).
---dry-run lists the cases and runs no model.";
+--dry-run lists the cases and runs no model (with --out it writes them, documents included, as
+JSON lines for lsp/examples/context-timing.rs).";
 
 /// Python standard-library packages, crates already in `~/.cargo/registry` (this workspace's
 /// dependencies), and packages that `scripts/fetch-bench-projects.sh` fetches from the package
@@ -1042,6 +1043,27 @@ fn main() {
         );
     }
     if args.dry_run {
+        // With --out: the cases as the editor has them (project root, file, document, cursor
+        // byte), for `lsp/examples/context-timing.rs` (context building in the release build).
+        if let Some(p) = &args.out {
+            let mut f =
+                std::fs::File::create(p).unwrap_or_else(|e| die(&format!("{}: {e}", p.display())));
+            for c in &cases {
+                let cursor = c
+                    .doc
+                    .split_inclusive('\n')
+                    .take(c.line)
+                    .map(str::len)
+                    .sum::<usize>()
+                    + c.col;
+                let line = json!({
+                    "project": projects[c.project].name, "root": projects[c.project].root,
+                    "file": c.file, "rel": c.rel, "line": c.line + 1, "col": c.col,
+                    "cursor": cursor, "doc": c.doc,
+                });
+                writeln!(f, "{line}").ok();
+            }
+        }
         for c in &cases {
             println!(
                 "{}:{}:{}  {} (from {})  {:?}",
