@@ -185,12 +185,12 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
 
     let rope = ropey::Rope::from_str(&text);
     let cursor = rope.byte_to_char(offset);
-    let win = ghostline_lsp::complete::window(
+    let win = ghostline_lsp::window::window(
         &rope,
         cursor,
         cursor,
         "",
-        ghostline_lsp::complete::Windows::default(),
+        ghostline_lsp::window::Windows::default(),
     );
     let path = loc.file.to_string_lossy().into_owned();
     let lang = Lang::detect("", &path);

@@ -43,6 +43,7 @@ pub mod slot;
 pub mod state;
 pub mod trace;
 pub mod util;
+pub mod window;
 pub mod workspace;
 
 use std::time::Duration;
