@@ -27,7 +27,7 @@ use crate::shaping::{self, Cursor, Lang, Mode};
 use crate::state::{InFlight, Session, Snapshot};
 use crate::util::{invalid_params, StopOnDrop};
 use crate::window::{window, Window, Windows};
-use crate::workspace::Location;
+use crate::workspace::{self, Location};
 
 /// A suggestion ready to be sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -363,15 +363,10 @@ async fn repo_context(
     req: &Request,
     superseded: &mut oneshot::Receiver<()>,
 ) -> Option<Vec<ghostline_inference::ContextBlock>> {
-    let config = &req.config;
-    if !config.repo_context_enabled
-        || config.repo_context_budget_tokens == 0
-        || req.loc.abs.is_none()
-    {
+    if !workspace::wants_context(&req.config, &req.loc) {
         return Some(Vec::new());
     }
-    // The cursor and the first character the prompt's prefix holds (chars; the context works
-    // in bytes of the same text).
+    // The cursor and the first character the prompt's prefix holds.
     let cursor = req.end;
     let from = cursor.saturating_sub(
         req.win
@@ -380,12 +375,12 @@ async fn repo_context(
             .count()
             .saturating_sub(req.head.chars().count()),
     );
-    let by_use = config.repo_context_by_use;
-    let (workspace, loc, engine, rope) = (
+    let (workspace, loc, engine, rope, config) = (
         session.workspace().clone(),
         req.loc.clone(),
         engine.clone(),
         req.rope.clone(),
+        req.config.clone(),
     );
     let guard = StopOnDrop::new();
     let flag = guard.flag();
@@ -395,17 +390,8 @@ async fn repo_context(
         if let Some(d) = deadline {
             stop = stop.until(d);
         }
-        let text = rope.to_string();
         let count = |s: &str| engine.count_tokens(s);
-        if by_use {
-            let focus = ghostline_context::Focus {
-                cursor: rope.char_to_byte(cursor.min(rope.len_chars())),
-                window_start: rope.char_to_byte(from.min(rope.len_chars())),
-            };
-            workspace.context_at(&loc, &text, focus, &count, stop)
-        } else {
-            workspace.context_for(&loc, &text, &count, stop)
-        }
+        workspace.completion_context(&loc, &rope, cursor, from, &config, &count, stop)
     });
     let context = tokio::select! {
         biased;
