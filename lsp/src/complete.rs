@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_context::Stop;
 use ghostline_inference::{BackendHandle, EngineError, FimRequest, PrefillItem, Stats, StopReason};
 use ropey::Rope;
 use tokio::sync::oneshot;
@@ -25,7 +24,7 @@ use crate::prefill;
 use crate::protocol::State;
 use crate::shaping::{self, Cursor, Lang, Mode};
 use crate::state::{InFlight, Session, Snapshot};
-use crate::util::{invalid_params, StopOnDrop};
+use crate::util::{blocking_until, invalid_params};
 use crate::window::{window, Window, Windows};
 use crate::workspace::{self, Location};
 
@@ -382,24 +381,16 @@ async fn repo_context(
         req.rope.clone(),
         req.config.clone(),
     );
-    let guard = StopOnDrop::new();
-    let flag = guard.flag();
-    let deadline = req.context_deadline();
-    let build = tokio::task::spawn_blocking(move || {
-        let mut stop = Stop::flag(&flag);
-        if let Some(d) = deadline {
-            stop = stop.until(d);
-        }
+    let build = blocking_until(req.context_deadline(), move |stop| {
         let count = |s: &str| engine.count_tokens(s);
         workspace.completion_context(&loc, &rope, cursor, from, &config, &count, stop)
     });
-    let context = tokio::select! {
+    // Superseded: the build is dropped, and stops.
+    tokio::select! {
         biased;
         _ = superseded => None,
         built = build => Some(built.unwrap_or_default()),
-    };
-    drop(guard);
-    context
+    }
 }
 
 /// `textDocument/inlineCompletion`.
