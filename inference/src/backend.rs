@@ -174,9 +174,8 @@ impl FakeBackend {
         let raw = (self.script)(req);
         let prompt_tokens = self.count_tokens(&req.prefix) + self.count_tokens(&req.suffix);
         let mut stats = Stats {
-            prompt_tokens,
             evaluated_tokens: prompt_tokens,
-            ..Stats::default()
+            ..Stats::for_prompt(prompt_tokens)
         };
         // "Evaluate the prompt": a pause proportional to its length, cancellable.
         for _ in 0..prompt_tokens / 64 {
@@ -219,10 +218,7 @@ impl FakeBackend {
                 break;
             }
             std::thread::sleep(self.delay_per_token);
-            if stats.generated_tokens == 0 {
-                stats.first_token_ms = ms(received);
-            }
-            stats.generated_tokens += 1;
+            stats.generated(received);
             text.push_str(piece);
             if let Some((cut, why)) = checker.check(&text) {
                 text.truncate(cut);

@@ -295,18 +295,7 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         c.stop,
     );
     println!("{}", shaped.unwrap_or_default());
-    let s = c.stats;
-    eprintln!(
-        "prompt_tokens={} reused_tokens={} shifted_tokens={} evaluated_tokens={} generated_tokens={} first_token_ms={:.0} total_ms={:.0} stop={:?}",
-        s.prompt_tokens,
-        s.reused_tokens,
-        s.shifted_tokens,
-        s.evaluated_tokens,
-        s.generated_tokens,
-        s.first_token_ms,
-        s.total_ms,
-        c.stop
-    );
+    eprintln!("{} stop={:?}", c.stats, c.stop);
     Ok(())
 }
 

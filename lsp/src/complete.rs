@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_inference::{BackendHandle, EngineError, FimRequest, PrefillItem, Stats, StopReason};
+use ghostline_inference::{
+    BackendHandle, EngineError, FimRequest, PrefillItem, StatValue, Stats, StopReason,
+};
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
@@ -341,15 +343,43 @@ async fn run(
     ("empty", None)
 }
 
-/// Token counts of a model run on the request's span.
+/// A model run's figures on the request's span (those it declares: the token counts, see
+/// [`crate::trace`]).
 fn record_stats(span: &tracing::Span, st: &Stats) {
-    if st.prompt_tokens > 0 {
-        span.record("prompt_tokens", st.prompt_tokens);
-        span.record("reused_tokens", st.reused_tokens);
-        span.record("shifted_tokens", st.shifted_tokens);
-        span.record("evaluated_tokens", st.evaluated_tokens);
-        span.record("generated_tokens", st.generated_tokens);
+    if st.prompt_tokens == 0 {
+        return;
     }
+    for (name, value) in st.fields() {
+        match value {
+            StatValue::Count(n) => span.record(name, n),
+            StatValue::Ms(ms) => span.record(name, ms),
+            StatValue::Flag(b) => span.record(name, b),
+        };
+    }
+}
+
+/// A model run's figures for `ghostline.debugLastCompletion`: [`Stats::fields`] with
+/// camelCase names (`promptTokens`, `firstTokenMs`, ...).
+fn stats_json(st: &Stats) -> serde_json::Map<String, serde_json::Value> {
+    st.fields()
+        .into_iter()
+        .map(|(name, value)| {
+            let mut key = String::new();
+            for (i, part) in name.split('_').enumerate() {
+                let mut chars = part.chars();
+                match chars.next() {
+                    Some(c) if i > 0 => key.extend(c.to_uppercase().chain(chars)),
+                    _ => key.push_str(part),
+                }
+            }
+            let value = match value {
+                StatValue::Count(n) => serde_json::json!(n),
+                StatValue::Ms(ms) => serde_json::json!(ms),
+                StatValue::Flag(b) => serde_json::json!(b),
+            };
+            (key, value)
+        })
+        .collect()
 }
 
 /// The repository context for `req`, built on a blocking thread. It gives up (and the request
@@ -523,33 +553,11 @@ fn start_generation(
                 // Answered: while the user reads it, the engine may evaluate ahead.
                 let starts: Vec<String> = prefill.iter().map(|i| i.anchor.clone()).collect();
                 engine.prefill(uri.as_str().to_owned(), prefill);
-                let st = c.stats;
-                session.set_last_generation(serde_json::json!({
-                    "promptTokens": st.prompt_tokens,
-                    "reusedTokens": st.reused_tokens,
-                    "shiftedTokens": st.shifted_tokens,
-                    "evaluatedTokens": st.evaluated_tokens,
-                    "generatedTokens": st.generated_tokens,
-                    "firstTokenMs": st.first_token_ms,
-                    "totalMs": st.total_ms,
-                    "stop": format!("{:?}", c.stop),
-                    "cold": st.cold,
-                    "prefillStarts": starts,
-                }));
-                tracing::info!(
-                    generation = g.id,
-                    prompt_tokens = st.prompt_tokens,
-                    reused_tokens = st.reused_tokens,
-                    shifted_tokens = st.shifted_tokens,
-                    evaluated_tokens = st.evaluated_tokens,
-                    generated_tokens = st.generated_tokens,
-                    prompt_ms = format_args!("{:.0}", st.prompt_ms),
-                    first_token_ms = format_args!("{:.0}", st.first_token_ms),
-                    total_ms = format_args!("{:.0}", st.total_ms),
-                    stop = ?c.stop,
-                    cold = st.cold,
-                    "generation finished"
-                );
+                let mut last = stats_json(&c.stats);
+                last.insert("stop".into(), format!("{:?}", c.stop).into());
+                last.insert("prefillStarts".into(), starts.into());
+                session.set_last_generation(last.into());
+                tracing::info!(generation = g.id, stop = ?c.stop, "generation finished {}", c.stats);
                 tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);
                 if c.stop != StopReason::Deadline {
                     session.remember(&g.prefix, &g.suffix, shaped.as_deref().unwrap_or(""));
@@ -579,4 +587,25 @@ fn start_generation(
         }
     });
     Some(generation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_debug_command_names_every_figure_in_camel_case() {
+        let st = Stats {
+            shifted_tokens: 3,
+            first_token_ms: 1.5,
+            cold: true,
+            ..Stats::for_prompt(7)
+        };
+        let json = serde_json::Value::from(stats_json(&st));
+        assert_eq!(json["promptTokens"], 7);
+        assert_eq!(json["shiftedTokens"], 3);
+        assert_eq!(json["firstTokenMs"], 1.5);
+        assert_eq!(json["cold"], true);
+        assert_eq!(json.as_object().unwrap().len(), st.fields().len());
+    }
 }
