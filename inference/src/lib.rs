@@ -15,6 +15,7 @@ mod engine;
 pub mod fim;
 mod llama_log;
 mod model;
+mod model_dir;
 pub mod prompt;
 mod sampling;
 pub mod stop;
@@ -28,7 +29,8 @@ pub use backend::{complete_blocking, Backend, BackendHandle, FakeBackend};
 pub use doc_state::kv_cache_dir;
 pub use engine::{Engine, EngineHandle};
 pub use fim::{ContextBlock, FimFormat, FimOrder};
-pub use model::{default_model_path, model_cache_dir, ModelInfo};
+pub use model::ModelInfo;
+pub use model_dir::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE, SMALL_MODEL_FILE};
 
 /// The process-wide llama.cpp backend, for programs (benchmarks) that also use llama-cpp-2
 /// directly: llama.cpp may be initialised only once per process.

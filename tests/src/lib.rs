@@ -58,22 +58,19 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// The model folder and the models' file names: `inference/src/model_dir.rs`, the engine's own
+/// definition, compiled here too (this crate drives the binary and does not link the engine).
+#[path = "../../inference/src/model_dir.rs"]
+pub mod model_dir;
+
 /// `$XDG_CACHE_HOME/ghostline/models`, else `~/.cache/ghostline/models`.
 pub fn model_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("ghostline").join("models")
+    model_dir::model_cache_dir()
 }
 
 /// The default 1.5B model (`$GHOSTLINE_MODEL` when set).
 pub fn default_model() -> PathBuf {
-    let p = std::env::var_os("GHOSTLINE_MODEL")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| model_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"));
+    let p = model_dir::default_model_path();
     assert!(
         p.exists(),
         "model {} is missing: run `make models`",
@@ -84,7 +81,7 @@ pub fn default_model() -> PathBuf {
 
 /// The small 0.5B model, for tests that only need the mechanics.
 pub fn small_model() -> PathBuf {
-    let p = model_dir().join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let p = model_dir().join(model_dir::SMALL_MODEL_FILE);
     assert!(
         p.exists(),
         "model {} is missing: run `make models`",
