@@ -36,10 +36,22 @@ pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("GHOSTLINE_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
+    let bin = target_debug().join("ghostline");
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build --bin ghostline` first (or set GHOSTLINE_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// `<target>/debug` of this workspace (honouring `$CARGO_TARGET_DIR`): where the binaries and
+/// the examples (`examples/`) of the dev build are.
+pub fn target_debug() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|t| {
             if t.is_absolute() {
@@ -48,14 +60,8 @@ pub fn binary() -> PathBuf {
                 workspace.join(t)
             }
         })
-        .unwrap_or_else(|| workspace.join("target"));
-    let bin = target.join("debug").join("ghostline");
-    assert!(
-        bin.exists(),
-        "{} does not exist: run `cargo build --bin ghostline` first (or set GHOSTLINE_BIN)",
-        bin.display()
-    );
-    bin
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("debug")
 }
 
 /// The model folder and the models' file names: `inference/src/model_dir.rs`, the engine's own
