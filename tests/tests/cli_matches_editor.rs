@@ -27,7 +27,7 @@ fn the_command_line_answers_what_the_editor_gets() {
 
     let settings = json!({"backend": "fake", "repoContext": {"enabled": false}});
     let mut server = Server::spawn(Spawn::default().settings(settings.clone()));
-    server.initialize(editor_capabilities(), settings);
+    server.initialize(editor_capabilities(), settings.clone());
     server.wait_status(0, "ready", ghostline_tests::TIMEOUT);
     let uri = file_uri(&path.to_string_lossy());
     server.open(&uri, "python", DOC);
@@ -40,8 +40,10 @@ fn the_command_line_answers_what_the_editor_gets() {
             .and_then(|i| i["insertText"].as_str())
             .unwrap_or("")
             .to_owned();
+        // The editor's settings, repository context off, on both sides.
         let out = Command::new(binary())
             .args(["complete", "--backend", "fake"])
+            .args(["--settings", &settings.to_string()])
             .arg(format!("{}:{}:{}", path.display(), line + 1, character + 1))
             .output()
             .expect("run ghostline complete");
