@@ -276,14 +276,14 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         path: Some(place_loc.rel.clone()),
         repo_name: place_loc.repo.clone(),
     };
-    let settings = pipeline::Settings {
+    let request = pipeline::Settings {
         max_tokens: settings.max_tokens,
         invoked: true,
         budget_ms: args.time_budget_ms,
         arrived,
         cold_window: None,
     };
-    let prepared = pipeline::prepare(&place, context, settings);
+    let prepared = pipeline::prepare(&place, context, request);
     let c =
         ghostline_inference::complete_blocking(&*backend, prepared.request, CancelToken::new())?;
     let shaped = pipeline::finish(
