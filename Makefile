@@ -66,8 +66,9 @@ bench-infill: deps models
 	target/debug/bench-infill --set $(SET) --model $(MODEL) --stride $(BENCH_STRIDE) --out target/bench-infill-$(SET)-$(MODEL).jsonl
 
 # Regenerates the README's results table (takes long with the 1.5B: run it in the background).
+# The --raw rows run the bare model through inference/examples/fim-raw.rs (built with all targets).
 bench-table: deps models
-	$(CARGO) build --bin ghostline --bin bench-infill
+	$(CARGO) build --workspace --all-targets
 	mkdir -p bench/results
 	target/debug/bench-infill --quiet --set single-line --model 1.5b --stride 20 --summary bench/results/floor-single-line-1.5b-stride20.json
 	target/debug/bench-infill --quiet --set single-line --model 1.5b --stride 10 --summary bench/results/single-line-1.5b-stride10.json

@@ -112,8 +112,8 @@ fn die(msg: &str) -> ! {
 fn model_path(name: &str) -> PathBuf {
     let dir = ghostline_inference::model_cache_dir();
     match name {
-        "1.5b" | "1.5B" => dir.join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
-        "0.5b" | "0.5B" => dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        "1.5b" | "1.5B" => dir.join(ghostline_inference::DEFAULT_MODEL_FILE),
+        "0.5b" | "0.5B" => dir.join(ghostline_inference::SMALL_MODEL_FILE),
         path => PathBuf::from(path),
     }
 }

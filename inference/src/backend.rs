@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fim::FimInput;
 use crate::model::ModelInfo;
 use crate::stop::{StopChecker, StopReason};
 use crate::CancelToken;
@@ -156,12 +157,25 @@ impl FakeBackend {
 
     fn run_fim(&self, req: &FimRequest, cancel: &CancelToken) -> Result<Completion, EngineError> {
         let received = Instant::now();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // The prompt a model of this format would get (tests compare it across callers).
+            let prompt = self.info.fim.as_ref().map(|f| {
+                let input = FimInput {
+                    path: req.path.as_deref(),
+                    prefix: &req.prefix,
+                    suffix: &req.suffix,
+                    context: &req.context,
+                    repo_name: req.repo_name.as_deref(),
+                };
+                f.render(&input, req.order)
+            });
+            tracing::debug!(prompt = ?prompt.unwrap_or_default(), "fake backend prompt");
+        }
         let raw = (self.script)(req);
         let prompt_tokens = self.count_tokens(&req.prefix) + self.count_tokens(&req.suffix);
         let mut stats = Stats {
-            prompt_tokens,
             evaluated_tokens: prompt_tokens,
-            ..Stats::default()
+            ..Stats::for_prompt(prompt_tokens)
         };
         // "Evaluate the prompt": a pause proportional to its length, cancellable.
         for _ in 0..prompt_tokens / 64 {
@@ -204,10 +218,7 @@ impl FakeBackend {
                 break;
             }
             std::thread::sleep(self.delay_per_token);
-            if stats.generated_tokens == 0 {
-                stats.first_token_ms = ms(received);
-            }
-            stats.generated_tokens += 1;
+            stats.generated(received);
             text.push_str(piece);
             if let Some((cut, why)) = checker.check(&text) {
                 text.truncate(cut);

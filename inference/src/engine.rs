@@ -681,9 +681,8 @@ impl<'m> Worker<'m> {
                 .prepare(&mut self.ctx, SEQ_FIM, &mut self.fim.tokens, doc, &prompt);
         }
         let mut stats = Stats {
-            prompt_tokens: prompt.len(),
             cold,
-            ..Stats::default()
+            ..Stats::for_prompt(prompt.len())
         };
         let eval_start = Instant::now();
         // Past the deadline the request is answered at once (empty); its prompt is evaluated
@@ -760,17 +759,7 @@ impl<'m> Worker<'m> {
             None => String::new(),
         };
         stats.total_ms = ms(received);
-        tracing::debug!(
-            prompt = stats.prompt_tokens,
-            reused = stats.reused_tokens,
-            shifted = stats.shifted_tokens,
-            evaluated = stats.evaluated_tokens,
-            generated = stats.generated_tokens,
-            first_token_ms = stats.first_token_ms,
-            total_ms = stats.total_ms,
-            ?stop,
-            "fim done"
-        );
+        tracing::debug!(?stop, "fim done {stats}");
         Ok(Completion { text, stop, stats })
     }
 
@@ -844,10 +833,7 @@ impl<'m> Worker<'m> {
                 context: self.n_ctx as u32,
             });
         }
-        let mut stats = Stats {
-            prompt_tokens: tokens.len(),
-            ..Stats::default()
-        };
+        let mut stats = Stats::for_prompt(tokens.len());
         let t0 = Instant::now();
         let logits_at = self
             .sync(
@@ -918,10 +904,7 @@ impl<'m> Worker<'m> {
             } else {
                 sampling::greedy_with_prefix(logits, &self.pieces, &need)
             } as i32);
-            if stats.generated_tokens == 0 {
-                stats.first_token_ms = ms(g.received);
-            }
-            stats.generated_tokens += 1;
+            stats.generated(g.received);
             if self.is_stop_token(token) {
                 stop = StopReason::EndOfText;
                 break;

@@ -15,6 +15,7 @@ mod engine;
 pub mod fim;
 mod llama_log;
 mod model;
+mod model_dir;
 pub mod prompt;
 mod sampling;
 pub mod stop;
@@ -28,7 +29,8 @@ pub use backend::{complete_blocking, Backend, BackendHandle, FakeBackend};
 pub use doc_state::kv_cache_dir;
 pub use engine::{Engine, EngineHandle};
 pub use fim::{ContextBlock, FimFormat, FimOrder};
-pub use model::{default_model_path, model_cache_dir, ModelInfo};
+pub use model::ModelInfo;
+pub use model_dir::{default_model_path, model_cache_dir, DEFAULT_MODEL_FILE, SMALL_MODEL_FILE};
 
 /// The process-wide llama.cpp backend, for programs (benchmarks) that also use llama-cpp-2
 /// directly: llama.cpp may be initialised only once per process.
@@ -353,6 +355,78 @@ pub struct Stats {
     pub total_ms: f64,
 }
 
+/// One figure of [`Stats`], for whoever writes them out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StatValue {
+    /// A count of tokens.
+    Count(usize),
+    /// Milliseconds (written rounded to whole milliseconds).
+    Ms(f64),
+    /// A yes/no fact.
+    Flag(bool),
+}
+
+impl std::fmt::Display for StatValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatValue::Count(n) => write!(f, "{n}"),
+            StatValue::Ms(ms) => write!(f, "{ms:.0}"),
+            StatValue::Flag(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl Stats {
+    /// The statistics of a request whose prompt has `prompt_tokens` tokens, before anything is
+    /// evaluated or generated.
+    pub fn for_prompt(prompt_tokens: usize) -> Stats {
+        Stats {
+            prompt_tokens,
+            ..Stats::default()
+        }
+    }
+
+    /// Counts one generated token of a request received at `received` (the first one sets
+    /// [`Stats::first_token_ms`]).
+    pub fn generated(&mut self, received: Instant) {
+        if self.generated_tokens == 0 {
+            self.first_token_ms = received.elapsed().as_secs_f64() * 1000.0;
+        }
+        self.generated_tokens += 1;
+    }
+
+    /// Every figure with its name (`snake_case`), in one order: the server's logs and trace
+    /// spans, its debug command and `ghostline complete` all write these and nothing else.
+    pub fn fields(&self) -> [(&'static str, StatValue); 9] {
+        use StatValue::{Count, Flag, Ms};
+        [
+            ("prompt_tokens", Count(self.prompt_tokens)),
+            ("reused_tokens", Count(self.reused_tokens)),
+            ("shifted_tokens", Count(self.shifted_tokens)),
+            ("evaluated_tokens", Count(self.evaluated_tokens)),
+            ("generated_tokens", Count(self.generated_tokens)),
+            ("prompt_ms", Ms(self.prompt_ms)),
+            ("first_token_ms", Ms(self.first_token_ms)),
+            ("total_ms", Ms(self.total_ms)),
+            ("cold", Flag(self.cold)),
+        ]
+    }
+}
+
+/// `prompt_tokens=… reused_tokens=… … cold=…`: the fields of [`Stats::fields`], as log lines
+/// write fields (benchmark drivers read them back by name).
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, value)) in self.fields().iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The result of a FIM request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -384,4 +458,31 @@ pub struct ChatOutput {
     pub stop: StopReason,
     /// Timing and token counts.
     pub stats: Stats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_written_as_named_fields_in_one_order() {
+        let mut s = Stats {
+            reused_tokens: 2,
+            prompt_ms: 12.4,
+            total_ms: 30.6,
+            ..Stats::for_prompt(10)
+        };
+        s.generated(Instant::now());
+        s.generated(Instant::now());
+        assert_eq!(s.generated_tokens, 2);
+        assert_eq!(
+            s.to_string(),
+            format!(
+                "prompt_tokens=10 reused_tokens=2 shifted_tokens=0 evaluated_tokens=0 \
+                 generated_tokens=2 prompt_ms=12 first_token_ms={:.0} total_ms=31 cold=false",
+                s.first_token_ms
+            )
+        );
+        assert_eq!(s.fields().len(), 9);
+    }
 }

@@ -18,28 +18,6 @@ use llama_cpp_2::token::LlamaToken;
 use crate::fim::{self, FimFormat};
 use crate::{llama_log, EngineConfig, LoadError};
 
-/// The file name of the default model inside the model cache.
-pub const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
-
-/// Where the default model lives: `$GHOSTLINE_MODEL` if set, else
-/// `$XDG_CACHE_HOME/ghostline/models/…`, else `~/.cache/ghostline/models/…`.
-pub fn default_model_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("GHOSTLINE_MODEL").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    model_cache_dir().join(DEFAULT_MODEL_FILE)
-}
-
-/// `$XDG_CACHE_HOME/ghostline/models`, else `~/.cache/ghostline/models`.
-pub fn model_cache_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("ghostline").join("models")
-}
-
 /// What the rest of the program may know about the loaded model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {

@@ -339,6 +339,26 @@ fn faulty_engine(kill_thread: bool) -> Engine {
     Engine::start(config).unwrap()
 }
 
+/// A faulty engine (see [`faulty_engine`]) whose cache holds the Fibonacci prompt.
+fn warm_faulty_engine() -> Engine {
+    let engine = faulty_engine(false);
+    let warm = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    assert!(warm.stats.prompt_tokens > 0);
+    engine
+}
+
+/// The engine serves the Fibonacci prompt again from a reset cache: nothing reused, the whole
+/// prompt evaluated.
+fn assert_cold_cache_again(engine: &Engine) {
+    let again = engine
+        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
+        .unwrap();
+    assert_eq!(again.stats.reused_tokens, 0, "{:?}", again.stats);
+    assert_eq!(again.stats.evaluated_tokens, again.stats.prompt_tokens);
+}
+
 /// Issue 10 item 6: a failure of llama.cpp's decode is fatal (`Crashed`: the server reports it
 /// and restarts the engine), answered once, and the cache it may have left half-written is
 /// forgotten: the next request evaluates its whole prompt.
@@ -346,11 +366,7 @@ fn faulty_engine(kill_thread: bool) -> Engine {
 #[ignore = "real model: make test-model"]
 fn a_failed_decode_answers_crashed_and_forgets_the_cache() {
     let _serial = common::serial();
-    let engine = faulty_engine(false);
-    let warm = engine
-        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
-        .unwrap();
-    assert!(warm.stats.prompt_tokens > 0);
+    let engine = warm_faulty_engine();
     let failed = engine.complete(
         fim(&format!("{FIB_PREFIX}# FAIL DECODE\n"), FIB_SUFFIX),
         CancelToken::new(),
@@ -361,11 +377,7 @@ fn a_failed_decode_answers_crashed_and_forgets_the_cache() {
         "{err:?}"
     );
     assert!(err.is_fatal());
-    let again = engine
-        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
-        .unwrap();
-    assert_eq!(again.stats.reused_tokens, 0, "{:?}", again.stats);
-    assert_eq!(again.stats.evaluated_tokens, again.stats.prompt_tokens);
+    assert_cold_cache_again(&engine);
 }
 
 /// Issue 10 item 6: a panic while serving a request answers it `Crashed` (a fatal error the
@@ -374,11 +386,7 @@ fn a_failed_decode_answers_crashed_and_forgets_the_cache() {
 #[ignore = "real model: make test-model"]
 fn a_panic_while_serving_answers_crashed_once_and_the_engine_serves_on() {
     let _serial = common::serial();
-    let engine = faulty_engine(false);
-    let warm = engine
-        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
-        .unwrap();
-    assert!(warm.stats.prompt_tokens > 0);
+    let engine = warm_faulty_engine();
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (tx, rx) = std::sync::mpsc::channel();
     let counter = calls.clone();
@@ -396,12 +404,7 @@ fn a_panic_while_serving_answers_crashed_once_and_the_engine_serves_on() {
         .unwrap_err();
     assert!(matches!(err, EngineError::Crashed(_)), "{err:?}");
     assert!(err.is_fatal());
-    let again = engine
-        .complete(fim(FIB_PREFIX, FIB_SUFFIX), CancelToken::new())
-        .unwrap();
-    // The cache was reset: the whole prompt is evaluated again.
-    assert_eq!(again.stats.reused_tokens, 0, "{:?}", again.stats);
-    assert_eq!(again.stats.evaluated_tokens, again.stats.prompt_tokens);
+    assert_cold_cache_again(&engine);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 

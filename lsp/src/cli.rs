@@ -5,9 +5,13 @@
 //! not UTF-16 units). This command reads only the file it is given and the model.
 //!
 //! The request and the shaping are the editor's ([`ghostline_lsp::pipeline`]): the same window around
-//! the cursor, line/block plan, line-end rule and token healing as an Invoked inline completion
-//! at that place. It does not index the repository, so it runs without repository context
-//! (an editor with `repoContext.enabled: false` gets the same answer).
+//! the cursor, line/block plan, line-end rule, token healing and repository context as an
+//! Invoked inline completion at that place. The workspace is `--workspace DIR`, else the
+//! nearest folder above the file that holds `.git`, else the file's folder; it is walked as the
+//! server walks it after `initialized`, and the context is built by the same code
+//! ([`Workspace::completion_context`]). `--settings JSON` takes the editor's settings object
+//! (`repoContext.*`, `window.*`, `maxTokens`, ...), so the command answers what an editor with
+//! those settings gets.
 //!
 //! `--backend llama-server|openai --endpoint URL` sends the model call to a model server, as
 //! the editor settings `backend` and `remote.*` do (the API key from `GHOSTLINE_API_KEY` or
@@ -18,11 +22,15 @@ use std::sync::Arc;
 
 use ghostline_inference::{BackendHandle, CancelToken, Engine, EngineConfig, FakeBackend};
 use ghostline_remote::{RemoteBackend, RemoteConfig, RemoteKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ghostline_context::Stop;
+use ghostline_lsp::config::{self, Config};
 use ghostline_lsp::pipeline;
 use ghostline_lsp::shaping::Lang;
+use ghostline_lsp::window::{window, Windows};
+use ghostline_lsp::workspace::{self, Workspace};
 
 /// Arguments of `ghostline complete`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,9 +47,18 @@ pub struct CompleteArgs {
     /// Context window in tokens.
     #[arg(long, default_value_t = 4096)]
     pub context_size: u32,
-    /// Most tokens to generate.
-    #[arg(long, default_value_t = 128)]
-    pub max_tokens: usize,
+    /// Most tokens to generate (default: the `maxTokens` setting, 128).
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// The workspace the repository context comes from (default: the nearest folder above
+    /// the file holding `.git`, else the file's folder).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// The editor's settings as a JSON object (the `ghostline` section), e.g.
+    /// '{"repoContext": {"enabled": false}}': the window, the repository context and the token
+    /// cap follow them as in an editor.
+    #[arg(long, value_name = "JSON")]
+    pub settings: Option<String>,
     /// FIM template or preset name overriding the model's own format.
     #[arg(long)]
     pub fim_template: Option<String>,
@@ -125,9 +142,43 @@ pub fn byte_offset(text: &str, line: usize, column: usize) -> anyhow::Result<usi
     Ok(start + within)
 }
 
+/// The workspace of `file` (absolute): the nearest folder above it holding `.git`, else its
+/// own folder.
+pub fn workspace_root(file: &Path) -> PathBuf {
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(dir)
+        .to_path_buf()
+}
+
+/// The server's settings from `--settings` and `--max-tokens`; an invalid value is an error.
+fn settings(args: &CompleteArgs) -> anyhow::Result<Config> {
+    let mut config = Config::default();
+    if let Some(json) = &args.settings {
+        let value: serde_json::Value =
+            serde_json::from_str(json).context("--settings is not JSON")?;
+        if !value.is_object() {
+            bail!("--settings: expected a JSON object, got {value}");
+        }
+        let update = config.apply(config::section(&value));
+        if !update.invalid.is_empty() {
+            bail!("{}", update.invalid.join("\n"));
+        }
+        for key in update.unknown {
+            eprintln!("ghostline: unknown setting {key} (ignored)");
+        }
+    }
+    if let Some(n) = args.max_tokens {
+        config.max_tokens = n;
+    }
+    Ok(config)
+}
+
 /// Runs `ghostline complete`.
 pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
     let loc = parse_location(&args.location)?;
+    let settings = settings(&args)?;
     let bytes =
         std::fs::read(&loc.file).with_context(|| format!("cannot read {}", loc.file.display()))?;
     let text = String::from_utf8(bytes)
@@ -144,7 +195,7 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         config.threads = t.max(1);
     }
     config.context_size = args.context_size;
-    config.max_tokens = args.max_tokens;
+    config.max_tokens = settings.max_tokens;
     config.fim_template = args.fim_template.clone();
     let remote_kind = match args.backend.as_str() {
         "llama-server" => Some(RemoteKind::LlamaServer),
@@ -167,7 +218,7 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         r.timeout = Duration::from_millis(args.remote_timeout_ms.max(1));
         r.fim_template = args.fim_template.clone();
         r.context_size = args.context_size as usize;
-        r.max_tokens = args.max_tokens;
+        r.max_tokens = settings.max_tokens;
         let remote = RemoteBackend::new(r)?;
         // Fail with the server's own answer (down, wrong key) rather than an empty completion.
         remote.check().map_err(|e| anyhow::anyhow!(e))?;
@@ -185,35 +236,54 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
 
     let rope = ropey::Rope::from_str(&text);
     let cursor = rope.byte_to_char(offset);
-    let win = ghostline_lsp::complete::window(
+    let win = window(&rope, cursor, cursor, "", Windows::of(&settings));
+    // The workspace, as an editor opened at its root has it: walked, the file open.
+    let abs = std::fs::canonicalize(&loc.file)
+        .with_context(|| format!("cannot resolve {}", loc.file.display()))?;
+    let root = match &args.workspace {
+        Some(dir) => std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot resolve --workspace {}", dir.display()))?,
+        None => workspace_root(&abs),
+    };
+    let ws = Workspace::with_roots(vec![root], &settings);
+    let place_loc = ws.locate_path(&abs);
+    if workspace::wants_context(&settings, &place_loc) {
+        ws.walk_now();
+        ws.open_now(&abs, &text);
+    }
+    let lang = Lang::detect("", &place_loc.rel);
+    // The time budget counts from here: the model is loaded, the workspace walked.
+    let arrived = std::time::Instant::now();
+    let mut stop = Stop::default();
+    if args.time_budget_ms > 0 {
+        // As in the server: the context gets half the budget, the model the rest.
+        stop = stop.until(arrived + Duration::from_millis(args.time_budget_ms / 2));
+    }
+    let window_start = cursor.saturating_sub(win.prefix.chars().count());
+    let context = ws.completion_context(
+        &place_loc,
         &rope,
         cursor,
-        cursor,
-        "",
-        ghostline_lsp::complete::Windows::default(),
+        window_start,
+        &settings,
+        &|s| backend.count_tokens(s),
+        stop,
     );
-    let path = loc.file.to_string_lossy().into_owned();
-    let lang = Lang::detect("", &path);
     let place = pipeline::Place {
         prefix: &win.prefix,
         suffix: &win.suffix,
         lang,
-        path: loc
-            .file
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned()),
-        repo_name: None,
+        path: Some(place_loc.rel.clone()),
+        repo_name: place_loc.repo.clone(),
     };
-    // The time budget counts from here: the model is loaded.
-    let arrived = std::time::Instant::now();
-    let settings = pipeline::Settings {
-        max_tokens: args.max_tokens,
+    let request = pipeline::Settings {
+        max_tokens: settings.max_tokens,
         invoked: true,
         budget_ms: args.time_budget_ms,
         arrived,
         cold_window: None,
     };
-    let prepared = pipeline::prepare(&place, Vec::new(), settings);
+    let prepared = pipeline::prepare(&place, context, request);
     let c =
         ghostline_inference::complete_blocking(&*backend, prepared.request, CancelToken::new())?;
     let shaped = pipeline::finish(
@@ -225,18 +295,7 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         c.stop,
     );
     println!("{}", shaped.unwrap_or_default());
-    let s = c.stats;
-    eprintln!(
-        "prompt_tokens={} reused_tokens={} shifted_tokens={} evaluated_tokens={} generated_tokens={} first_token_ms={:.0} total_ms={:.0} stop={:?}",
-        s.prompt_tokens,
-        s.reused_tokens,
-        s.shifted_tokens,
-        s.evaluated_tokens,
-        s.generated_tokens,
-        s.first_token_ms,
-        s.total_ms,
-        c.stop
-    );
+    eprintln!("{} stop={:?}", c.stats, c.stop);
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! Inline completion and its `textDocument/completion` fallback: snapshot → window → shaping
-//! plan → cache → engine → shaping → LSP answer.
+//! Inline completion and its `textDocument/completion` fallback: snapshot → window
+//! ([`crate::window`]) → shaping plan → cache → engine → shaping → LSP answer.
 //!
 //! Every request is answered exactly once: with the suggestion, with an empty result (model not
 //! ready, automatic trigger at an unhelpful place, superseded by a newer request for the same
@@ -10,8 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_context::Stop;
-use ghostline_inference::{BackendHandle, EngineError, FimRequest, PrefillItem, Stats, StopReason};
+use ghostline_inference::{
+    BackendHandle, EngineError, FimRequest, PrefillItem, StatValue, Stats, StopReason,
+};
 use ropey::Rope;
 use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::Result;
@@ -25,131 +26,9 @@ use crate::prefill;
 use crate::protocol::State;
 use crate::shaping::{self, Cursor, Lang, Mode};
 use crate::state::{InFlight, Session, Snapshot};
-use crate::util::{invalid_params, StopOnDrop};
-use crate::workspace::Location;
-
-/// The prefix starts at a line that is a multiple of this at most, so that it stays put while
-/// typing (smaller windows use a smaller step, see [`Windows::line_step`]).
-const PREFIX_LINE_STEP: usize = 64;
-/// Characters of a line longer than the window are cut in steps of this at most.
-const PREFIX_CHAR_STEP: usize = 4096;
-
-/// How much text around the cursor a request sends (settings `window.prefixChars` and
-/// `window.suffixChars`).
-///
-/// Every token of the window is evaluated when a document is opened (nothing cached for it),
-/// and a jump re-evaluates the suffix plus whatever part of the prefix is new, so the sizes
-/// trade quality for the time to the first suggestion; the defaults were chosen by
-/// measurement on two cores (README, "Responsiveness").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Windows {
-    /// Characters of prefix sent at most.
-    pub prefix_chars: usize,
-    /// Characters of suffix sent at most (cut at a line break).
-    pub suffix_chars: usize,
-}
-
-impl Windows {
-    /// The windows of `config`.
-    pub fn of(config: &Config) -> Windows {
-        Windows {
-            prefix_chars: config.window_prefix_chars,
-            suffix_chars: config.window_suffix_chars,
-        }
-    }
-
-    /// Lines between two possible prefix starts (anchors): a power of two, about half the
-    /// window's lines (at ~32 characters a line) and at most [`PREFIX_LINE_STEP`]. The prefix
-    /// starts at the anchor nearest to where the window would start, so it is about the window
-    /// long (half a step of lines more or less), it stays put while typing, and all the cursors
-    /// of a band of `line_step` lines share it: a start evaluated ahead of the cursor (see
-    /// [`crate::prefill`]) serves every line of its band. It depends on the setting only,
-    /// never on the text.
-    pub(crate) fn line_step(self) -> usize {
-        let lines = (self.prefix_chars / 32).max(1);
-        (1usize << lines.ilog2()).min(PREFIX_LINE_STEP)
-    }
-
-    /// Characters an enormous line is cut in steps of (a power of two, at most a quarter of
-    /// the window).
-    fn char_step(self) -> usize {
-        let quarter = (self.prefix_chars / 4).max(1);
-        (1usize << quarter.ilog2()).min(PREFIX_CHAR_STEP)
-    }
-}
-
-impl Default for Windows {
-    fn default() -> Self {
-        Windows::of(&Config::default())
-    }
-}
-
-/// Where (chars) the prefix of a cursor at `start` (at most the document's length) begins.
-pub(crate) fn prefix_start(rope: &Rope, start: usize, sizes: Windows) -> usize {
-    let prefix_chars = sizes.prefix_chars;
-    if start <= prefix_chars {
-        return 0;
-    }
-    let cursor_line = rope.char_to_line(start);
-    let step = sizes.line_step();
-    // The first line that starts inside the window, rounded to the nearest anchor.
-    let cut = start - prefix_chars;
-    let mut first = rope.char_to_line(cut);
-    if rope.line_to_char(first) < cut {
-        first += 1;
-    }
-    let line = anchor_line(first, step);
-    let from = rope.line_to_char(line.min(cursor_line));
-    if start - from > prefix_chars * 2 {
-        // One enormous line: cut by characters, in steps.
-        let step = sizes.char_step();
-        (start - prefix_chars).div_ceil(step) * step
-    } else {
-        from
-    }
-}
-
-/// The anchor (a multiple of `step`) nearest to `first`, the first line inside the window.
-pub(crate) fn anchor_line(first: usize, step: usize) -> usize {
-    (first + step / 2) / step * step
-}
-
-/// The text sent to the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
-    /// Text before the cursor, from a stable start.
-    pub prefix: String,
-    /// Text after the cursor, up to a line break.
-    pub suffix: String,
-}
-
-/// The prefix (chars `..start`, then `head`) and suffix (chars `end..`) around a cursor, at most
-/// `sizes` long (the suffix is cut at its last line break inside the window; the prefix starts
-/// at the nearest anchor line, see [`Windows::line_step`], so it may be up to half a step of
-/// lines shorter or longer).
-pub fn window(rope: &Rope, start: usize, end: usize, head: &str, sizes: Windows) -> Window {
-    let suffix_chars = sizes.suffix_chars;
-    let len = rope.len_chars();
-    let start = start.min(len);
-    let end = end.clamp(start, len);
-    let from = prefix_start(rope, start, sizes);
-    let mut prefix = rope.slice(from..start).to_string();
-    prefix.push_str(head);
-    let mut to = (end + suffix_chars).min(len);
-    if to < len {
-        let slice = rope.slice(end..to);
-        if let Some(nl) = (0..slice.len_chars())
-            .rev()
-            .find(|&i| slice.char(i) == '\n')
-        {
-            to = end + nl + 1;
-        }
-    }
-    Window {
-        prefix,
-        suffix: rope.slice(end..to).to_string(),
-    }
-}
+use crate::util::{blocking_until, invalid_params};
+use crate::window::{window, Window, Windows};
+use crate::workspace::{self, Location};
 
 /// A suggestion ready to be sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -470,15 +349,43 @@ async fn run(
     ("empty", None)
 }
 
-/// Token counts of a model run on the request's span.
+/// A model run's figures on the request's span (those it declares: the token counts, see
+/// [`crate::trace`]).
 fn record_stats(span: &tracing::Span, st: &Stats) {
-    if st.prompt_tokens > 0 {
-        span.record("prompt_tokens", st.prompt_tokens);
-        span.record("reused_tokens", st.reused_tokens);
-        span.record("shifted_tokens", st.shifted_tokens);
-        span.record("evaluated_tokens", st.evaluated_tokens);
-        span.record("generated_tokens", st.generated_tokens);
+    if st.prompt_tokens == 0 {
+        return;
     }
+    for (name, value) in st.fields() {
+        match value {
+            StatValue::Count(n) => span.record(name, n),
+            StatValue::Ms(ms) => span.record(name, ms),
+            StatValue::Flag(b) => span.record(name, b),
+        };
+    }
+}
+
+/// A model run's figures for `ghostline.debugLastCompletion`: [`Stats::fields`] with
+/// camelCase names (`promptTokens`, `firstTokenMs`, ...).
+fn stats_json(st: &Stats) -> serde_json::Map<String, serde_json::Value> {
+    st.fields()
+        .into_iter()
+        .map(|(name, value)| {
+            let mut key = String::new();
+            for (i, part) in name.split('_').enumerate() {
+                let mut chars = part.chars();
+                match chars.next() {
+                    Some(c) if i > 0 => key.extend(c.to_uppercase().chain(chars)),
+                    _ => key.push_str(part),
+                }
+            }
+            let value = match value {
+                StatValue::Count(n) => serde_json::json!(n),
+                StatValue::Ms(ms) => serde_json::json!(ms),
+                StatValue::Flag(b) => serde_json::json!(b),
+            };
+            (key, value)
+        })
+        .collect()
 }
 
 /// The repository context for `req`, built on a blocking thread. It gives up (and the request
@@ -491,15 +398,10 @@ async fn repo_context(
     req: &Request,
     superseded: &mut oneshot::Receiver<()>,
 ) -> Option<Vec<ghostline_inference::ContextBlock>> {
-    let config = &req.config;
-    if !config.repo_context_enabled
-        || config.repo_context_budget_tokens == 0
-        || req.loc.abs.is_none()
-    {
+    if !workspace::wants_context(&req.config, &req.loc) {
         return Some(Vec::new());
     }
-    // The cursor and the first character the prompt's prefix holds (chars; the context works
-    // in bytes of the same text).
+    // The cursor and the first character the prompt's prefix holds.
     let cursor = req.end;
     let from = cursor.saturating_sub(
         req.win
@@ -508,40 +410,23 @@ async fn repo_context(
             .count()
             .saturating_sub(req.head.chars().count()),
     );
-    let by_use = config.repo_context_by_use;
-    let (workspace, loc, engine, rope) = (
+    let (workspace, loc, engine, rope, config) = (
         session.workspace().clone(),
         req.loc.clone(),
         engine.clone(),
         req.rope.clone(),
+        req.config.clone(),
     );
-    let guard = StopOnDrop::new();
-    let flag = guard.flag();
-    let deadline = req.context_deadline();
-    let build = tokio::task::spawn_blocking(move || {
-        let mut stop = Stop::flag(&flag);
-        if let Some(d) = deadline {
-            stop = stop.until(d);
-        }
-        let text = rope.to_string();
+    let build = blocking_until(req.context_deadline(), move |stop| {
         let count = |s: &str| engine.count_tokens(s);
-        if by_use {
-            let focus = ghostline_context::Focus {
-                cursor: rope.char_to_byte(cursor.min(rope.len_chars())),
-                window_start: rope.char_to_byte(from.min(rope.len_chars())),
-            };
-            workspace.context_at(&loc, &text, focus, &count, stop)
-        } else {
-            workspace.context_for(&loc, &text, &count, stop)
-        }
+        workspace.completion_context(&loc, &rope, cursor, from, &config, &count, stop)
     });
-    let context = tokio::select! {
+    // Superseded: the build is dropped, and stops.
+    tokio::select! {
         biased;
         _ = superseded => None,
         built = build => Some(built.unwrap_or_default()),
-    };
-    drop(guard);
-    context
+    }
 }
 
 /// `textDocument/inlineCompletion`.
@@ -674,33 +559,11 @@ fn start_generation(
                 // Answered: while the user reads it, the engine may evaluate ahead.
                 let starts: Vec<String> = prefill.iter().map(|i| i.anchor.clone()).collect();
                 engine.prefill(uri.as_str().to_owned(), prefill);
-                let st = c.stats;
-                session.set_last_generation(serde_json::json!({
-                    "promptTokens": st.prompt_tokens,
-                    "reusedTokens": st.reused_tokens,
-                    "shiftedTokens": st.shifted_tokens,
-                    "evaluatedTokens": st.evaluated_tokens,
-                    "generatedTokens": st.generated_tokens,
-                    "firstTokenMs": st.first_token_ms,
-                    "totalMs": st.total_ms,
-                    "stop": format!("{:?}", c.stop),
-                    "cold": st.cold,
-                    "prefillStarts": starts,
-                }));
-                tracing::info!(
-                    generation = g.id,
-                    prompt_tokens = st.prompt_tokens,
-                    reused_tokens = st.reused_tokens,
-                    shifted_tokens = st.shifted_tokens,
-                    evaluated_tokens = st.evaluated_tokens,
-                    generated_tokens = st.generated_tokens,
-                    prompt_ms = format_args!("{:.0}", st.prompt_ms),
-                    first_token_ms = format_args!("{:.0}", st.first_token_ms),
-                    total_ms = format_args!("{:.0}", st.total_ms),
-                    stop = ?c.stop,
-                    cold = st.cold,
-                    "generation finished"
-                );
+                let mut last = stats_json(&c.stats);
+                last.insert("stop".into(), format!("{:?}", c.stop).into());
+                last.insert("prefillStarts".into(), starts.into());
+                session.set_last_generation(last.into());
+                tracing::info!(generation = g.id, stop = ?c.stop, "generation finished {}", c.stats);
                 tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);
                 if c.stop != StopReason::Deadline {
                     session.remember(&g.prefix, &g.suffix, shaped.as_deref().unwrap_or(""));
@@ -736,134 +599,19 @@ fn start_generation(
 mod tests {
     use super::*;
 
-    /// The windows before they became settings.
-    const OLD: Windows = Windows {
-        prefix_chars: 24_000,
-        suffix_chars: 4_000,
-    };
-
     #[test]
-    fn small_documents_are_sent_whole() {
-        let rope = Rope::from_str("def f():\n    return 1\n\nprint(f())\n");
-        let w = window(&rope, 13, 13, "", Windows::default());
-        assert_eq!(w.prefix, "def f():\n    ");
-        assert_eq!(w.suffix, "return 1\n\nprint(f())\n");
-        let w = window(&rope, 13, 15, "ret", Windows::default());
-        assert_eq!(w.prefix, "def f():\n    ret");
-        assert_eq!(w.suffix, "turn 1\n\nprint(f())\n");
-    }
-
-    fn numbered(lines: usize) -> Rope {
-        // 19 characters a line.
-        let text: String = (0..lines)
-            .map(|i| format!("line_{i:05} = {i:05}\n"))
-            .collect();
-        Rope::from_str(&text)
-    }
-
-    #[test]
-    fn large_documents_start_at_a_stable_line_and_cut_the_suffix_at_a_line() {
-        let rope = numbered(3000);
-        let cursor = rope.line_to_char(2000) + 4;
-        let w = window(&rope, cursor, cursor, "", OLD);
-        let half = PREFIX_LINE_STEP / 2 * 19;
-        assert!(
-            w.prefix.len() <= OLD.prefix_chars + half,
-            "{}",
-            w.prefix.len()
-        );
-        let first_line: usize = w.prefix[5..10].parse().unwrap();
-        assert_eq!(first_line % PREFIX_LINE_STEP, 0);
-        // One more character typed: the same start.
-        let w2 = window(&rope, cursor + 1, cursor + 1, "", OLD);
-        assert_eq!(&w2.prefix[..20], &w.prefix[..20]);
-        assert!(w.suffix.len() <= OLD.suffix_chars && w.suffix.ends_with('\n'));
-    }
-
-    #[test]
-    fn one_enormous_line() {
-        let text = "x".repeat(100_000);
-        let rope = Rope::from_str(&text);
-        let w = window(&rope, 90_000, 90_000, "", OLD);
-        assert!(w.prefix.len() <= OLD.prefix_chars && w.prefix.len() > OLD.prefix_chars - 4096);
-        assert_eq!(w.suffix.len(), OLD.suffix_chars);
-        let small = Windows {
-            prefix_chars: 1000,
-            suffix_chars: 300,
+    fn the_debug_command_names_every_figure_in_camel_case() {
+        let st = Stats {
+            shifted_tokens: 3,
+            first_token_ms: 1.5,
+            cold: true,
+            ..Stats::for_prompt(7)
         };
-        let w = window(&rope, 90_000, 90_000, "", small);
-        assert!(
-            w.prefix.len() <= 1000 && w.prefix.len() > 750,
-            "{}",
-            w.prefix.len()
-        );
-        // No line break inside the suffix window: cut by characters.
-        assert_eq!(w.suffix.len(), 300);
-    }
-
-    #[test]
-    fn the_windows_follow_the_settings() {
-        let rope = numbered(3000);
-        let cursor = rope.line_to_char(2000);
-        for (prefix_chars, suffix_chars) in [(3000, 1000), (500, 100), (24_000, 4000), (64, 0)] {
-            let sizes = Windows {
-                prefix_chars,
-                suffix_chars,
-            };
-            let w = window(&rope, cursor, cursor, "", sizes);
-            // The window, give or take half a step of lines (the nearest anchor), and a step
-            // is at most half the window.
-            let half = (sizes.line_step() / 2 + 1) * 19;
-            assert!(
-                w.prefix.len() <= prefix_chars + half,
-                "{sizes:?}: {}",
-                w.prefix.len()
-            );
-            assert!(
-                w.prefix.len() + half >= prefix_chars,
-                "{sizes:?}: {}",
-                w.prefix.len()
-            );
-            assert!(sizes.line_step() * 19 <= prefix_chars / 2 + 19, "{sizes:?}");
-            // The suffix: whole lines, at most the window, at most one line short of it.
-            assert!(w.suffix.len() <= suffix_chars, "{sizes:?}");
-            assert!(w.suffix.len() + 19 > suffix_chars, "{sizes:?}");
-            assert!(w.suffix.is_empty() || w.suffix.ends_with('\n'));
-        }
-        // The old constants give the old windows.
-        assert_eq!(OLD.line_step(), PREFIX_LINE_STEP);
-        assert_eq!(OLD.char_step(), PREFIX_CHAR_STEP);
-        assert_eq!(
-            Windows::of(&Config::default()),
-            Windows {
-                prefix_chars: crate::config::DEFAULT_PREFIX_CHARS,
-                suffix_chars: crate::config::DEFAULT_SUFFIX_CHARS,
-            }
-        );
-    }
-
-    #[test]
-    fn a_small_window_keeps_its_start_while_typing() {
-        // Typing forward within a rounding step keeps the prefix start, so the KV cache of the
-        // document's prompt is reused keystroke after keystroke.
-        let sizes = Windows::default();
-        let step = sizes.line_step();
-        assert!(step > 1 && step.is_power_of_two(), "{step}");
-        let rope = numbered(3000);
-        let at = rope.line_to_char(1000);
-        let first = window(&rope, at, at, "", sizes);
-        let mut starts = std::collections::BTreeSet::new();
-        for typed in 0..(step * 19) {
-            let w = window(&rope, at + typed, at + typed, "", sizes);
-            starts.insert(w.prefix[..19].to_owned());
-        }
-        // Typing a step of lines moves the start at most once.
-        assert!(starts.len() <= 2, "{starts:?}");
-        // Typing a line break (the document grows by a line) does not move it either.
-        let mut text = rope.to_string();
-        text.insert(at + 4, '\n');
-        let grown = Rope::from_str(&text);
-        let w = window(&grown, at + 5, at + 5, "", sizes);
-        assert_eq!(w.prefix[..19], first.prefix[..19]);
+        let json = serde_json::Value::from(stats_json(&st));
+        assert_eq!(json["promptTokens"], 7);
+        assert_eq!(json["shiftedTokens"], 3);
+        assert_eq!(json["firstTokenMs"], 1.5);
+        assert_eq!(json["cold"], true);
+        assert_eq!(json.as_object().unwrap().len(), st.fields().len());
     }
 }

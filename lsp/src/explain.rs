@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghostline_context::Stop;
 use ghostline_inference::{
     BackendHandle, CancelToken, ChatOutput, ChatRequest, ContextBlock, EngineError,
 };
@@ -26,7 +25,7 @@ use crate::protocol::{
 };
 use crate::shaping::Lang;
 use crate::state::Session;
-use crate::util::{invalid_params, request_failed, StopOnDrop};
+use crate::util::{blocking_until, invalid_params, request_failed};
 use crate::workspace::Location;
 
 /// Most characters of source put in the prompt.
@@ -243,11 +242,7 @@ async fn find_target(session: &Arc<Session>, args: &ExplainArgs) -> Result<Targe
 async fn definitions(session: &Session, engine: &BackendHandle, t: &Target) -> Vec<ContextBlock> {
     let (workspace, engine) = (session.workspace().clone(), engine.clone());
     let (loc, text, code) = (t.loc.clone(), t.text.clone(), t.code.clone());
-    let guard = StopOnDrop::new();
-    let flag = guard.flag();
-    let deadline = Instant::now() + DEFINITIONS_TIME;
-    tokio::task::spawn_blocking(move || {
-        let stop = Stop::flag(&flag).until(deadline);
+    blocking_until(Some(Instant::now() + DEFINITIONS_TIME), move |stop| {
         workspace.definitions_for(
             &loc,
             &text,

@@ -9,8 +9,11 @@
 //! - [`loader`]: model loading, the engine's lifecycle and restarts after a failure;
 //!   [`slot`]: the engine's slot it supervises;
 //! - [`progress`]: work-done progress;
-//! - [`util`]: the lock helper and error constructors;
+//! - [`util`]: the lock helper, blocking work that stops with its handler, error constructors;
 //! - [`complete`]: inline completion and the completion fallback (snapshot → engine → shape);
+//! - [`pipeline`]: the completion pipeline as pure functions (also `ghostline complete`'s);
+//! - [`window`]: how much text around the cursor a request sends, and where its prefix starts;
+//! - [`prefill`]: the prompt starts to evaluate ahead of the cursor;
 //! - [`generation`]: model runs shared by the requests that can use them (typing adopts them);
 //! - [`explain`]: the "Explain this function" code action and command;
 //! - [`shaping`], [`cache`], [`position`], [`config`], [`document`], [`functions`]: pure
@@ -43,6 +46,7 @@ pub mod slot;
 pub mod state;
 pub mod trace;
 pub mod util;
+pub mod window;
 pub mod workspace;
 
 use std::time::Duration;

@@ -91,7 +91,12 @@ fn main() -> anyhow::Result<()> {
     };
     init_logging(&cli.common, default_level)?;
     match cli.command {
-        Some(Command::Complete(args)) => cli::complete(*args),
+        Some(Command::Complete(args)) => {
+            let done = cli::complete(*args);
+            // Give the log thread a moment to write what is queued.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            done
+        }
         command => {
             let model = match command {
                 Some(Command::Serve(args)) => args.model.or(cli.serve.model),

@@ -4,7 +4,7 @@
 //! `ghostline complete` call these two, so the command line asks what an editor asks.
 //!
 //! No LSP types, no shared state, no model: the caller computes the window (see
-//! [`crate::complete::window`]), fetches the repository context and runs the request.
+//! [`crate::window::window`]), fetches the repository context and runs the request.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! What to evaluate ahead of the cursor (issue 12, lever 2): the starts of a document's prompt
 //! that serve the places the user may jump to next.
 //!
-//! A prefix starts at an anchor line (see [`crate::complete::Windows::line_step`]); every
+//! A prefix starts at an anchor line (see [`crate::window::Windows::line_step`]); every
 //! cursor of one band of lines shares its anchor, so one evaluated start — the prompt up to
 //! the last character any cursor of the band has before it — serves a jump to any line of the
 //! band: the request then evaluates only its suffix. The plan is the band of the cursor, then
@@ -14,7 +14,7 @@
 use ghostline_inference::{FimRequest, PrefillItem};
 use ropey::Rope;
 
-use crate::complete::{anchor_line, prefix_start, Windows};
+use crate::window::{anchor_line, prefix_start, Windows};
 
 /// The cursors whose prefix starts at one anchor line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ pub fn items(rope: &Rope, bands: &[Band], template: &FimRequest) -> Vec<PrefillI
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::complete::window;
+    use crate::window::window;
 
     fn code(lines: usize) -> Rope {
         // Lines of different lengths, like code.

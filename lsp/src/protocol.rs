@@ -14,7 +14,8 @@ pub const EXPLAIN_COMMAND: &str = "ghostline.explainFunction";
 pub const DEBUG_DOCUMENT_COMMAND: &str = "ghostline.debugDocument";
 /// Test and benchmark command: no arguments; the result describes the last finished model run
 /// (`promptTokens`, `reusedTokens`, `shiftedTokens`, `evaluatedTokens`, `generatedTokens`,
-/// `firstTokenMs`, `totalMs`, `stop`), or `null` before the first.
+/// `promptMs`, `firstTokenMs`, `totalMs`, `cold`: `Stats::fields`; and `stop`,
+/// `prefillStarts`), or `null` before the first.
 pub const DEBUG_LAST_COMPLETION_COMMAND: &str = "ghostline.debugLastCompletion";
 /// Test command: no arguments; the result counts the session's state: `documents` open,
 /// completion requests waiting (`flights`), model runs registered (`generations`), and the

@@ -492,12 +492,27 @@ mod tests {
     use super::*;
     use crate::generation::Generation;
     use ghostline_inference::FimRequest;
-    use tower_lsp_server::LspService;
+    use tower_lsp_server::jsonrpc::Result;
+    use tower_lsp_server::ls_types::{InitializeParams, InitializeResult};
+    use tower_lsp_server::{LanguageServer, LspService};
+
+    /// Just enough of a server to get a client handle for a session.
+    struct Stub(Arc<Session>);
+
+    impl LanguageServer for Stub {
+        async fn initialize(&self, _: InitializeParams) -> Result<InitializeResult> {
+            Ok(InitializeResult::default())
+        }
+
+        async fn shutdown(&self) -> Result<()> {
+            Ok(())
+        }
+    }
 
     fn with_session(f: impl FnOnce(&Arc<Session>)) {
         let (service, _socket) =
-            LspService::new(|client| crate::server::Backend::new(client, Options::default()));
-        f(service.inner().session());
+            LspService::new(|client| Stub(Arc::new(Session::new(client, Options::default()))));
+        f(&service.inner().0);
     }
 
     fn generation(id: u64) -> Arc<Generation> {

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use ghostline_context::{ContextConfig, Index, Stop, Stopped};
 use ghostline_inference::ContextBlock;
+use ropey::Rope;
 use tower_lsp_server::ls_types::{InitializeParams, Uri, WorkspaceFoldersChangeEvent};
 use tower_lsp_server::Client;
 
@@ -136,6 +137,38 @@ impl Workspace {
         self.rebuild(config);
     }
 
+    /// A workspace of `roots` outside an editor (`ghostline complete`), with its index created
+    /// (not walked yet: see [`Workspace::walk_now`]).
+    pub fn with_roots(roots: Vec<PathBuf>, config: &Config) -> Workspace {
+        let ws = Workspace::default();
+        *lock(&ws.roots) = roots;
+        ws.rebuild(config);
+        ws
+    }
+
+    /// Walks the whole workspace on the calling thread, as the server does in the background
+    /// after `initialized`; `None` without an index.
+    pub fn walk_now(&self) -> Option<ghostline_context::IndexStats> {
+        let index = self.index()?;
+        self.walks_started.fetch_add(1, Ordering::SeqCst);
+        Some(index.index_all(&mut |_, _| {}))
+    }
+
+    /// The unsaved text of the document at `path` on the calling thread, as `didOpen` gives it
+    /// to the index (see [`Workspace::document_changed`]).
+    pub fn open_now(&self, path: &Path, text: &str) {
+        let Some(index) = self.index() else {
+            return;
+        };
+        if ghostline_context::language_for_path(path).is_none() {
+            return;
+        }
+        let _serial = lock(self.path_lock(path));
+        if let Err(e) = index.update_file(path, text) {
+            tracing::debug!("not indexed: {e}");
+        }
+    }
+
     fn rebuild(&self, config: &Config) {
         let roots = lock(&self.roots).clone();
         let index = (!roots.is_empty()).then(|| {
@@ -178,35 +211,38 @@ impl Workspace {
 
     /// Where `uri` lives.
     pub fn locate(&self, uri: &Uri) -> Location {
-        let abs = uri.to_file_path().map(|p| p.into_owned());
+        match uri.to_file_path() {
+            Some(abs) => self.locate_path(&abs),
+            None => Location {
+                abs: None,
+                rel: uri.as_str().rsplit('/').next().unwrap_or("").to_owned(),
+                repo: None,
+            },
+        }
+    }
+
+    /// Where the file at the absolute path `abs` lives.
+    pub fn locate_path(&self, abs: &Path) -> Location {
         let roots = lock(&self.roots);
-        if let Some(abs) = &abs {
-            // The deepest root containing the file.
-            if let Some(root) = roots
-                .iter()
-                .filter(|r| abs.starts_with(r))
-                .max_by_key(|r| r.components().count())
-            {
-                let rel = abs.strip_prefix(root).unwrap_or(abs);
-                return Location {
-                    abs: Some(abs.clone()),
-                    rel: slash_path(rel),
-                    repo: root.file_name().map(|n| n.to_string_lossy().into_owned()),
-                };
-            }
-            return Location {
-                abs: Some(abs.clone()),
+        // The deepest root containing the file.
+        match roots
+            .iter()
+            .filter(|r| abs.starts_with(r))
+            .max_by_key(|r| r.components().count())
+        {
+            Some(root) => Location {
+                abs: Some(abs.to_path_buf()),
+                rel: slash_path(abs.strip_prefix(root).unwrap_or(abs)),
+                repo: root.file_name().map(|n| n.to_string_lossy().into_owned()),
+            },
+            None => Location {
+                abs: Some(abs.to_path_buf()),
                 rel: abs
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
                 repo: None,
-            };
-        }
-        Location {
-            abs: None,
-            rel: uri.as_str().rsplit('/').next().unwrap_or("").to_owned(),
-            repo: None,
+            },
         }
     }
 
@@ -354,6 +390,37 @@ impl Workspace {
         });
     }
 
+    /// The repository context for a completion at char `cursor` of `rope` (the file at `loc`)
+    /// whose prompt's prefix starts at char `window_start`, as `config` asks: the use-driven
+    /// context (`repoContext.byUse`) or the import-driven one, empty when it is off (see
+    /// [`wants_context`]) or when `stop` says so first. Runs on the calling thread. The editor's
+    /// requests and `ghostline complete` both build their context here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn completion_context(
+        &self,
+        loc: &Location,
+        rope: &Rope,
+        cursor: usize,
+        window_start: usize,
+        config: &Config,
+        count_tokens: &dyn Fn(&str) -> usize,
+        stop: Stop,
+    ) -> Vec<ContextBlock> {
+        if !wants_context(config, loc) {
+            return Vec::new();
+        }
+        let text = rope.to_string();
+        if config.repo_context_by_use {
+            let focus = ghostline_context::Focus {
+                cursor: rope.char_to_byte(cursor.min(rope.len_chars())),
+                window_start: rope.char_to_byte(window_start.min(rope.len_chars())),
+            };
+            self.context_at(loc, &text, focus, count_tokens, stop)
+        } else {
+            self.context_for(loc, &text, count_tokens, stop)
+        }
+    }
+
     /// Repository context for a completion in the file at `loc` with text `text` (runs on the
     /// calling thread: call it from a blocking-friendly one). Empty when `stop` says so first
     /// (superseded, cancelled or past the request's budget): never a partial context.
@@ -429,6 +496,12 @@ impl Workspace {
             stop,
         )))
     }
+}
+
+/// Whether a completion in the file at `loc` gets repository context under `config`
+/// (`repoContext.enabled`, a budget, and a file on disk).
+pub fn wants_context(config: &Config, loc: &Location) -> bool {
+    config.repo_context_enabled && config.repo_context_budget_tokens > 0 && loc.abs.is_some()
 }
 
 /// A query's blocks, or none when it gave up (logged: the request goes on without context).

@@ -834,10 +834,7 @@ fn run_fim(
             }
         }
         if !piece.text.is_empty() {
-            if f.stats.generated_tokens == 0 {
-                f.stats.first_token_ms = ms(received);
-            }
-            f.stats.generated_tokens += 1;
+            f.stats.generated(received);
             f.text.push_str(&piece.text);
             if let Some((cut, why)) = checker.check(&f.text) {
                 f.text.truncate(cut);
@@ -916,10 +913,7 @@ fn run_chat(
         }
         let piece = stream::chat_piece(event);
         if !piece.text.is_empty() {
-            if f.stats.generated_tokens == 0 {
-                f.stats.first_token_ms = ms(received);
-            }
-            f.stats.generated_tokens += 1;
+            f.stats.generated(received);
             f.text.push_str(&piece.text);
             drop(f);
             on_text(&piece.text);

@@ -36,20 +36,7 @@ pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("GHOSTLINE_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| {
-            if t.is_absolute() {
-                t
-            } else {
-                workspace.join(t)
-            }
-        })
-        .unwrap_or_else(|| workspace.join("target"));
-    let bin = target.join("debug").join("ghostline");
+    let bin = target_debug().join("ghostline");
     assert!(
         bin.exists(),
         "{} does not exist: run `cargo build --bin ghostline` first (or set GHOSTLINE_BIN)",
@@ -58,22 +45,38 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// `<target>/debug` of this workspace (honouring `$CARGO_TARGET_DIR`): where the binaries and
+/// the examples (`examples/`) of the dev build are.
+pub fn target_debug() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("debug")
+}
+
+/// The model folder and the models' file names: `inference/src/model_dir.rs`, the engine's own
+/// definition, compiled here too (this crate drives the binary and does not link the engine).
+#[path = "../../inference/src/model_dir.rs"]
+pub mod model_dir;
+
 /// `$XDG_CACHE_HOME/ghostline/models`, else `~/.cache/ghostline/models`.
 pub fn model_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("ghostline").join("models")
+    model_dir::model_cache_dir()
 }
 
 /// The default 1.5B model (`$GHOSTLINE_MODEL` when set).
 pub fn default_model() -> PathBuf {
-    let p = std::env::var_os("GHOSTLINE_MODEL")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| model_dir().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"));
+    let p = model_dir::default_model_path();
     assert!(
         p.exists(),
         "model {} is missing: run `make models`",
@@ -84,7 +87,7 @@ pub fn default_model() -> PathBuf {
 
 /// The small 0.5B model, for tests that only need the mechanics.
 pub fn small_model() -> PathBuf {
-    let p = model_dir().join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let p = model_dir().join(model_dir::SMALL_MODEL_FILE);
     assert!(
         p.exists(),
         "model {} is missing: run `make models`",

@@ -29,11 +29,117 @@ pub fn default_binary() -> PathBuf {
     home.join(".cache/ghostline/peer/llama-server")
 }
 
-/// A running llama-server on a free local port.
-pub struct Peer {
-    child: Child,
-    port: u16,
+/// A loopback port nobody listens on now.
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// How to start a llama-server: the model, the port, the key, and the flags of the caller's
+/// set-up (threads, context, slots, cache reuse, metrics).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The llama-server binary.
+    pub bin: PathBuf,
+    /// The GGUF model.
+    pub model: PathBuf,
+    /// Flags besides the model, the address and the key.
+    pub args: Vec<String>,
+    /// The port (`None`: a free one).
+    pub port: Option<u16>,
+    /// The API key it requires (`--api-key`); `None`: none.
+    pub api_key: Option<String>,
+    /// Where its stdout and stderr go.
     pub log: PathBuf,
+    /// How long it may take to report healthy.
+    pub healthy_within: Duration,
+}
+
+/// A running llama-server on a loopback port; killed when dropped.
+pub struct LlamaServer {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its log file.
+    pub log: PathBuf,
+    api_key: Option<String>,
+}
+
+impl LlamaServer {
+    /// Starts `launch.bin` and waits until `/health` answers 200. The error names the binary,
+    /// or carries the server's log when it exited or never became healthy.
+    pub fn start(launch: Launch) -> Result<LlamaServer, String> {
+        let port = match launch.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let log_file = std::fs::File::create(&launch.log)
+            .map_err(|e| format!("{}: {e}", launch.log.display()))?;
+        let mut cmd = Command::new(&launch.bin);
+        cmd.args(["-m", &launch.model.to_string_lossy()])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(&launch.args);
+        if let Some(key) = &launch.api_key {
+            cmd.args(["--api-key", key]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", launch.bin.display()))?;
+        let mut server = LlamaServer {
+            child,
+            port,
+            log: launch.log,
+            api_key: launch.api_key,
+        };
+        let deadline = Instant::now() + launch.healthy_within;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "llama-server exited ({status}); {}:\n{}",
+                    server.log.display(),
+                    std::fs::read_to_string(&server.log).unwrap_or_default()
+                ));
+            }
+            if let Some((200, _)) = server.get("/health", Duration::from_secs(10)) {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "llama-server not healthy in {:?}; see {}",
+                    launch.healthy_within,
+                    server.log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Its base URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `GET path` (with the key, when it has one): the status and the body.
+    pub fn get(&self, path: &str, read_timeout: Duration) -> Option<(u16, String)> {
+        http_get(self.port, path, self.api_key.as_deref(), Some(read_timeout)).ok()
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The peer: a llama-server started with llama.vscode's recommended flags.
+pub struct Peer {
+    server: LlamaServer,
 }
 
 /// One answered or aborted `/infill` request.
@@ -49,44 +155,38 @@ impl Peer {
     /// Starts `bin` on `model` with llama.vscode's recommended server flags and waits until it
     /// reports healthy.
     pub fn start(bin: &Path, model: &Path, threads: usize, ctx: u32) -> Result<Peer, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let log = std::env::temp_dir().join("bench-typing-llama-server.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let child = Command::new(bin)
-            .args(["-m", &model.to_string_lossy()])
-            .args(["-t", &threads.to_string(), "-tb", &threads.to_string()])
-            .args(["-c", &ctx.to_string(), "-np", "1"])
-            .args(["-b", "1024", "-ub", "1024", "--cache-reuse", "256"])
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut peer = Peer { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Ok(Some(status)) = peer.child.try_wait() {
-                return Err(format!(
-                    "llama-server exited ({status}); see {}",
-                    peer.log.display()
-                ));
-            }
-            if let Ok((200, _)) = peer.get("/health") {
-                return Ok(peer);
-            }
-            if Instant::now() > deadline {
-                return Err("llama-server did not become healthy in 300 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let t = threads.to_string();
+        let args = [
+            "-t",
+            &t,
+            "-tb",
+            &t,
+            "-c",
+            &ctx.to_string(),
+            "-np",
+            "1",
+            "-b",
+            "1024",
+            "-ub",
+            "1024",
+            "--cache-reuse",
+            "256",
+        ];
+        let server = LlamaServer::start(Launch {
+            bin: bin.to_owned(),
+            model: model.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            port: None,
+            api_key: None,
+            log: std::env::temp_dir().join("bench-typing-llama-server.log"),
+            healthy_within: Duration::from_secs(300),
+        })?;
+        Ok(Peer { server })
     }
 
-    fn get(&self, path: &str) -> Result<(u16, String), String> {
-        http_get(self.port, path, None, None)
+    /// The server's log file.
+    pub fn log(&self) -> &Path {
+        &self.server.log
     }
 
     /// Sends one `/infill` request on its own thread; the outcome arrives on `done`. The
@@ -97,7 +197,7 @@ impl Peer {
         body: &Value,
         done: mpsc::Sender<Outcome>,
     ) -> Option<TcpStream> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut s = TcpStream::connect(("127.0.0.1", self.server.port)).ok()?;
         let handle = s.try_clone().ok()?;
         let body = body.to_string();
         std::thread::spawn(move || {
@@ -118,13 +218,6 @@ impl Peer {
             });
         });
         Some(handle)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -18,7 +18,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ghostline_tests::{
@@ -50,60 +50,34 @@ fn llama_server_bin() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    peer::free_port().expect("a free port")
 }
 
-/// A running llama-server with the 0.5B model.
-struct LlamaServer {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
+/// A running llama-server with the 0.5B model: two slots, the test's key.
+struct LlamaServer(peer::LlamaServer);
 
 impl LlamaServer {
     fn start(port: u16) -> LlamaServer {
-        let log = std::env::temp_dir().join(format!("ghostline-remote-test-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(llama_server_bin())
-            .args(["-m", &small_model().to_string_lossy()])
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--parallel", "2", "-c", "8192", "-t", "2", "-tb", "2"])
-            .args(["--api-key", KEY])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start llama-server");
-        let mut server = LlamaServer { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "llama-server exited ({status}):\n{}",
-                    std::fs::read_to_string(&server.log).unwrap_or_default()
-                );
-            }
-            if server.get("/health").is_some_and(|(code, _)| code == 200) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "llama-server not healthy in 120 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let args = ["--parallel", "2", "-c", "8192", "-t", "2", "-tb", "2"];
+        let launch = peer::Launch {
+            bin: llama_server_bin(),
+            model: small_model(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            port: Some(port),
+            api_key: Some(KEY.into()),
+            log: std::env::temp_dir().join(format!("ghostline-remote-test-{port}.log")),
+            healthy_within: Duration::from_secs(120),
+        };
+        LlamaServer(peer::LlamaServer::start(launch).unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.endpoint()
     }
 
     /// `GET path` with the key: status and body.
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        peer::http_get(self.port, path, Some(KEY), Some(Duration::from_secs(10))).ok()
+        self.0.get(path, Duration::from_secs(10))
     }
 
     /// Whether any slot is generating (`GET /slots`).
@@ -120,13 +94,6 @@ impl LlamaServer {
         slots
             .as_array()
             .is_some_and(|a| a.iter().any(|s| s["is_processing"] == true))
-    }
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -12,7 +12,7 @@ pub fn default_model() -> PathBuf {
 /// The faster, weaker 0.5B model, for tests that only need the mechanics. Falls back to the
 /// default model when it has not been fetched.
 pub fn small_model() -> PathBuf {
-    let p = default_model().with_file_name("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    let p = default_model().with_file_name(ghostline_inference::SMALL_MODEL_FILE);
     if p.exists() {
         p
     } else {

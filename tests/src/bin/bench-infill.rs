@@ -162,10 +162,70 @@ fn apply(text: &str, item: &Value, cursor: (u32, u32)) -> String {
     format!("{}{}{}", &text[..start], insert, &text[end.max(start)..])
 }
 
-/// Who completes: the server over stdio, or the bare model.
+/// Who completes: the server over stdio, or the bare model (`fim-raw`, an example of the
+/// inference crate, as a child process speaking JSON lines).
 enum Runner {
     Server(Server),
-    Raw(Box<ghostline_inference::Engine>),
+    Raw(Raw),
+}
+
+/// The bare model: `inference/examples/fim-raw.rs`.
+struct Raw {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Raw {
+    fn start(model: &std::path::Path, threads: usize) -> Raw {
+        use std::process::{Command, Stdio};
+        let bin = ghostline_tests::target_debug()
+            .join("examples")
+            .join("fim-raw");
+        if !bin.exists() {
+            die(&format!(
+                "{} does not exist: run `cargo build --workspace --all-targets` first",
+                bin.display()
+            ));
+        }
+        let mut child = Command::new(&bin)
+            .arg("--model")
+            .arg(model)
+            .args(["--threads", &threads.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| die(&format!("cannot start {}: {e}", bin.display())));
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        Raw {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// The bare model's answer for the cursor between `prefix` and `suffix`.
+    fn complete(&mut self, prefix: &str, suffix: &str) -> Value {
+        use std::io::BufRead as _;
+        let request = json!({"prefix": prefix, "suffix": suffix});
+        if writeln!(self.stdin, "{request}")
+            .and_then(|_| self.stdin.flush())
+            .is_err()
+        {
+            let status = self.child.wait().ok();
+            die(&format!("fim-raw ended ({status:?})"));
+        }
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(n) if n > 0 => serde_json::from_str(&line)
+                .unwrap_or_else(|e| die(&format!("fim-raw answered {line:?}: {e}"))),
+            _ => {
+                let status = self.child.wait().ok();
+                die(&format!("fim-raw ended ({status:?})"))
+            }
+        }
+    }
 }
 
 fn start_server(workspace: &std::path::Path, settings: Value) -> Server {
@@ -220,22 +280,16 @@ impl Runner {
                 std::fs::remove_file(&path).ok();
                 (items, stats)
             }
-            Runner::Raw(engine) => {
+            Runner::Raw(raw) => {
                 let at = offset(text, line as u64, character as u64);
-                let req = ghostline_inference::FimRequest {
-                    prefix: text[..at].to_owned(),
-                    suffix: text[at..].to_owned(),
-                    max_tokens: Some(128),
-                    order: Some(ghostline_inference::FimOrder::Psm),
-                    ..Default::default()
-                };
-                match engine.complete(req, ghostline_inference::CancelToken::default()) {
-                    Ok(c) => (
-                        vec![json!({"insertText": c.text})],
-                        json!({"generatedTokens": c.stats.generated_tokens, "stop": format!("{:?}", c.stop)}),
+                let answer = raw.complete(&text[..at], &text[at..]);
+                match answer["text"].as_str() {
+                    Some(t) => (
+                        vec![json!({"insertText": t})],
+                        json!({"generatedTokens": answer["generatedTokens"], "stop": answer["stop"]}),
                     ),
-                    Err(e) => {
-                        eprintln!("bench-infill: task {i}: {e}");
+                    None => {
+                        eprintln!("bench-infill: task {i}: {}", answer["error"]);
                         (Vec::new(), Value::Null)
                     }
                 }
@@ -300,11 +354,7 @@ fn main() {
         s.extend(extra.clone());
     }
     let mut runner = if args.raw {
-        let mut config = ghostline_inference::EngineConfig::new(&model);
-        config.threads = args.threads;
-        let engine = ghostline_inference::Engine::start(config)
-            .unwrap_or_else(|e| die(&format!("{}: {e}", model.display())));
-        Runner::Raw(Box::new(engine))
+        Runner::Raw(Raw::start(&model, args.threads))
     } else {
         Runner::Server(start_server(&workspace, settings))
     };

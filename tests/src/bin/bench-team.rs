@@ -34,9 +34,7 @@
 //! numbers completely — the run measures how the pipeline scales with the number of editors
 //! sharing the same hardware, one batching server against N separate engines.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ghostline_tests::stats::{log_field, percentile};
@@ -254,19 +252,8 @@ fn prepare(path: &Path, args: &Args) -> Doc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// llama-server with `--parallel n` and `--metrics` on a free loopback port.
-struct LlamaServer {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
+struct LlamaServer(peer::LlamaServer);
 
 impl LlamaServer {
     fn start(args: &Args, n: usize) -> LlamaServer {
@@ -277,49 +264,38 @@ impl LlamaServer {
             );
             std::process::exit(1);
         }
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("bench-team-llama-server-{n}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
         let t = args.threads.to_string();
-        let child = Command::new(&args.peer)
-            .args(["-m", &args.model.to_string_lossy()])
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--parallel", &n.to_string()])
-            .args(["-c", &(args.slot_ctx * n).to_string()])
-            .args(["-t", &t, "-tb", &t])
-            .args(["--cache-reuse", "256", "--metrics"])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.peer.display()));
-        let mut server = LlamaServer { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "llama-server exited ({status}):\n{}",
-                    std::fs::read_to_string(&server.log).unwrap_or_default()
-                );
-            }
-            if server.get("/health").is_some_and(|(code, _)| code == 200) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "llama-server not healthy in 300 s; see {}",
-                server.log.display()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let flags = [
+            "--parallel",
+            &n.to_string(),
+            "-c",
+            &(args.slot_ctx * n).to_string(),
+            "-t",
+            &t,
+            "-tb",
+            &t,
+            "--cache-reuse",
+            "256",
+            "--metrics",
+        ];
+        let launch = peer::Launch {
+            bin: args.peer.clone(),
+            model: args.model.clone(),
+            args: flags.iter().map(|a| a.to_string()).collect(),
+            port: None,
+            api_key: None,
+            log: std::env::temp_dir().join(format!("bench-team-llama-server-{n}.log")),
+            healthy_within: Duration::from_secs(300),
+        };
+        LlamaServer(peer::LlamaServer::start(launch).unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.endpoint()
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        peer::http_get(self.port, path, None, Some(Duration::from_secs(30))).ok()
+        self.0.get(path, Duration::from_secs(30))
     }
 
     /// The counters and gauges of `/metrics` (`llamacpp:NAME VALUE` lines). Reading them
@@ -355,13 +331,6 @@ impl LlamaServer {
             }
         }
         m
-    }
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -628,7 +597,7 @@ fn replay(args: &Args, backend: Backend, n: usize, docs: &[Doc]) -> Report {
         let _ = e.server.shutdown();
     }
     if let Some(s) = &server {
-        eprintln!("llama-server log: {}", s.log.display());
+        eprintln!("llama-server log: {}", s.0.log.display());
     }
     report
 }

@@ -571,7 +571,7 @@ fn replay_peer(args: &Args, before: &str, typed: &str, after: &str) -> Report {
         .first_token_ms
         .sort_by(|a, b| a.partial_cmp(b).unwrap());
     report.total_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    eprintln!("llama-server log: {}", server.log.display());
+    eprintln!("llama-server log: {}", server.log().display());
     report
 }
 
