@@ -166,6 +166,12 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
+        // The background work starts once: a repeated `initialized` would load the model and
+        // walk the workspace again.
+        if !self.session.first_initialized() {
+            tracing::warn!("repeated initialized notification ignored");
+            return;
+        }
         tokio::spawn(self.session.clone().start());
     }
 

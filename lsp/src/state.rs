@@ -14,7 +14,7 @@
 //! workspace (see [`crate::complete`], [`crate::loader`], [`crate::workspace`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -128,6 +128,8 @@ pub struct Session {
     /// Messages from `initializationOptions`, shown after `initialized`.
     pending_messages: Mutex<Vec<(MessageType, String)>>,
     seq: AtomicU64,
+    /// `initialized` arrived (a repeat is ignored: it would load the model and walk again).
+    initialized: AtomicBool,
     /// Statistics of the last finished model run (`ghostline.debugLastCompletion`).
     last_generation: Mutex<Option<Value>>,
 }
@@ -147,6 +149,7 @@ impl Session {
             workspace: Arc::new(Workspace::default()),
             pending_messages: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
+            initialized: AtomicBool::new(false),
             last_generation: Mutex::new(None),
         }
     }
@@ -206,6 +209,11 @@ impl Session {
     pub fn set_client(&self, encoding: Encoding, caps: ClientCaps) {
         *lock(&self.encoding) = encoding;
         *lock(&self.caps) = caps;
+    }
+
+    /// Records that `initialized` arrived; false when it had already (a repeat to ignore).
+    pub fn first_initialized(&self) -> bool {
+        !self.initialized.swap(true, Ordering::SeqCst)
     }
 
     /// A fresh request number.
