@@ -14,7 +14,6 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
 use crate::config::{self, Config};
-use crate::document::Document;
 use crate::position::Encoding;
 use crate::protocol;
 use crate::state::{ClientCaps, Options, Session};
@@ -64,6 +63,7 @@ impl Backend {
             "version": snap.version,
             "languageId": snap.language_id,
             "text": snap.rope.to_string(),
+            "tooLarge": snap.too_large,
         })))
     }
 
@@ -192,9 +192,12 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let d = params.text_document;
-        let doc = Document::new(&d.text, d.version, &d.language_id);
-        self.session.open(d.uri.clone(), doc);
-        self.session.index_document(&d.uri);
+        if self
+            .session
+            .open_text(d.uri.clone(), &d.text, d.version, &d.language_id)
+        {
+            self.session.index_document(&d.uri);
+        }
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
