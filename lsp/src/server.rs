@@ -67,16 +67,32 @@ impl Backend {
         })))
     }
 
-    fn debug_state(&self) -> Value {
+    fn debug_state(&self, args: &[Value]) -> Value {
         let c = self.session.counts();
         let w = self.session.workspace().walk_counts();
-        serde_json::json!({
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let mut state = serde_json::json!({
             "documents": c.documents,
             "flights": c.flights,
             "generations": c.generations,
             "indexWalks": w.started,
             "indexWalkRunning": w.running,
-        })
+            "indexWalksByRoot": w.by_root.iter().map(|(r, n)| (path(r), Value::from(*n))).collect::<serde_json::Map<_, _>>(),
+            "indexRoots": w.roots.iter().map(|r| path(r)).collect::<Vec<_>>(),
+            "indexFileCount": w.files,
+        });
+        // `[{"files": true}]`: the files the index knows too.
+        if args.first().is_some_and(|a| a["files"] == true) {
+            let files: Vec<String> = self
+                .session
+                .workspace()
+                .index_files()
+                .iter()
+                .map(|p| path(p))
+                .collect();
+            state["indexFiles"] = files.into();
+        }
+        state
     }
 }
 
@@ -251,10 +267,11 @@ impl LanguageServer for Backend {
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
         let config = self.session.config();
-        self.session
+        let added = self
+            .session
             .workspace()
             .folders_changed(&params.event, &config);
-        self.session.start_indexing();
+        self.session.walk_roots(added);
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
@@ -288,7 +305,7 @@ impl LanguageServer for Backend {
             }
             protocol::DEBUG_DOCUMENT_COMMAND => self.debug_document(&params.arguments),
             protocol::DEBUG_LAST_COMPLETION_COMMAND => Ok(self.session.last_generation()),
-            protocol::DEBUG_STATE_COMMAND => Ok(Some(self.debug_state())),
+            protocol::DEBUG_STATE_COMMAND => Ok(Some(self.debug_state(&params.arguments))),
             other => Err(invalid_params(format!("unknown command {other}"))),
         }
     }
