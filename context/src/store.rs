@@ -289,6 +289,16 @@ impl Index {
         Some(removed)
     }
 
+    /// Forgets files a walk read under a root that was removed while it ran.
+    fn drop_orphans(&self) {
+        let roots = self.roots.paths();
+        let held = |p: &Path| roots.iter().any(|r| p.starts_with(r));
+        let mut state = write(&self.state);
+        state.files.retain(|p, _| held(p));
+        state.links.retain(|p| held(p));
+        state.manifests.retain(|d, _| held(d));
+    }
+
     fn lock_walked(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
         self.walked.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -460,7 +470,9 @@ impl Index {
         });
 
         if abort.load(Ordering::Relaxed) {
-            // What was read stays (it is the disk's text); nothing is forgotten.
+            // What was read stays (it is the disk's text), except under a root removed
+            // meanwhile; nothing else is forgotten.
+            self.drop_orphans();
             self.bump();
             return Err(stop.reason().unwrap_or(Stopped::Cancelled));
         }
@@ -471,6 +483,7 @@ impl Index {
                 entry.buffer.is_some() || seen.contains(path) || !walked_here(path)
             });
         }
+        self.drop_orphans();
         {
             // A root removed meanwhile is not marked walked.
             let now = self.roots.paths();
