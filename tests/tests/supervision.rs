@@ -280,6 +280,7 @@ fn a_newer_walk_of_a_root_supersedes_the_older_one() {
             .is_some_and(|l| l.contains("workspace indexed")),
         "the newest walk completes:\n{log}"
     );
+    eprintln!("{starts} walks of the root, {cancelled} cancelled by a newer one");
     // Four triggers (the start and three re-enables): at most four walks.
     assert!(starts <= 4, "{starts} walks:\n{log}");
     assert_eq!(s.shutdown().code(), Some(0));
