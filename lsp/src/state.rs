@@ -695,6 +695,44 @@ mod tests {
     }
 
     #[test]
+    fn a_document_over_the_cap_keeps_no_text_until_a_full_text_under_it() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/huge.py".parse().unwrap();
+            let huge = "x = 1\n".repeat(MAX_DOCUMENT_BYTES / 6 + 1);
+            let full = |text: &str| TextDocumentContentChangeEvent {
+                range: None,
+                range_length: None,
+                text: text.into(),
+            };
+            let typed = TextDocumentContentChangeEvent {
+                range: Some(Range::new(Position::new(0, 0), Position::new(0, 0))),
+                range_length: None,
+                text: "y".into(),
+            };
+            assert!(!s.open_text(uri.clone(), &huge, 1, "python"));
+            assert!(s.too_large(&uri));
+            assert_eq!(s.text(&uri), None);
+            assert_eq!(s.snapshot(&uri).unwrap().too_large, Some(huge.len()));
+            // Incremental edits are ignored; the version follows.
+            assert!(s.change(&uri, 2, std::slice::from_ref(&typed)));
+            let snap = s.snapshot(&uri).unwrap();
+            assert_eq!((snap.rope.len_bytes(), snap.version), (0, 2));
+            // A full text under the cap brings it back, edits apply again.
+            assert!(s.change(&uri, 3, &[full("a = 1\n"), typed.clone()]));
+            assert!(!s.too_large(&uri));
+            assert_eq!(s.text(&uri).as_deref(), Some("ya = 1\n"));
+            // An edit that takes it over the cap drops the text.
+            let big_edit = TextDocumentContentChangeEvent {
+                text: huge.clone(),
+                ..typed.clone()
+            };
+            assert!(s.change(&uri, 4, &[big_edit]));
+            assert!(s.too_large(&uri));
+            assert_eq!(s.text(&uri), None);
+        });
+    }
+
+    #[test]
     fn an_edit_at_the_cursor_keeps_the_generation_and_stops_the_waiting_request() {
         with_session(|s| {
             let uri: Uri = "file:///tmp/c.py".parse().unwrap();
