@@ -24,6 +24,9 @@ use serde_json::{json, Value};
 
 /// How long the next normal request may take once the bad input has been sent.
 const NEXT_REQUEST: Duration = Duration::from_secs(2);
+/// How long requests on a document over the size cap may take (they do no work; the bound has
+/// room for a loaded 2-core CI machine running the other tests of this file at once).
+const PROMPTLY: Duration = Duration::from_secs(5);
 /// How long the bad requests themselves may take to be answered (with anything).
 const BAD_REQUEST: Duration = Duration::from_secs(60);
 
@@ -141,6 +144,12 @@ fn a_twenty_megabyte_document() {
     let uri = uri_of(&path);
     s.open(&uri, "python", &text);
     let last = line_count(&text);
+    // Reading and decoding the 20 MB `didOpen` takes its time (seconds in a loaded debug
+    // build); a request after it is answered once it has been handled.
+    s.request(
+        "workspace/executeCommand",
+        json!({"command": "ghostline.debugState", "arguments": []}),
+    );
     // Every feature answers at once (empty), exactly once: the text is not kept.
     let t = Instant::now();
     let ids = vec![
@@ -152,7 +161,7 @@ fn a_twenty_megabyte_document() {
     ];
     let answers = wait_all(&s, &ids, BAD_REQUEST);
     let took = t.elapsed();
-    assert!(took < NEXT_REQUEST, "the requests took {took:?}");
+    assert!(took < PROMPTLY, "the requests took {took:?}");
     for (i, r) in answers.iter().enumerate() {
         assert!(
             r.error_code() != Some(-32603),
@@ -198,7 +207,7 @@ fn a_twenty_megabyte_document() {
     for r in wait_all(&s, &ids, BAD_REQUEST) {
         assert!(r.error.is_none(), "{:?}", r.error);
     }
-    assert!(t.elapsed() < NEXT_REQUEST, "took {:?}", t.elapsed());
+    assert!(t.elapsed() < PROMPTLY, "took {:?}", t.elapsed());
     let doc = held(&mut s);
     assert_eq!(
         (doc["text"].as_str(), doc["version"].as_i64()),
