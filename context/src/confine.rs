@@ -9,47 +9,79 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use crate::Error;
 
-/// The canonical workspace roots.
-#[derive(Debug, Clone)]
+/// The canonical workspace roots; roots come and go ([`Roots::add`], [`Roots::remove`]) while
+/// queries read them.
+#[derive(Debug)]
 pub(crate) struct Roots {
-    roots: Vec<PathBuf>,
+    roots: RwLock<Arc<Vec<PathBuf>>>,
+}
+
+/// The canonical form of a workspace root, when it exists and is a folder (else logged).
+fn canonical_root(root: &Path) -> Option<PathBuf> {
+    match fs::canonicalize(root) {
+        Ok(path) if path.is_dir() => Some(path),
+        Ok(_) => {
+            tracing::warn!(root = %root.display(), "workspace root is not a directory");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(root = %root.display(), %err, "workspace root dropped");
+            None
+        }
+    }
 }
 
 impl Roots {
     /// Canonicalizes `roots`; roots that do not exist are dropped (and logged).
     pub(crate) fn new(roots: Vec<PathBuf>) -> Roots {
         let mut canonical = Vec::new();
-        for root in roots {
-            match fs::canonicalize(&root) {
-                Ok(path) if path.is_dir() => {
-                    if !canonical.contains(&path) {
-                        canonical.push(path);
-                    }
-                }
-                Ok(_) => {
-                    tracing::warn!(root = %root.display(), "workspace root is not a directory")
-                }
-                Err(err) => tracing::warn!(root = %root.display(), %err, "workspace root dropped"),
+        for path in roots.iter().filter_map(|r| canonical_root(r)) {
+            if !canonical.contains(&path) {
+                canonical.push(path);
             }
         }
-        Roots { roots: canonical }
+        Roots {
+            roots: RwLock::new(Arc::new(canonical)),
+        }
     }
 
     /// The canonical roots, in the order given.
-    pub(crate) fn paths(&self) -> &[PathBuf] {
-        &self.roots
+    pub(crate) fn paths(&self) -> Arc<Vec<PathBuf>> {
+        self.roots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Adds `root`; its canonical path when it exists and was not a root yet.
+    pub(crate) fn add(&self, root: &Path) -> Option<PathBuf> {
+        let path = canonical_root(root)?;
+        let mut roots = self.roots.write().unwrap_or_else(|p| p.into_inner());
+        if roots.contains(&path) {
+            return None;
+        }
+        Arc::make_mut(&mut roots).push(path.clone());
+        Some(path)
+    }
+
+    /// Removes `root` (as given, or its canonical path); the removed canonical root.
+    pub(crate) fn remove(&self, root: &Path) -> Option<PathBuf> {
+        let canonical = fs::canonicalize(root).ok();
+        let mut roots = self.roots.write().unwrap_or_else(|p| p.into_inner());
+        let at = roots
+            .iter()
+            .position(|r| r == root || Some(r) == canonical.as_ref())?;
+        Some(Arc::make_mut(&mut roots).remove(at))
     }
 
     /// The innermost root that contains the canonical path `path`.
-    pub(crate) fn root_of(&self, path: &Path) -> Option<&Path> {
-        self.roots
+    pub(crate) fn root_of(&self, path: &Path) -> Option<PathBuf> {
+        self.paths()
             .iter()
             .filter(|root| path.starts_with(root))
             .max_by_key(|root| root.as_os_str().len())
-            .map(PathBuf::as_path)
+            .cloned()
     }
 
     /// The single confinement check: `candidate`'s real path (symlinks and `..` resolved) if it
@@ -84,12 +116,12 @@ impl Roots {
             return path.to_string_lossy().replace('\\', "/");
         };
         let mut parts: Vec<String> = Vec::new();
-        if self.roots.len() > 1 {
+        if self.paths().len() > 1 {
             if let Some(name) = root.file_name() {
                 parts.push(name.to_string_lossy().into_owned());
             }
         }
-        if let Ok(rest) = path.strip_prefix(root) {
+        if let Ok(rest) = path.strip_prefix(&root) {
             parts.extend(
                 rest.components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned()),

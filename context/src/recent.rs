@@ -95,6 +95,11 @@ impl Recent {
         self.docs.retain(|d| !d.path.starts_with(path));
     }
 
+    /// Forgets the documents whose path satisfies `gone`.
+    pub(crate) fn forget_where(&mut self, gone: &dyn Fn(&Path) -> bool) {
+        self.docs.retain(|d| !gone(&d.path));
+    }
+
     /// The documents, least recent first.
     fn docs(&self) -> Vec<Doc> {
         self.docs.clone()
@@ -209,6 +214,13 @@ impl Index {
         if let Some(real) = self.roots.confine_new(path) {
             self.forget_recent(&real);
         }
+    }
+
+    pub(crate) fn forget_recent_under(&self, gone: &dyn Fn(&Path) -> bool) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget_where(gone);
     }
 
     pub(crate) fn forget_recent(&self, real: &Path) {

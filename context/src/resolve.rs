@@ -167,7 +167,7 @@ fn py_search_roots(probe: &dyn Probe, dir: &Path) -> Vec<PathBuf> {
         }
     }
     let mut out = vec![top];
-    for root in roots.paths() {
+    for root in roots.paths().iter() {
         for candidate in [root.clone(), root.join("src")] {
             if !out.contains(&candidate) {
                 out.push(candidate);
@@ -188,7 +188,7 @@ fn py_absolute<'m>(
     let mut out: Vec<(PathBuf, &[String])> =
         search.iter().map(|base| (base.clone(), module)).collect();
     if let Some(first) = module.first() {
-        for root in probe.roots().paths() {
+        for root in probe.roots().paths().iter() {
             let named = root.file_name().is_some_and(|name| name == first.as_str());
             if named && probe.file(&root.join("__init__.py")).is_some() {
                 out.push((root.clone(), &module[1..]));

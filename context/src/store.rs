@@ -34,7 +34,7 @@ use crate::manifest::Manifest;
 use crate::outline::{self, Details};
 use crate::recent::Recent;
 use crate::resolve::{self, Edge, Probe};
-use crate::stop::Stop;
+use crate::stop::{Stop, Stopped};
 use crate::{ContextConfig, Error, IndexStats};
 
 /// What the index knows about one file.
@@ -142,8 +142,8 @@ pub struct Index {
     state: RwLock<State>,
     /// Bumped whenever the set of files or manifests changes (cached resolutions expire).
     generation: AtomicU64,
-    /// Whether a full walk has completed.
-    walked: AtomicBool,
+    /// The roots whose walk has completed.
+    walked: Mutex<HashSet<PathBuf>>,
     /// `.gitignore`/`.ignore` matchers by folder, for files looked up before the first walk.
     ignores: Mutex<HashMap<PathBuf, Option<Arc<Gitignore>>>>,
     /// Analyses of editor texts the store does not hold, most recent first.
@@ -180,8 +180,11 @@ fn walker(root: &Path) -> WalkBuilder {
     builder
 }
 
-fn walk(builder: WalkBuilder, out: &mut Walked) {
+fn walk(builder: WalkBuilder, out: &mut Walked, stop: Stop) {
     for entry in builder.build() {
+        if stop.stopped() {
+            return;
+        }
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
@@ -229,7 +232,7 @@ impl Index {
             config: RwLock::new(config),
             state: RwLock::new(State::default()),
             generation: AtomicU64::new(0),
-            walked: AtomicBool::new(false),
+            walked: Mutex::new(HashSet::new()),
             ignores: Mutex::new(HashMap::new()),
             analyses: Mutex::new(Vec::new()),
             heads: Mutex::new(None),
@@ -248,8 +251,71 @@ impl Index {
     }
 
     /// The canonical workspace roots that exist.
-    pub fn roots(&self) -> &[PathBuf] {
-        self.roots.paths()
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.roots.paths().to_vec()
+    }
+
+    /// Adds a workspace root (nothing is read until a query or [`Index::index_root`]); its
+    /// canonical path, or `None` when it does not exist or already is a root.
+    pub fn add_root(&self, root: &Path) -> Option<PathBuf> {
+        let added = self.roots.add(root)?;
+        self.ignores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.bump();
+        Some(added)
+    }
+
+    /// Removes a workspace root and forgets what the index knows under it (editor buffers and
+    /// recently edited files included) that no remaining root holds; the removed canonical
+    /// root, or `None` when it was not one.
+    pub fn remove_root(&self, root: &Path) -> Option<PathBuf> {
+        let removed = self.roots.remove(root)?;
+        let orphan = |p: &Path| p.starts_with(&removed) && self.roots.root_of(p).is_none();
+        {
+            let mut state = write(&self.state);
+            state.files.retain(|p, _| !orphan(p));
+            state.links.retain(|p| !orphan(p));
+            state.manifests.retain(|d, _| !orphan(d));
+        }
+        self.lock_walked().remove(&removed);
+        self.analyses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|a| !orphan(&a.path));
+        self.forget_recent_under(&orphan);
+        self.bump();
+        Some(removed)
+    }
+
+    /// Forgets files a walk read under a root that was removed while it ran.
+    fn drop_orphans(&self) {
+        let roots = self.roots.paths();
+        let held = |p: &Path| roots.iter().any(|r| p.starts_with(r));
+        let mut state = write(&self.state);
+        state.files.retain(|p, _| held(p));
+        state.links.retain(|p| held(p));
+        state.manifests.retain(|d, _| held(d));
+    }
+
+    fn lock_walked(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+        self.walked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the walk of the root holding the canonical `path` has completed (then only the
+    /// files it accepted, or that were added since, count).
+    fn walked(&self, path: &Path) -> bool {
+        let Some(root) = self.roots.root_of(path) else {
+            return false;
+        };
+        self.lock_walked().contains(&root)
+    }
+
+    /// Whether every root's walk has completed.
+    fn walked_all(&self) -> bool {
+        let walked = self.lock_walked();
+        self.roots.paths().iter().all(|r| walked.contains(r))
     }
 
     /// The number of source files the index knows.
@@ -278,7 +344,33 @@ impl Index {
     /// time to time and once at the end. Files whose content hash did not change keep their
     /// parse. Queries may run meanwhile.
     pub fn index_all(&self, progress: &mut dyn FnMut(usize, usize)) -> IndexStats {
-        let _span = tracing::info_span!("index_all", roots = self.roots.paths().len()).entered();
+        let roots = self.roots.paths();
+        self.index_roots(&roots, Stop::never(), progress)
+            .unwrap_or_default()
+    }
+
+    /// [`Index::index_all`] for one root (canonical, as [`Index::add_root`] or
+    /// [`Index::roots`] give it): files of other roots are left alone. Stops early, changing
+    /// nothing it has not read yet, when `stop` says so (checked between folders and files).
+    pub fn index_root(
+        &self,
+        root: &Path,
+        stop: Stop,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<IndexStats, Stopped> {
+        if !self.roots.paths().iter().any(|r| r == root) {
+            return Ok(IndexStats::default());
+        }
+        self.index_roots(&[root.to_path_buf()], stop, progress)
+    }
+
+    fn index_roots(
+        &self,
+        roots: &[PathBuf],
+        stop: Stop,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<IndexStats, Stopped> {
+        let _span = tracing::info_span!("index_all", roots = roots.len()).entered();
         let started = std::time::Instant::now();
         let max_bytes = self.config().max_file_bytes;
         self.ignores
@@ -286,9 +378,11 @@ impl Index {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         let mut found = Walked::default();
-        for root in self.roots.paths() {
-            walk(walker(root), &mut found);
+        for root in roots {
+            walk(walker(root), &mut found, stop);
+            stop.check_now()?;
         }
+        let walked_here = |p: &Path| roots.iter().any(|r| p.starts_with(r));
         found.sources.sort();
         found.sources.dedup();
         let mut stats = IndexStats {
@@ -309,8 +403,10 @@ impl Index {
         }
         {
             let mut state = write(&self.state);
-            state.manifests = manifests;
-            state.links = found.links.iter().cloned().collect();
+            state.manifests.retain(|d, _| !walked_here(d));
+            state.manifests.extend(manifests);
+            state.links.retain(|p| !walked_here(p));
+            state.links.extend(found.links.iter().cloned());
         }
 
         let total = found.sources.len();
@@ -322,11 +418,15 @@ impl Index {
             .clamp(1, 8)
             .min(total.max(1));
         let (tx, rx) = mpsc::channel();
+        let abort = AtomicBool::new(false);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 let tx = tx.clone();
-                let (next, sources) = (&next, &found.sources);
+                let (next, sources, abort) = (&next, &found.sources, &abort);
                 scope.spawn(move || loop {
+                    if abort.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = sources.get(i) else { break };
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -344,6 +444,10 @@ impl Index {
             drop(tx);
             let mut done = 0;
             for outcome in rx {
+                if stop.stopped() {
+                    abort.store(true, Ordering::Relaxed);
+                    continue;
+                }
                 done += 1;
                 match outcome {
                     Ok(Indexed::Parsed) => stats.files += 1,
@@ -365,14 +469,27 @@ impl Index {
             }
         });
 
+        if abort.load(Ordering::Relaxed) {
+            // What was read stays (it is the disk's text), except under a root removed
+            // meanwhile; nothing else is forgotten.
+            self.drop_orphans();
+            self.bump();
+            return Err(stop.reason().unwrap_or(Stopped::Cancelled));
+        }
         let seen: HashSet<&PathBuf> = found.sources.iter().collect();
         {
             let mut state = write(&self.state);
-            state
-                .files
-                .retain(|path, entry| entry.buffer.is_some() || seen.contains(path));
+            state.files.retain(|path, entry| {
+                entry.buffer.is_some() || seen.contains(path) || !walked_here(path)
+            });
         }
-        self.walked.store(true, Ordering::SeqCst);
+        self.drop_orphans();
+        {
+            // A root removed meanwhile is not marked walked.
+            let now = self.roots.paths();
+            let mut walked = self.lock_walked();
+            walked.extend(roots.iter().filter(|r| now.contains(r)).cloned());
+        }
         self.bump();
         progress(total, total);
         tracing::info!(
@@ -380,7 +497,7 @@ impl Index {
             elapsed_ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
             "indexed"
         );
-        stats
+        Ok(stats)
     }
 
     /// Reads and hashes one walked file (canonical, inside a root); a known hash keeps its entry.
@@ -531,7 +648,7 @@ impl Index {
             target.starts_with(entry.path()) || entry.path().starts_with(&target)
         });
         let mut found = Walked::default();
-        walk(builder, &mut found);
+        walk(builder, &mut found, Stop::never());
         let max_bytes = self.config().max_file_bytes;
         let mut changed = self.forget(&real);
         {
@@ -582,7 +699,7 @@ impl Index {
         let Some(root) = self.roots.root_of(path) else {
             return true;
         };
-        let Ok(rel) = path.strip_prefix(root) else {
+        let Ok(rel) = path.strip_prefix(&root) else {
             return true;
         };
         if rel
@@ -709,7 +826,7 @@ impl Index {
     /// has completed.
     pub(crate) fn edges(&self, path: &Path, entry: &Arc<FileEntry>) -> Arc<Vec<Edge>> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let cache = self.walked.load(Ordering::SeqCst);
+        let cache = self.walked_all();
         if cache {
             let cached = entry.resolved.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((g, edges)) = cached.as_ref() {
@@ -857,7 +974,7 @@ impl Probe for Index {
         // Candidates are built on canonical folders: one that is not under a root by its
         // name is not inside one at all, and is not even looked at on disk.
         self.roots.root_of(&path)?;
-        let walked = self.walked.load(Ordering::SeqCst);
+        let walked = self.walked(&path);
         {
             let state = read(&self.state);
             if state.files.contains_key(&path) {
@@ -880,7 +997,7 @@ impl Probe for Index {
         if let Some(known) = read(&self.state).manifests.get(dir) {
             return known.clone();
         }
-        if self.walked.load(Ordering::SeqCst) {
+        if self.walked(dir) {
             return None;
         }
         let manifest = self
@@ -895,7 +1012,7 @@ impl Probe for Index {
     }
 
     fn subdirs(&self, dir: &Path) -> Vec<PathBuf> {
-        if self.walked.load(Ordering::SeqCst) {
+        if self.walked(dir) {
             return self
                 .manifests_under(dir)
                 .into_iter()

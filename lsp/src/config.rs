@@ -60,6 +60,9 @@ pub struct Config {
     pub fake_load_delay_ms: u64,
     /// Hidden (tests): the fake backend fails every request as if its engine had crashed.
     pub fake_crash: bool,
+    /// Hidden (tests): milliseconds every repository-context query waits before it starts
+    /// (checking its stop), to make a slow context build deterministic.
+    pub fake_context_delay_ms: u64,
     /// GGUF file; the command line's `--model`, `GHOSTLINE_MODEL` or the cache path when `None`.
     pub model: Option<PathBuf>,
     /// Engine threads; all cores up to 8 when `None`.
@@ -132,6 +135,7 @@ impl Default for Config {
             fake_delay_ms: 0,
             fake_load_delay_ms: 0,
             fake_crash: false,
+            fake_context_delay_ms: 0,
             model: None,
             threads: None,
             context_size: 4096,
@@ -270,6 +274,7 @@ impl Config {
             "fake.delayMs" => self.fake_delay_ms = int(v, 0, 10_000)?,
             "fake.loadDelayMs" => self.fake_load_delay_ms = int(v, 0, 60_000)?,
             "fake.crash" => self.fake_crash = boolean(v)?,
+            "fake.contextDelayMs" => self.fake_context_delay_ms = int(v, 0, 60_000)?,
             "model" => self.model = opt_string(v)?.map(PathBuf::from),
             "threads" => self.threads = opt_int(v, 1, 256)?.map(|n| n as usize),
             "contextSize" => self.context_size = int(v, 256, 131_072)? as u32,

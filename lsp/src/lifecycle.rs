@@ -47,12 +47,23 @@ impl Session {
         }
     }
 
-    /// Walks the workspace in the background when repository context is on; a walk asked for
-    /// while one runs is coalesced into one more after it.
+    /// Walks every workspace root in the background when repository context is on; a root
+    /// whose walk runs gets a new one that supersedes it.
     pub fn start_indexing(&self) {
         if self.config().repo_context_enabled {
             self.workspace()
                 .start_indexing(self.client().clone(), self.caps().work_done_progress);
+        }
+    }
+
+    /// Walks the workspace roots `roots` (canonical, just added) when repository context is on.
+    pub fn walk_roots(&self, roots: Vec<std::path::PathBuf>) {
+        if self.config().repo_context_enabled && !roots.is_empty() {
+            self.workspace().walk_roots(
+                roots,
+                self.client().clone(),
+                self.caps().work_done_progress,
+            );
         }
     }
 

@@ -17,9 +17,10 @@ pub const DEBUG_DOCUMENT_COMMAND: &str = "ghostline.debugDocument";
 /// `promptMs`, `firstTokenMs`, `totalMs`, `cold`: `Stats::fields`; and `stop`,
 /// `prefillStarts`), or `null` before the first.
 pub const DEBUG_LAST_COMPLETION_COMMAND: &str = "ghostline.debugLastCompletion";
-/// Test command: no arguments; the result counts the session's state: `documents` open,
-/// completion requests waiting (`flights`), model runs registered (`generations`), and the
-/// workspace walks (`indexWalks` started, `indexWalkRunning`).
+/// Test command: the result counts the session's state: `documents` open, completion requests
+/// waiting (`flights`), model runs registered (`generations`), the workspace walks
+/// (`indexWalks` started, `indexWalkRunning`, `indexWalksByRoot`) and the index (`indexRoots`,
+/// `indexFileCount`; with the argument `{"files": true}` also `indexFiles`, sorted).
 pub const DEBUG_STATE_COMMAND: &str = "ghostline.debugState";
 
 /// The server's state, for status bars.

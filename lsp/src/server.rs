@@ -14,7 +14,6 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
 use crate::config::{self, Config};
-use crate::document::Document;
 use crate::position::Encoding;
 use crate::protocol;
 use crate::state::{ClientCaps, Options, Session};
@@ -64,19 +63,36 @@ impl Backend {
             "version": snap.version,
             "languageId": snap.language_id,
             "text": snap.rope.to_string(),
+            "tooLarge": snap.too_large,
         })))
     }
 
-    fn debug_state(&self) -> Value {
+    fn debug_state(&self, args: &[Value]) -> Value {
         let c = self.session.counts();
         let w = self.session.workspace().walk_counts();
-        serde_json::json!({
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let mut state = serde_json::json!({
             "documents": c.documents,
             "flights": c.flights,
             "generations": c.generations,
             "indexWalks": w.started,
             "indexWalkRunning": w.running,
-        })
+            "indexWalksByRoot": w.by_root.iter().map(|(r, n)| (path(r), Value::from(*n))).collect::<serde_json::Map<_, _>>(),
+            "indexRoots": w.roots.iter().map(|r| path(r)).collect::<Vec<_>>(),
+            "indexFileCount": w.files,
+        });
+        // `[{"files": true}]`: the files the index knows too.
+        if args.first().is_some_and(|a| a["files"] == true) {
+            let files: Vec<String> = self
+                .session
+                .workspace()
+                .index_files()
+                .iter()
+                .map(|p| path(p))
+                .collect();
+            state["indexFiles"] = files.into();
+        }
+        state
     }
 }
 
@@ -166,6 +182,12 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
+        // The background work starts once: a repeated `initialized` would load the model and
+        // walk the workspace again.
+        if !self.session.first_initialized() {
+            tracing::warn!("repeated initialized notification ignored");
+            return;
+        }
         tokio::spawn(self.session.clone().start());
     }
 
@@ -186,9 +208,12 @@ impl LanguageServer for Backend {
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
         let d = params.text_document;
-        let doc = Document::new(&d.text, d.version, &d.language_id);
-        self.session.open(d.uri.clone(), doc);
-        self.session.index_document(&d.uri);
+        if self
+            .session
+            .open_text(d.uri.clone(), &d.text, d.version, &d.language_id)
+        {
+            self.session.index_document(&d.uri);
+        }
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
@@ -242,10 +267,11 @@ impl LanguageServer for Backend {
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
         let config = self.session.config();
-        self.session
+        let added = self
+            .session
             .workspace()
             .folders_changed(&params.event, &config);
-        self.session.start_indexing();
+        self.session.walk_roots(added);
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
@@ -279,7 +305,7 @@ impl LanguageServer for Backend {
             }
             protocol::DEBUG_DOCUMENT_COMMAND => self.debug_document(&params.arguments),
             protocol::DEBUG_LAST_COMPLETION_COMMAND => Ok(self.session.last_generation()),
-            protocol::DEBUG_STATE_COMMAND => Ok(Some(self.debug_state())),
+            protocol::DEBUG_STATE_COMMAND => Ok(Some(self.debug_state(&params.arguments))),
             other => Err(invalid_params(format!("unknown command {other}"))),
         }
     }

@@ -3,18 +3,18 @@
 //!
 //! Fields are private; handlers take a [`Snapshot`] of what a request needs before their first
 //! `.await`, so notifications that arrive meanwhile cannot interleave with it. Documents and
-//! their per-document state (the waiting completion, the running generation, whether the user
-//! was told the document is too large) share one entry of a [`DashMap`]: readers on worker
-//! threads do not contend on one lock, and closing a document removes everything about it at
-//! once. Nothing can be registered for a document that is not open, so work that finishes after
-//! `didClose` cannot bring its state back. Guards are held for a few statements, never across
-//! an `.await`, and never two at once.
+//! their per-document state (the waiting completion, the running generation, whether it is too
+//! large to keep, see [`MAX_DOCUMENT_BYTES`]) share one entry of a [`DashMap`]: readers on
+//! worker threads do not contend on one lock, and closing a document removes everything about
+//! it at once. Nothing can be registered for a document that is not open, so work that finishes
+//! after `didClose` cannot bring its state back. Guards are held for a few statements, never
+//! across an `.await`, and never two at once.
 //!
 //! This module holds and guards state; it does not run requests, load models or walk the
 //! workspace (see [`crate::complete`], [`crate::loader`], [`crate::workspace`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -36,7 +36,9 @@ use crate::slot::EngineSlot;
 use crate::util::{invalid_params, lock};
 use crate::workspace::Workspace;
 
-/// Documents larger than this get no completions or code actions (their text stays in sync).
+/// Documents larger than this are tracked as "too large": their text is not kept, incremental
+/// edits to them are ignored, and they get no completions or code actions until a full-text
+/// change under the cap brings them back.
 pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
 
 /// Options from the command line.
@@ -82,8 +84,9 @@ struct OpenDoc {
     flight: Option<InFlight>,
     /// The running model run.
     generation: Option<Arc<Generation>>,
-    /// Whether the user was told the document is too large.
-    told_too_large: bool,
+    /// `Some(bytes)`: the client's text is over [`MAX_DOCUMENT_BYTES`] and `doc` holds none of
+    /// it (see [`Session::open_text`]).
+    too_large: Option<usize>,
 }
 
 /// What a request needs of the session, taken at once.
@@ -101,6 +104,8 @@ pub struct Snapshot {
     pub encoding: Encoding,
     /// The settings.
     pub config: Arc<Config>,
+    /// `Some(bytes)`: the document is over [`MAX_DOCUMENT_BYTES`] and `rope` is empty.
+    pub too_large: Option<usize>,
 }
 
 /// Counts of the session's state (`ghostline.debugState`).
@@ -128,6 +133,8 @@ pub struct Session {
     /// Messages from `initializationOptions`, shown after `initialized`.
     pending_messages: Mutex<Vec<(MessageType, String)>>,
     seq: AtomicU64,
+    /// `initialized` arrived (a repeat is ignored: it would load the model and walk again).
+    initialized: AtomicBool,
     /// Statistics of the last finished model run (`ghostline.debugLastCompletion`).
     last_generation: Mutex<Option<Value>>,
 }
@@ -147,6 +154,7 @@ impl Session {
             workspace: Arc::new(Workspace::default()),
             pending_messages: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
+            initialized: AtomicBool::new(false),
             last_generation: Mutex::new(None),
         }
     }
@@ -206,6 +214,11 @@ impl Session {
     pub fn set_client(&self, encoding: Encoding, caps: ClientCaps) {
         *lock(&self.encoding) = encoding;
         *lock(&self.caps) = caps;
+    }
+
+    /// Records that `initialized` arrived; false when it had already (a repeat to ignore).
+    pub fn first_initialized(&self) -> bool {
+        !self.initialized.swap(true, Ordering::SeqCst)
     }
 
     /// A fresh request number.
@@ -280,7 +293,7 @@ impl Session {
                 doc,
                 flight: None,
                 generation: None,
-                told_too_large: false,
+                too_large: None,
             },
         );
         if let Some(old) = old {
@@ -288,21 +301,101 @@ impl Session {
         }
     }
 
+    /// `didOpen` with the client's text: a text over [`MAX_DOCUMENT_BYTES`] is not kept (the
+    /// document is tracked as too large, and the user is told once). Returns whether the
+    /// document's text is held.
+    pub fn open_text(
+        self: &Arc<Self>,
+        uri: Uri,
+        text: &str,
+        version: i32,
+        language_id: &str,
+    ) -> bool {
+        if text.len() <= MAX_DOCUMENT_BYTES {
+            self.open(uri, Document::new(text, version, language_id));
+            return true;
+        }
+        let old = self.docs.insert(
+            uri.clone(),
+            OpenDoc {
+                doc: Document::new("", version, language_id),
+                flight: None,
+                generation: None,
+                too_large: Some(text.len()),
+            },
+        );
+        if let Some(old) = old {
+            stop(old);
+        }
+        self.tell_too_large(&uri, text.len());
+        false
+    }
+
+    /// Tells the user (one `window/showMessage` and one log line) that `uri` is too large; sent
+    /// when a document becomes too large, never per edit or request.
+    fn tell_too_large(self: &Arc<Self>, uri: &Uri, bytes: usize) {
+        let msg = format!(
+            "ghostline: {} is {} MiB, over the {} MiB limit: no completions or code actions for it",
+            uri.as_str(),
+            bytes >> 20,
+            MAX_DOCUMENT_BYTES >> 20
+        );
+        tracing::warn!(
+            uri = uri.as_str(),
+            bytes,
+            "document over the size limit: its text is not kept"
+        );
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let session = self.clone();
+            tokio::spawn(
+                async move { session.client.show_message(MessageType::WARNING, msg).await },
+            );
+        }
+    }
+
     /// `didChange`: applies the changes. Typing at the cursor of the running generation keeps it
     /// (a later request adopts it); any other edit cancels it. The request waiting for the
     /// previous version answers empty now. Returns false when the document is not open.
+    ///
+    /// A document over [`MAX_DOCUMENT_BYTES`] ignores incremental edits (it holds no text to
+    /// apply them to); a full-text change under the cap brings it back, and an edit that takes
+    /// it over the cap drops its text (see [`Session::open_text`]).
     pub fn change(
-        &self,
+        self: &Arc<Self>,
         uri: &Uri,
         version: i32,
         changes: &[TextDocumentContentChangeEvent],
     ) -> bool {
         let enc = self.encoding();
+        let mut became_too_large = None;
         let flight = {
             let Some(mut entry) = self.docs.get_mut(uri) else {
                 return false;
             };
             let open = &mut *entry;
+            if open.too_large.is_some() || changes_size(&open.doc, changes) > MAX_DOCUMENT_BYTES {
+                let was = open.too_large;
+                apply_capped(open, version, changes, enc);
+                if was.is_none() {
+                    became_too_large = open.too_large;
+                }
+                if open.too_large.is_some() {
+                    if let Some(g) = open.generation.take() {
+                        g.cancel.cancel();
+                    }
+                } else {
+                    tracing::info!(uri = uri.as_str(), "document back under the size limit");
+                }
+                let flight = open.flight.take();
+                drop(entry);
+                if let Some(f) = flight {
+                    f.stop();
+                }
+                if let Some(bytes) = became_too_large {
+                    self.tell_too_large(uri, bytes);
+                }
+                return true;
+            }
             if let Some(g) = &open.generation {
                 let insertion = match changes {
                     [c] => c.range.filter(|r| r.start == r.end).map(|r| {
@@ -349,43 +442,25 @@ impl Session {
             crlf: entry.doc.uses_crlf(),
             encoding,
             config,
+            too_large: entry.too_large,
         })
     }
 
-    /// The text of `uri` now, when it is open.
+    /// The text of `uri` now, when it is open (and not too large to keep).
     pub fn text(&self, uri: &Uri) -> Option<String> {
-        let rope = self.docs.get(uri)?.doc.rope.clone();
+        let entry = self.docs.get(uri)?;
+        if entry.too_large.is_some() {
+            return None;
+        }
+        let rope = entry.doc.rope.clone();
+        drop(entry);
         Some(rope.to_string())
     }
 
-    /// Whether `uri` is over [`MAX_DOCUMENT_BYTES`]: its text stays in sync but it gets no
-    /// completions or code actions; the user is told once per document.
-    pub fn too_large(self: &Arc<Self>, uri: &Uri) -> bool {
-        let (bytes, tell) = {
-            let Some(mut entry) = self.docs.get_mut(uri) else {
-                return false;
-            };
-            let bytes = entry.doc.rope.len_bytes();
-            if bytes <= MAX_DOCUMENT_BYTES {
-                return false;
-            }
-            let tell = !entry.told_too_large;
-            entry.told_too_large = true;
-            (bytes, tell)
-        };
-        if tell {
-            let session = self.clone();
-            let msg = format!(
-                "ghostline: {} is {} MiB, over the {} MiB limit: no completions or code actions for it",
-                uri.as_str(),
-                bytes >> 20,
-                MAX_DOCUMENT_BYTES >> 20
-            );
-            tokio::spawn(
-                async move { session.client.show_message(MessageType::WARNING, msg).await },
-            );
-        }
-        true
+    /// Whether `uri` is tracked as over [`MAX_DOCUMENT_BYTES`]: its text is not kept and it
+    /// gets no completions or code actions (the user was told when it became so).
+    pub fn too_large(&self, uri: &Uri) -> bool {
+        self.docs.get(uri).is_some_and(|e| e.too_large.is_some())
     }
 
     // --- Per-document requests and runs -------------------------------------------------------
@@ -475,6 +550,53 @@ impl Session {
         }
         c
     }
+}
+
+/// An upper bound of the document's size in bytes once `changes` are applied (cheap: no edit
+/// is applied to find out).
+fn changes_size(doc: &Document, changes: &[TextDocumentContentChangeEvent]) -> usize {
+    let mut size = doc.rope.len_bytes();
+    for c in changes {
+        size = match c.range {
+            None => c.text.len(),
+            Some(_) => size + c.text.len(),
+        };
+    }
+    size
+}
+
+/// Applies `changes` to a document that is, or may become, too large, one at a time: an
+/// incremental edit to a too-large document is ignored, a full text over the cap drops the
+/// text, one under it brings the document back, and an edit that takes it over the cap drops
+/// its text.
+fn apply_capped(
+    open: &mut OpenDoc,
+    version: i32,
+    changes: &[TextDocumentContentChangeEvent],
+    enc: Encoding,
+) {
+    for c in changes {
+        match (c.range, open.too_large) {
+            (None, _) if c.text.len() > MAX_DOCUMENT_BYTES => {
+                open.doc.rope = Rope::new();
+                open.too_large = Some(c.text.len());
+            }
+            (None, _) => {
+                open.doc.apply(version, std::slice::from_ref(c), enc);
+                open.too_large = None;
+            }
+            (Some(_), Some(_)) => {}
+            (Some(_), None) => {
+                open.doc.apply(version, std::slice::from_ref(c), enc);
+                let bytes = open.doc.rope.len_bytes();
+                if bytes > MAX_DOCUMENT_BYTES {
+                    open.doc.rope = Rope::new();
+                    open.too_large = Some(bytes);
+                }
+            }
+        }
+    }
+    open.doc.version = version;
 }
 
 /// Stops what a closed (or replaced) document had running.
@@ -584,6 +706,44 @@ mod tests {
             assert!(s.clear_generation(&uri, 2));
             s.unregister_inflight(&uri, 1);
             assert_eq!(s.counts().documents, 0);
+        });
+    }
+
+    #[test]
+    fn a_document_over_the_cap_keeps_no_text_until_a_full_text_under_it() {
+        with_session(|s| {
+            let uri: Uri = "file:///tmp/huge.py".parse().unwrap();
+            let huge = "x = 1\n".repeat(MAX_DOCUMENT_BYTES / 6 + 1);
+            let full = |text: &str| TextDocumentContentChangeEvent {
+                range: None,
+                range_length: None,
+                text: text.into(),
+            };
+            let typed = TextDocumentContentChangeEvent {
+                range: Some(Range::new(Position::new(0, 0), Position::new(0, 0))),
+                range_length: None,
+                text: "y".into(),
+            };
+            assert!(!s.open_text(uri.clone(), &huge, 1, "python"));
+            assert!(s.too_large(&uri));
+            assert_eq!(s.text(&uri), None);
+            assert_eq!(s.snapshot(&uri).unwrap().too_large, Some(huge.len()));
+            // Incremental edits are ignored; the version follows.
+            assert!(s.change(&uri, 2, std::slice::from_ref(&typed)));
+            let snap = s.snapshot(&uri).unwrap();
+            assert_eq!((snap.rope.len_bytes(), snap.version), (0, 2));
+            // A full text under the cap brings it back, edits apply again.
+            assert!(s.change(&uri, 3, &[full("a = 1\n"), typed.clone()]));
+            assert!(!s.too_large(&uri));
+            assert_eq!(s.text(&uri).as_deref(), Some("ya = 1\n"));
+            // An edit that takes it over the cap drops the text.
+            let big_edit = TextDocumentContentChangeEvent {
+                text: huge.clone(),
+                ..typed.clone()
+            };
+            assert!(s.change(&uri, 4, &[big_edit]));
+            assert!(s.too_large(&uri));
+            assert_eq!(s.text(&uri), None);
         });
     }
 

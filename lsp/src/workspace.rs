@@ -8,14 +8,17 @@
 //! has and reads imported files on demand. This module converts between LSP and the context
 //! crate's plain paths; it does not decide budgets (settings do) or render prompts.
 //!
-//! Background work is supervised: one walk runs at a time, and triggers that arrive while it
-//! runs (a repeated `initialized`, folder or setting changes) are coalesced into one more walk
-//! after it. Updates of one file are serialized (a per-path lock), so the disk re-read that
-//! `didClose` asks for always lands after the unsaved text of an edit that raced with it.
+//! Background work is supervised: walks are per root, at most one per root at a time (a newer
+//! walk of a root cancels the older one and starts once it has stopped); adding a folder walks
+//! only that folder, removing one drops its files, and a change that adds and removes nothing
+//! (or a repeated `initialized`) walks nothing. Updates of one file are serialized (a per-path
+//! lock), so the disk re-read that `didClose` asks for always lands after the unsaved text of
+//! an edit that raced with it, and an update that finds the document closed changes nothing.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ghostline_context::{ContextConfig, Index, Stop, Stopped};
@@ -35,9 +38,14 @@ const PATH_LOCKS: usize = 64;
 pub struct Workspace {
     roots: Mutex<Vec<PathBuf>>,
     index: RwLock<Option<Arc<Index>>>,
-    walk: Mutex<Walk>,
+    /// The walk of each root (canonical) that was asked for and has not ended.
+    walks: Mutex<HashMap<PathBuf, RootWalk>>,
     walks_started: AtomicUsize,
+    /// Walks started, by root (canonical).
+    walks_by_root: Mutex<HashMap<PathBuf, usize>>,
     path_locks: Vec<Mutex<()>>,
+    /// Test hook (`fake.contextDelayMs`): milliseconds a context query waits before it starts.
+    test_context_delay_ms: AtomicU64,
 }
 
 impl Default for Workspace {
@@ -45,29 +53,35 @@ impl Default for Workspace {
         Workspace {
             roots: Mutex::default(),
             index: RwLock::default(),
-            walk: Mutex::default(),
+            walks: Mutex::default(),
             walks_started: AtomicUsize::new(0),
+            walks_by_root: Mutex::default(),
             path_locks: (0..PATH_LOCKS).map(|_| Mutex::new(())).collect(),
+            test_context_delay_ms: AtomicU64::new(0),
         }
     }
 }
 
-/// The walk's supervision.
-#[derive(Debug, Default)]
-struct Walk {
-    /// A walk runs.
-    running: bool,
-    /// A trigger arrived while it ran: walk once more after it.
-    again: bool,
+/// The newest walk of one root: a newer one cancels it, and starts after it has stopped.
+struct RootWalk {
+    /// Set to stop it; also tells which walk this is (to forget only itself when it ends).
+    cancel: Arc<AtomicBool>,
+    done: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Counts of the walks (`ghostline.debugState`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalkCounts {
     /// Walks started since the server started.
     pub started: usize,
     /// Whether one runs now.
     pub running: bool,
+    /// Walks started, by root.
+    pub by_root: Vec<(PathBuf, usize)>,
+    /// The index's roots (canonical).
+    pub roots: Vec<PathBuf>,
+    /// Source files the index knows.
+    pub files: usize,
 }
 
 /// Where a document lives in the workspace.
@@ -170,6 +184,8 @@ impl Workspace {
     }
 
     fn rebuild(&self, config: &Config) {
+        self.test_context_delay_ms
+            .store(config.fake_context_delay_ms, Ordering::Relaxed);
         let roots = lock(&self.roots).clone();
         let index = (!roots.is_empty()).then(|| {
             Arc::new(Index::new(
@@ -186,27 +202,69 @@ impl Workspace {
 
     /// The settings changed: the index takes the repository context's budget and sources.
     pub fn configure(&self, config: &Config) {
+        self.test_context_delay_ms
+            .store(config.fake_context_delay_ms, Ordering::Relaxed);
         if let Some(index) = self.index() {
             index.set_config(context_config(config, index.config()));
         }
     }
 
-    /// Adds and removes folders and creates the index for them; the caller walks it.
-    pub fn folders_changed(&self, event: &WorkspaceFoldersChangeEvent, config: &Config) {
+    /// Adds and removes folders: a removed folder's walk stops and its files leave the index;
+    /// returns the added roots (canonical) for the caller to walk. A change that adds and
+    /// removes nothing changes nothing.
+    pub fn folders_changed(
+        &self,
+        event: &WorkspaceFoldersChangeEvent,
+        config: &Config,
+    ) -> Vec<PathBuf> {
+        if event.added.is_empty() && event.removed.is_empty() {
+            tracing::debug!("workspace folders change with nothing added or removed: ignored");
+            return Vec::new();
+        }
+        let removed: Vec<PathBuf> = event
+            .removed
+            .iter()
+            .filter_map(|f| f.uri.to_file_path().map(|p| p.into_owned()))
+            .collect();
+        let added: Vec<PathBuf> = event
+            .added
+            .iter()
+            .filter_map(|f| f.uri.to_file_path().map(|p| p.into_owned()))
+            .collect();
         {
             let mut roots = lock(&self.roots);
-            for f in &event.removed {
-                if let Some(p) = f.uri.to_file_path() {
-                    roots.retain(|r| r != p.as_ref());
-                }
-            }
-            for f in &event.added {
-                if let Some(p) = f.uri.to_file_path() {
-                    roots.push(p.into_owned());
+            roots.retain(|r| !removed.contains(r));
+            for p in &added {
+                if !roots.contains(p) {
+                    roots.push(p.clone());
                 }
             }
         }
-        self.rebuild(config);
+        let Some(index) = self.index() else {
+            self.rebuild(config);
+            return self.index().map(|i| i.roots()).unwrap_or_default();
+        };
+        for root in &removed {
+            if let Some(real) = index.remove_root(root) {
+                self.cancel_walk(&real);
+                tracing::info!(root = %real.display(), "workspace folder removed");
+            }
+        }
+        let mut walk = Vec::new();
+        for root in &added {
+            if let Some(real) = index.add_root(root) {
+                tracing::info!(root = %real.display(), "workspace folder added");
+                walk.push(real);
+            }
+        }
+        walk
+    }
+
+    /// Stops the walk of `root`, if one runs.
+    fn cancel_walk(&self, root: &Path) {
+        if let Some(w) = lock(&self.walks).get(root) {
+            w.cancel.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Where `uri` lives.
@@ -246,48 +304,97 @@ impl Workspace {
         }
     }
 
-    /// Walks the workspace in the background, with work-done progress (a token created with
-    /// `client` when `can_create`). While a walk runs, another call only asks for one more walk
-    /// after it: one walk at a time, however many triggers.
+    /// Walks every root in the background (see [`Workspace::walk_roots`]).
     pub fn start_indexing(self: &Arc<Self>, client: Client, can_create: bool) {
-        if self.index().is_none() {
+        let Some(index) = self.index() else {
             return;
-        }
-        {
-            let mut walk = lock(&self.walk);
-            if walk.running {
-                walk.again = true;
-                tracing::debug!("a workspace walk runs: one more after it");
-                return;
+        };
+        self.walk_roots(index.roots(), client, can_create);
+    }
+
+    /// Walks `roots` (canonical) in the background, each on its own, with work-done progress
+    /// (a token created with `client` when `can_create`). A root whose walk runs gets a new
+    /// one: the old one is cancelled and the new one starts after it has stopped, so at most
+    /// one walk per root runs at a time, and the newest wins.
+    pub fn walk_roots(self: &Arc<Self>, roots: Vec<PathBuf>, client: Client, can_create: bool) {
+        for root in roots {
+            let cancel = Arc::new(AtomicBool::new(false));
+            let (done_tx, done) = tokio::sync::watch::channel(false);
+            let previous = {
+                let mut walks = lock(&self.walks);
+                let previous = walks.insert(
+                    root.clone(),
+                    RootWalk {
+                        cancel: cancel.clone(),
+                        done,
+                    },
+                );
+                previous.map(|p| {
+                    p.cancel.store(true, Ordering::SeqCst);
+                    p.done
+                })
+            };
+            if previous.is_some() {
+                tracing::debug!(root = %root.display(), "a walk of this root runs: it is cancelled for a new one");
             }
-            walk.running = true;
+            let (ws, client) = (self.clone(), client.clone());
+            tokio::spawn(async move {
+                if let Some(mut previous) = previous {
+                    let _ = previous.wait_for(|done| *done).await;
+                }
+                if !cancel.load(Ordering::SeqCst) {
+                    if let Some(index) = ws.index() {
+                        ws.walk_once(index, &root, &cancel, &client, can_create)
+                            .await;
+                    }
+                }
+                let _ = done_tx.send(true);
+                let mut walks = lock(&ws.walks);
+                if walks
+                    .get(&root)
+                    .is_some_and(|w| Arc::ptr_eq(&w.cancel, &cancel))
+                {
+                    walks.remove(&root);
+                }
+            });
         }
-        let ws = self.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Some(index) = ws.index() {
-                    ws.walk_once(index, &client, can_create).await;
-                }
-                let mut walk = lock(&ws.walk);
-                if !std::mem::take(&mut walk.again) {
-                    walk.running = false;
-                    break;
-                }
-            }
-        });
     }
 
     /// Counts of the walks.
     pub fn walk_counts(&self) -> WalkCounts {
+        let mut by_root: Vec<(PathBuf, usize)> = lock(&self.walks_by_root)
+            .iter()
+            .map(|(r, n)| (r.clone(), *n))
+            .collect();
+        by_root.sort();
+        let index = self.index();
         WalkCounts {
             started: self.walks_started.load(Ordering::SeqCst),
-            running: lock(&self.walk).running,
+            running: !lock(&self.walks).is_empty(),
+            by_root,
+            roots: index.as_ref().map(|i| i.roots()).unwrap_or_default(),
+            files: index.as_ref().map_or(0, |i| i.len()),
         }
     }
 
-    async fn walk_once(&self, index: Arc<Index>, client: &Client, can_create: bool) {
+    /// The source files the index knows (`ghostline.debugState` with `files`).
+    pub fn index_files(&self) -> Vec<PathBuf> {
+        self.index().map(|i| i.files()).unwrap_or_default()
+    }
+
+    async fn walk_once(
+        &self,
+        index: Arc<Index>,
+        root: &Path,
+        cancel: &Arc<AtomicBool>,
+        client: &Client,
+        can_create: bool,
+    ) {
         let n = self.walks_started.fetch_add(1, Ordering::SeqCst) + 1;
-        tracing::info!(walk = n, "walking the workspace");
+        *lock(&self.walks_by_root)
+            .entry(root.to_path_buf())
+            .or_default() += 1;
+        tracing::info!(walk = n, root = %root.display(), "walking the workspace");
         let progress = WorkProgress::begin(
             client,
             can_create,
@@ -297,8 +404,9 @@ impl Workspace {
         )
         .await;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+        let (flag, at) = (cancel.clone(), root.to_path_buf());
         let mut walk = tokio::task::spawn_blocking(move || {
-            index.index_all(&mut |done, total| {
+            index.index_root(&at, Stop::flag(&flag), &mut |done, total| {
                 let _ = tx.send((done, total));
             })
         });
@@ -317,9 +425,13 @@ impl Workspace {
             }
         };
         match stats {
-            Ok(stats) => {
-                tracing::info!(walk = n, ?stats, "workspace indexed");
+            Ok(Ok(stats)) => {
+                tracing::info!(walk = n, root = %root.display(), ?stats, "workspace indexed");
                 progress.end(Some(format!("{} files", stats.files))).await;
+            }
+            Ok(Err(why)) => {
+                tracing::info!(walk = n, root = %root.display(), "workspace walk {why}");
+                progress.end(Some("stopped".into())).await;
             }
             Err(e) => {
                 tracing::error!("indexing crashed: {e}");
@@ -437,6 +549,10 @@ impl Workspace {
         if ghostline_context::language_for_path(path).is_none() {
             return Vec::new();
         }
+        if let Err(why) = self.test_delay(stop) {
+            tracing::debug!("repository context given up: {why}");
+            return Vec::new();
+        }
         convert(given_up(index.context_for_until(
             path,
             text,
@@ -461,6 +577,10 @@ impl Workspace {
         if ghostline_context::language_for_path(path).is_none() {
             return Vec::new();
         }
+        if let Err(why) = self.test_delay(stop) {
+            tracing::debug!("repository context given up: {why}");
+            return Vec::new();
+        }
         convert(given_up(index.context_at_until(
             path,
             text,
@@ -468,6 +588,21 @@ impl Workspace {
             count_tokens,
             stop,
         )))
+    }
+
+    /// The test hook's wait (`fake.contextDelayMs`; none unless set): sleeps in small steps
+    /// until the delay has passed, or `stop` says so.
+    fn test_delay(&self, stop: Stop) -> Result<(), Stopped> {
+        let ms = self.test_context_delay_ms.load(Ordering::Relaxed);
+        if ms == 0 {
+            return Ok(());
+        }
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        while std::time::Instant::now() < until {
+            stop.check_now()?;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// Definitions from other files that `snippet` (part of the file at `loc`) uses (empty when

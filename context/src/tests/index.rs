@@ -215,3 +215,48 @@ fn queries_run_while_indexing() {
     let again = index.index_all(&mut |_, _| {});
     assert_eq!((again.files, again.unchanged), (201, 201));
 }
+
+#[test]
+fn roots_come_and_go_and_each_root_walks_on_its_own() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let (ra, rb) = (
+        a.path().canonicalize().unwrap(),
+        b.path().canonicalize().unwrap(),
+    );
+    fs::write(ra.join("x.py"), "def x():\n    pass\n").unwrap();
+    fs::write(rb.join("y.py"), "def y():\n    pass\n").unwrap();
+    let index = Index::new(vec![ra.clone()], ContextConfig::default());
+    assert_eq!(
+        index
+            .index_root(&ra, crate::Stop::never(), &mut |_, _| {})
+            .unwrap()
+            .files,
+        1
+    );
+    assert_eq!(index.add_root(b.path()), Some(rb.clone()));
+    assert_eq!(index.add_root(&rb), None, "already a root");
+    // Walking the new root reads it only, and keeps what the other root has.
+    let stats = index
+        .index_root(&rb, crate::Stop::never(), &mut |_, _| {})
+        .unwrap();
+    assert_eq!(stats.files, 1);
+    let mut both = vec![ra.join("x.py"), rb.join("y.py")];
+    both.sort();
+    assert_eq!(index.files(), both);
+    // A stopped walk changes nothing it did not read.
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    fs::write(ra.join("z.py"), "def z():\n    pass\n").unwrap();
+    assert!(index
+        .index_root(&ra, crate::Stop::flag(&stop), &mut |_, _| {})
+        .is_err());
+    assert_eq!(index.len(), 2);
+    // Removing a root forgets its files, editor buffers included.
+    index
+        .update_file(&ra.join("w.py"), "def w():\n    pass\n")
+        .unwrap();
+    assert_eq!(index.remove_root(&ra), Some(ra.clone()));
+    assert_eq!(index.remove_root(&ra), None);
+    assert_eq!(index.files(), vec![rb.join("y.py")]);
+    assert_eq!(index.roots(), vec![rb]);
+}
