@@ -8,7 +8,7 @@
 //!
 //! Repository context (other files of the project) is rendered in the family's native form —
 //! `<|file_sep|>path` for Qwen2.5-Coder and StarCoder2, a path comment in the file's comment
-//! syntax otherwise — and always comes first, so consecutive keystrokes share a long token
+//! syntax (`ghostline-lang`'s markers) otherwise — and always comes first, so consecutive keystrokes share a long token
 //! prefix. This module does not tokenize, does not trim to a budget and knows nothing of files.
 
 use std::fmt;
@@ -449,20 +449,10 @@ fn push_with_newline(out: &mut String, text: &str) {
     }
 }
 
-/// `# path` / `// path` / `-- path` …, in the comment syntax of the path's language.
+/// `# path` / `// path` / `-- path` …, in the comment syntax of the path's language (the
+/// markers are `ghostline-lang`'s).
 pub fn path_comment(path: &str) -> String {
-    let ext = path.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    let (open, close) = match ext {
-        "py" | "pyi" | "rb" | "sh" | "bash" | "zsh" | "pl" | "r" | "R" | "toml" | "yaml"
-        | "yml" | "jl" | "ex" | "exs" | "nim" | "cmake" | "mk" => ("#", ""),
-        "lua" | "sql" | "hs" | "elm" | "ada" => ("--", ""),
-        "html" | "xml" | "vue" | "svelte" | "md" => ("<!--", " -->"),
-        "css" => ("/*", " */"),
-        "lisp" | "clj" | "el" | "scm" => (";;", ""),
-        "erl" | "hrl" | "tex" => ("%", ""),
-        "vim" => ("\"", ""),
-        _ => ("//", ""),
-    };
+    let ghostline_lang::Comment { open, close } = ghostline_lang::path_comment(path);
     format!("{open} {path}{close}\n")
 }
 

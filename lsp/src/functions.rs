@@ -3,7 +3,7 @@
 //! grammar exists, textual fallbacks otherwise; bounded and linear). This module only maps the
 //! document's language to `ghostline-lang`'s; it does not build prompts.
 
-use ghostline_context::lang::Language;
+use ghostline_lang::Language;
 
 use crate::shaping::Lang;
 

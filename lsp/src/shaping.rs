@@ -19,6 +19,8 @@
 //!
 //! Pure functions on strings: no rope, no LSP types, no model.
 
+use ghostline_lang::{Blocks, Language};
+
 /// Most lines a suggestion may have (a backstop: the scope rules and the token cap end blocks
 /// long before it in practice).
 pub const MAX_LINES: usize = 60;
@@ -27,7 +29,9 @@ pub const INVOKED_BLOCK_MAX_TOKENS: usize = 256;
 /// Token cap of a single-line suggestion.
 pub const LINE_MAX_TOKENS: usize = 48;
 
-/// How the language delimits blocks and strings, as far as shaping cares.
+/// How shaping scans a language: its family of blocks, strings and comments. The facts
+/// (which ids and extensions name a language, its line comment, its block openers) are
+/// `ghostline-lang`'s; the family only picks the scanning rules below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     /// Blocks by indentation, `#` comments, `'` and `"` strings.
@@ -41,40 +45,41 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// The family of a language (`None`, a language without facts: [`Lang::Other`]).
+    pub fn of(language: Option<Language>) -> Lang {
+        match language {
+            Some(Language::Python) => Lang::Python,
+            Some(Language::Rust) => Lang::Rust,
+            Some(l) if l.blocks() == Blocks::Braces => Lang::CLike,
+            _ => Lang::Other,
+        }
+    }
+
     /// From the client's language id, else from the file extension.
     pub fn detect(language_id: &str, path: &str) -> Lang {
-        let ext = path.rsplit('.').next().unwrap_or("");
-        match (language_id, ext) {
-            ("python", _) | (_, "py" | "pyi" | "pyw") => Lang::Python,
-            ("rust", _) | (_, "rs") => Lang::Rust,
-            (
-                "c" | "cpp" | "csharp" | "java" | "javascript" | "javascriptreact" | "typescript"
-                | "typescriptreact" | "go" | "kotlin" | "scala" | "swift" | "php" | "dart" | "zig",
-                _,
-            )
-            | (
-                _,
-                "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "cs" | "java" | "js" | "jsx" | "mjs"
-                | "ts" | "tsx" | "go" | "kt" | "scala" | "swift" | "php" | "dart" | "zig",
-            ) => Lang::CLike,
-            _ => Lang::Other,
+        Lang::of(Language::detect(language_id, path))
+    }
+
+    /// A language of the family whose facts stand for the whole family (its members agree on
+    /// the facts shaping reads; a test checks it).
+    fn facts(self) -> Option<Language> {
+        match self {
+            Lang::Python => Some(Language::Python),
+            Lang::Rust => Some(Language::Rust),
+            Lang::CLike => Some(Language::C),
+            Lang::Other => None,
         }
     }
 
     /// What starts a line comment (empty when unknown).
     pub fn line_comment(self) -> &'static str {
-        match self {
-            Lang::Python => "#",
-            Lang::Rust | Lang::CLike => "//",
-            Lang::Other => "",
-        }
+        self.facts().map_or("", Language::line_comment)
     }
 
+    /// Characters that, ending a line, open a block (brackets when the language is unknown).
     fn block_openers(self) -> &'static [char] {
-        match self {
-            Lang::Python => &[':', '(', '[', '{'],
-            _ => &['{', '(', '['],
-        }
+        self.facts()
+            .map_or(&['{', '(', '['], Language::block_openers)
     }
 }
 
@@ -1492,6 +1497,20 @@ mod tests {
         assert_eq!(Lang::detect("", "src/main.rs"), Lang::Rust);
         assert_eq!(Lang::detect("typescript", ""), Lang::CLike);
         assert_eq!(Lang::detect("markdown", "README.md"), Lang::Other);
+    }
+
+    #[test]
+    fn a_family_agrees_with_the_facts_of_each_member() {
+        for language in Language::ALL {
+            let lang = Lang::of(Some(language));
+            assert_ne!(lang, Lang::Other, "{language:?}");
+            assert_eq!(lang.line_comment(), language.line_comment(), "{language:?}");
+            assert_eq!(
+                lang.block_openers(),
+                language.block_openers(),
+                "{language:?}"
+            );
+        }
     }
 
     #[test]

@@ -65,62 +65,31 @@ fn die(msg: &str) -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args {
-        set: "single-line".into(),
-        stride: 1,
-        limit: usize::MAX,
-        model: "1.5b".into(),
-        repo_context: true,
-        out: None,
-        threads: 2,
-        quiet: false,
-        summary: None,
-        floor: None,
-        raw: false,
-        settings: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| die(&format!("{arg} needs a value")))
-        };
-        match arg.as_str() {
-            "--set" => a.set = value(),
-            "--stride" => a.stride = value().parse().unwrap_or_else(|_| die("bad --stride")),
-            "--limit" => a.limit = value().parse().unwrap_or_else(|_| die("bad --limit")),
-            "--model" => a.model = value(),
-            "--repo-context" => a.repo_context = value() != "off",
-            "--out" => a.out = Some(value().into()),
-            "--threads" => a.threads = value().parse().unwrap_or_else(|_| die("bad --threads")),
-            "--quiet" => a.quiet = true,
-            "--raw" => a.raw = true,
-            "--settings" => {
-                let v: Value = serde_json::from_str(&value())
-                    .unwrap_or_else(|e| die(&format!("--settings: {e}")));
-                if !v.is_object() {
-                    die("--settings: expected a JSON object");
-                }
-                a.settings = Some(v);
-            }
-            "--summary" => a.summary = Some(value().into()),
-            "--check-floor" => a.floor = Some(value().into()),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => die(&format!("unknown argument {other}\n\n{USAGE}")),
+    let mut a = ghostline_tests::args::Args::parse(USAGE);
+    let settings = a.text("--settings").map(|text| {
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| a.die(&format!("--settings: {e}")));
+        if !v.is_object() {
+            a.die("--settings: expected a JSON object");
         }
-    }
-    a
-}
-
-fn model_path(name: &str) -> PathBuf {
-    match name {
-        "1.5b" | "1.5B" => ghostline_tests::default_model(),
-        "0.5b" | "0.5B" => ghostline_tests::small_model(),
-        path => PathBuf::from(path),
-    }
+        v
+    });
+    let args = Args {
+        set: a.text("--set").unwrap_or_else(|| "single-line".into()),
+        stride: a.get("--stride", 1),
+        limit: a.get("--limit", usize::MAX),
+        model: a.text("--model").unwrap_or_else(|| "1.5b".into()),
+        repo_context: a.text("--repo-context").is_none_or(|v| v != "off"),
+        out: a.value("--out"),
+        threads: a.get("--threads", 2),
+        quiet: a.flag("--quiet"),
+        summary: a.value("--summary"),
+        floor: a.value("--check-floor"),
+        raw: a.flag("--raw"),
+        settings,
+    };
+    a.finish();
+    args
 }
 
 /// The document and cursor (line, UTF-16 character) a user would have.
@@ -342,7 +311,7 @@ fn main() {
     let workspace =
         std::env::temp_dir().join(format!("ghostline-infill-ws-{}", std::process::id()));
     std::fs::create_dir_all(&workspace).expect("temporary workspace");
-    let model = model_path(&args.model);
+    let model = ghostline_tests::args::model_path(&args.model);
     let mut settings = json!({
         "model": model,
         "threads": args.threads,
