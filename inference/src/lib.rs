@@ -117,7 +117,7 @@ impl EngineConfig {
             // identical to exact re-evaluation (pass@1 42% -> 19%); re-evaluating its first 32
             // tokens kept 88.5% identical (pass@1 46%).
             reuse_refresh_tokens: 32,
-            reuse_refresh_tokens_in_line: 32,
+            reuse_refresh_tokens_in_line: 8,
             reuse: true,
             fault_injection: None,
             doc_state_memory_bytes: 512 << 20,

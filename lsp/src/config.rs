@@ -160,7 +160,7 @@ impl Default for Config {
             engine_reuse: true,
             engine_reuse_shift: true,
             engine_reuse_refresh_tokens: 32,
-            engine_reuse_refresh_tokens_in_line: 32,
+            engine_reuse_refresh_tokens_in_line: 8,
             remote_endpoint: None,
             remote_model: None,
             remote_api_key_file: None,
