@@ -91,15 +91,18 @@ impl Worker<'_> {
         // text after the cursor to another line, and the run's KV entries still say what the
         // model expected there: `reuse_refresh_tokens`. An edit inside a line (a typed or
         // deleted character) leaves the lines in place: `reuse_refresh_tokens_in_line`.
+        // The run is the one the in-line refresh would shift, if the edit before *that* run
+        // breaks no line; otherwise the full refresh's run, as without this rule.
         let shift = if try_shift {
-            let located = find_shift(cached, prompt, n_past, min_shift);
-            let refresh = match located {
+            let in_line = self.config.reuse_refresh_tokens_in_line;
+            let full = self.config.reuse_refresh_tokens;
+            let located = match find_shift(cached, prompt, n_past, min_shift + in_line) {
                 Some(sh) if !self.edit_breaks_lines(cached, prompt, n_past, sh) => {
-                    self.config.reuse_refresh_tokens_in_line
+                    Some((sh, in_line))
                 }
-                _ => self.config.reuse_refresh_tokens,
+                _ => find_shift(cached, prompt, n_past, min_shift + full).map(|sh| (sh, full)),
             };
-            find_shift(cached, prompt, n_past, min_shift + refresh).map(|sh| Shift {
+            located.map(|(sh, refresh)| Shift {
                 cache_start: sh.cache_start + refresh,
                 prompt_start: sh.prompt_start + refresh,
                 len: sh.len - refresh,
