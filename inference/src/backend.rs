@@ -142,6 +142,11 @@ impl FakeBackend {
         self
     }
 
+    /// Writes `lines` lines at a blank cursor line instead of one (the default script).
+    pub fn with_lines(self, lines: usize) -> Self {
+        self.with_script(move |req| lines_script(req, lines))
+    }
+
     /// Sleeps this long per generated token (and per 64 prompt tokens), to exercise
     /// cancellation, supersession and deadlines.
     pub fn with_delay_per_token(mut self, delay: Duration) -> Self {
@@ -225,6 +230,9 @@ impl FakeBackend {
                 stop = why;
                 break;
             }
+            if let Some(p) = &req.progress {
+                p.report(&text);
+            }
         }
         stats.total_ms = ms(received);
         Ok(Completion { text, stop, stats })
@@ -238,13 +246,22 @@ impl Default for FakeBackend {
 }
 
 /// The default script: a deterministic line that depends on the prompt, then end-of-text.
-/// After a line that opens a block (ends with `:` or `{`) it writes an indented body.
 fn default_script(req: &FimRequest) -> String {
+    lines_script(req, 1)
+}
+
+/// The default script, writing `lines` lines at a blank cursor line (`value_N = N`, then
+/// `value_N_1 = 1`, ...), each at the cursor's indentation.
+fn lines_script(req: &FimRequest, lines: usize) -> String {
     let line = req.prefix.rsplit('\n').next().unwrap_or("");
     let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
     let n = req.prefix.len() % 1000;
     if line.trim().is_empty() {
-        format!("value_{n} = {n}\n{indent}")
+        let mut text = format!("value_{n} = {n}\n{indent}");
+        for i in 1..lines {
+            text.push_str(&format!("value_{n}_{i} = {i}\n{indent}"));
+        }
+        text
     } else {
         format!("_{n}\n")
     }

@@ -748,9 +748,13 @@ impl<'m> Worker<'m> {
                 if text.len() < healed_len {
                     return None;
                 }
-                checker
+                let stop = checker
                     .check(&text[healed_len..])
-                    .map(|(cut, why)| (healed_len + cut, why))
+                    .map(|(cut, why)| (healed_len + cut, why));
+                if let (None, Some(p)) = (&stop, &req.progress) {
+                    p.report(&text[healed_len..]);
+                }
+                stop
             },
         )?;
         let text = match text.strip_prefix(healed.as_str()) {

@@ -295,6 +295,33 @@ pub struct FimRequest {
     /// jump to a place not prefilled), it asks with the end of the prefix and the start of the
     /// suffix in these sizes instead. The server sets it for as-you-type requests only.
     pub cold_window: Option<ColdWindow>,
+    /// Told the text generated so far (what the answer would hold, healed text excluded)
+    /// while the run goes on, so a caller can offer its first finished line before the run
+    /// ends. A backend that does not stream never calls it; the answer is the same either way.
+    pub progress: Option<Progress>,
+}
+
+/// Receives a FIM run's text so far (see [`FimRequest::progress`]). Called on the backend's
+/// thread after each generated piece that the stop rules kept: it must be quick.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Progress {
+    /// A receiver calling `f` with the whole text so far.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Progress(Arc::new(f))
+    }
+
+    /// Reports `text`, the whole text generated so far.
+    pub fn report(&self, text: &str) {
+        (self.0)(text)
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 /// Sizes of the window the engine falls back to at a cold place (see

@@ -143,6 +143,31 @@ impl Request {
         }
     }
 
+    /// How long the model run may go on, in milliseconds (0: no limit). An explicit request's
+    /// run ends with its budget. An as-you-type request is answered within its budget (at
+    /// the run's first finished line, or with the lines finished when the budget ends) and its
+    /// run goes on, up to the explicit requests' budget, so the rest of the suggestion is
+    /// there when the user types through it or the editor asks again.
+    fn run_budget_ms(&self) -> u64 {
+        match (
+            self.kind,
+            self.budget_ms(),
+            self.config.invoked_time_budget_ms,
+        ) {
+            (Kind::Invoked, b, _) => b,
+            (Kind::Automatic, 0, _) | (Kind::Automatic, _, 0) => 0,
+            (Kind::Automatic, a, b) => a.max(b),
+        }
+    }
+
+    /// When an as-you-type request answers with what its run has finished so far (`None`:
+    /// it waits for the run's end).
+    fn answer_by(&self) -> Option<Instant> {
+        let budget = self.budget_ms();
+        (self.kind == Kind::Automatic && budget > 0)
+            .then(|| self.arrived + Duration::from_millis(budget))
+    }
+
     /// When the repository context must be ready: half the budget from the arrival, so the
     /// model keeps the other half (`None`: no budget). Past it the request goes on without
     /// context rather than late.
@@ -190,7 +215,7 @@ impl Request {
         let settings = pipeline::Settings {
             max_tokens: self.config.max_tokens,
             invoked: self.kind == Kind::Invoked,
-            budget_ms: self.budget_ms(),
+            budget_ms: self.run_budget_ms(),
             arrived: self.arrived,
             cold_window: self.config.cold_window(),
         };
@@ -304,14 +329,17 @@ async fn run(
             }
         };
         let waiter = Waiter::new(generation.clone());
-        let outcome = tokio::select! {
-            biased;
-            _ = &mut superseded => None,
-            o = generation.outcome() => Some(o),
-        };
+        // What the user typed since the generation started.
+        let typed = &win.prefix[generation.prefix.len()..];
+        let waited = wait(req, &generation, typed, &mut superseded).await;
         waiter.finish();
-        let Some(outcome) = outcome else {
-            return ("superseded", None);
+        let outcome = match waited {
+            Waited::Superseded => return ("superseded", None),
+            Waited::Early(text) => return ("first line", Some(text)),
+            Waited::Budget(text) => return ("budget", text),
+            // The model wrote something else than the user typed: run it for this request.
+            Waited::Diverged => continue,
+            Waited::Done(o) => o,
         };
         record_stats(&span, &outcome.stats);
         let text = match outcome.result {
@@ -329,8 +357,6 @@ async fn run(
                 return ("failed", None);
             }
         };
-        // What the user typed since the generation started.
-        let typed = &win.prefix[generation.prefix.len()..];
         if typed.is_empty() {
             let name = match (&text, adopted) {
                 (Some(_), false) => "suggested",
@@ -347,6 +373,73 @@ async fn run(
         // The user typed something else: run the model for this request.
     }
     ("empty", None)
+}
+
+/// How waiting for a generation ended.
+enum Waited {
+    /// A newer request for the document came.
+    Superseded,
+    /// The run ended.
+    Done(Outcome),
+    /// An as-you-type request: the run, still going, has finished a line to offer (after
+    /// what the user typed).
+    Early(String),
+    /// An as-you-type request's budget ended first: the lines finished by then, if any.
+    Budget(Option<String>),
+    /// The run, still going, wrote something else than what the user typed since it started.
+    Diverged,
+}
+
+/// Waits for `generation` on behalf of `req`, whose prefix extends the generation's by
+/// `typed`. An explicit request waits for the run's end. An as-you-type request answers as
+/// soon as the run has finished a line after `typed` (see [`pipeline::partial`]), or with
+/// what it has finished when the request's budget ends; the run goes on either way.
+async fn wait(
+    req: &Request,
+    generation: &Generation,
+    typed: &str,
+    superseded: &mut oneshot::Receiver<()>,
+) -> Waited {
+    let answer_by = req.answer_by();
+    let mut partial = generation.partial();
+    let mut streaming = answer_by.is_some();
+    let offer = |text: &str| {
+        pipeline::partial(
+            &generation.prefix,
+            &generation.suffix,
+            req.lang,
+            req.mode,
+            text,
+        )
+        .and_then(|s| s.strip_prefix(typed).map(str::to_owned))
+        .filter(|rest| !rest.trim().is_empty())
+    };
+    loop {
+        if streaming {
+            let text = partial.borrow_and_update().clone();
+            if let Some(rest) = offer(&text) {
+                return Waited::Early(rest);
+            }
+            let n = text.len().min(typed.len());
+            if !text.is_char_boundary(n) || text[..n] != typed[..n] {
+                return Waited::Diverged;
+            }
+        }
+        let deadline = answer_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        tokio::select! {
+            biased;
+            _ = &mut *superseded => return Waited::Superseded,
+            o = generation.outcome() => return Waited::Done(o),
+            _ = tokio::time::sleep_until(deadline.into()), if answer_by.is_some() => {
+                let text = partial.borrow().clone();
+                return Waited::Budget(offer(&text));
+            }
+            changed = partial.changed(), if streaming => {
+                // The run no longer reports: its outcome comes next.
+                streaming = changed.is_ok();
+            }
+        }
+    }
 }
 
 /// A model run's figures on the request's span (those it declares: the token counts, see
@@ -535,9 +628,13 @@ fn start_generation(
 ) -> Option<Arc<Generation>> {
     let (generation, publisher) =
         Generation::new(session.next_id(), &spec.request, spec.cursor_char);
+    let mut spec = spec;
+    spec.request.progress = Some(publisher.progress());
     if !session.set_generation(uri, generation.clone()) {
         return None;
     }
+    // A run that went on after answering, in a document the user has left, stops.
+    session.cancel_unwatched(uri);
     let (session, uri, g) = (session.clone(), uri.clone(), generation.clone());
     tokio::spawn(async move {
         let (reply_tx, reply) = tokio::sync::oneshot::channel();
@@ -574,6 +671,9 @@ fn start_generation(
                 }
             }
             Ok(Err(e)) => {
+                if e == EngineError::Cancelled {
+                    tracing::info!(generation = g.id, "generation cancelled");
+                }
                 session.engine_failed(&engine, &e);
                 Outcome {
                     result: Err(e),

@@ -56,6 +56,8 @@ pub struct Config {
     pub backend: BackendKind,
     /// Hidden (tests): milliseconds per token of the fake backend.
     pub fake_delay_ms: u64,
+    /// Hidden (tests): lines the fake backend writes at a blank line.
+    pub fake_lines: usize,
     /// Hidden (tests): milliseconds the fake backend takes to "load".
     pub fake_load_delay_ms: u64,
     /// Hidden (tests): the fake backend fails every request as if its engine had crashed.
@@ -133,6 +135,7 @@ impl Default for Config {
         Config {
             backend: BackendKind::Local,
             fake_delay_ms: 0,
+            fake_lines: 1,
             fake_load_delay_ms: 0,
             fake_crash: false,
             fake_context_delay_ms: 0,
@@ -207,6 +210,7 @@ impl Config {
         update.changed = *self != before;
         update.engine_changed = self.backend != before.backend
             || self.fake_delay_ms != before.fake_delay_ms
+            || self.fake_lines != before.fake_lines
             || self.fake_load_delay_ms != before.fake_load_delay_ms
             || self.fake_crash != before.fake_crash
             || self.model != before.model
@@ -272,6 +276,7 @@ impl Config {
                 )
             }
             "fake.delayMs" => self.fake_delay_ms = int(v, 0, 10_000)?,
+            "fake.lines" => self.fake_lines = int(v, 1, 100)? as usize,
             "fake.loadDelayMs" => self.fake_load_delay_ms = int(v, 0, 60_000)?,
             "fake.crash" => self.fake_crash = boolean(v)?,
             "fake.contextDelayMs" => self.fake_context_delay_ms = int(v, 0, 60_000)?,

@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ghostline_inference::{CancelToken, EngineError, FimRequest, Stats};
+use ghostline_inference::{CancelToken, EngineError, FimRequest, Progress, Stats};
 use tokio::sync::watch;
 
 use crate::shaping::{Lang, Mode};
@@ -47,6 +47,8 @@ pub struct Generation {
     pub waiters: AtomicUsize,
     done: AtomicBool,
     result: watch::Receiver<Option<Outcome>>,
+    /// The model's text so far, while it runs (see [`Publisher::progress`]).
+    partial: watch::Receiver<String>,
 }
 
 impl Generation {
@@ -61,6 +63,11 @@ impl Generation {
             && !self.cancel.is_cancelled()
             && self.suffix == suffix
             && prefix.starts_with(&self.prefix)
+    }
+
+    /// The model's text so far (unshaped), updated while it runs.
+    pub fn partial(&self) -> watch::Receiver<String> {
+        self.partial.clone()
     }
 
     /// Waits for the outcome.
@@ -113,12 +120,27 @@ pub struct Spec {
 pub struct Publisher {
     generation: Arc<Generation>,
     tx: watch::Sender<Option<Outcome>>,
+    partial: Arc<watch::Sender<String>>,
 }
 
 impl Publisher {
     /// The generation it publishes for.
     pub fn generation(&self) -> &Arc<Generation> {
         &self.generation
+    }
+
+    /// What the backend tells the model's text so far, for [`Generation::partial`].
+    pub fn progress(&self) -> Progress {
+        let tx = self.partial.clone();
+        Progress::new(move |text| {
+            tx.send_if_modified(|t| {
+                if t == text {
+                    return false;
+                }
+                text.clone_into(t);
+                true
+            });
+        })
     }
 
     /// Marks the generation done and hands `outcome` to every waiting request.
@@ -133,6 +155,7 @@ impl Generation {
     /// document, and the publisher of its outcome. Running it is the caller's business.
     pub fn new(id: u64, request: &FimRequest, cursor_char: usize) -> (Arc<Generation>, Publisher) {
         let (tx, rx) = watch::channel(None);
+        let (partial_tx, partial) = watch::channel(String::new());
         let generation = Arc::new(Generation {
             id,
             prefix: request.prefix.clone(),
@@ -142,10 +165,12 @@ impl Generation {
             waiters: AtomicUsize::new(0),
             done: AtomicBool::new(false),
             result: rx,
+            partial,
         });
         let publisher = Publisher {
             generation: generation.clone(),
             tx,
+            partial: Arc::new(partial_tx),
         };
         (generation, publisher)
     }
@@ -194,6 +219,7 @@ mod tests {
     ) -> (Generation, watch::Sender<Option<Outcome>>) {
         let (tx, rx) = watch::channel(None);
         let g = Generation {
+            partial: watch::channel(String::new()).1,
             id: 1,
             prefix: prefix.into(),
             suffix: suffix.into(),

@@ -372,6 +372,7 @@ impl Build {
             let _ = tx.send(1.0);
             let delay = Duration::from_millis(settings.fake_delay_ms);
             let fake = FakeBackend::new()
+                .with_lines(settings.fake_lines)
                 .with_delay_per_token(delay)
                 .with_context_size(config.context_size as usize);
             let handle = if settings.fake_crash && !restarted {

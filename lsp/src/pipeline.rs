@@ -85,6 +85,8 @@ pub fn prepare(place: &Place<'_>, context: Vec<ContextBlock>, settings: Settings
         // The user who asked waits for the whole window; as-you-type gets a fast first
         // suggestion at a cold place.
         cold_window: settings.cold_window.filter(|_| !settings.invoked),
+        // The caller that waits for the first finished line sets it (see `crate::complete`).
+        progress: None,
     };
     Prepared {
         request,
@@ -109,6 +111,30 @@ pub fn finish(
         text
     };
     shaping::shape(&cursor, mode, text)
+}
+
+/// What an as-you-type request may offer from a run that is still going, whose `text` so far
+/// is this: its finished lines, shaped as [`finish`] shapes a run cut off by its budget, once
+/// they hold something; `None` while they do not.
+///
+/// A finished line that repeats the suffix's next line is held back until the run shows
+/// whether it goes on as the suffix does (then the stop rules cut it) or not.
+pub fn partial(prefix: &str, suffix: &str, lang: Lang, mode: Mode, text: &str) -> Option<String> {
+    let mut lines = shaping::finished_lines(text);
+    let next = suffix.lines().map(str::trim).find(|l| !l.is_empty());
+    let last = lines
+        .trim_end_matches('\n')
+        .rsplit('\n')
+        .next()
+        .unwrap_or("");
+    if next.is_some_and(|n| n == last.trim()) {
+        lines = shaping::finished_lines(lines.trim_end_matches('\n'));
+    }
+    if lines.trim().is_empty() {
+        return None;
+    }
+    let cursor = Cursor::new(prefix, suffix, lang);
+    shaping::shape(&cursor, mode, lines).filter(|s| !s.trim().is_empty())
 }
 
 #[cfg(test)]
@@ -213,5 +239,28 @@ mod tests {
             .as_deref(),
             Some("x = 1\n    y = x + 1")
         );
+    }
+
+    #[test]
+    fn a_run_still_going_offers_its_finished_lines() {
+        let (pre, suf) = ("def f(xs):\n    ", "\n\ndef g():\n    pass\n");
+        let p = |t| partial(pre, suf, Lang::Python, Mode::Block, t);
+        assert_eq!(p("total = 0"), None, "nothing finished yet");
+        assert_eq!(p("total = 0\n    for x"), Some("total = 0".into()));
+        // A block's opener is offered with its first body line, as at the end of a run.
+        assert_eq!(
+            p("total = 0\n    for x in xs:\n        total"),
+            Some("total = 0".into())
+        );
+        assert_eq!(
+            p("total = 0\n    for x in xs:\n        total += x\n    re"),
+            Some("total = 0\n    for x in xs:\n        total += x".into())
+        );
+        assert_eq!(p("\n"), None, "a blank line is nothing to offer");
+        // A line that repeats the suffix's next line waits for the line after it.
+        let (pre, suf) = ("    x = 1\n    ", "\n    return x\n");
+        let p = |t| partial(pre, suf, Lang::Python, Mode::Block, t);
+        assert_eq!(p("return x\n"), None);
+        assert_eq!(p("x += 1\n    return x\n"), Some("x += 1".into()));
     }
 }

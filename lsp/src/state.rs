@@ -513,6 +513,21 @@ impl Session {
         true
     }
 
+    /// Cancels the generations of documents other than `uri` that no request waits for
+    /// (runs that went on after answering, see [`crate::complete`]).
+    pub fn cancel_unwatched(&self, uri: &Uri) {
+        for entry in self.docs.iter() {
+            if entry.key() == uri {
+                continue;
+            }
+            if let Some(g) = &entry.generation {
+                if g.waiters.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    g.cancel.cancel();
+                }
+            }
+        }
+    }
+
     /// Forgets generation `id` of `uri` when it is still the document's; returns whether no
     /// generation runs for any document now.
     pub fn clear_generation(&self, uri: &Uri, id: u64) -> bool {

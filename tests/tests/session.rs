@@ -1,7 +1,8 @@
 //! The session's supervision, driven over stdio with the fake backend (no model): an engine
 //! crash during a completion is answered, reported and recovered from; workspace walks do not
 //! pile up; work that finishes after `didClose` leaves nothing behind for the closed document;
-//! cheap requests stay fast while context builds run on a large file.
+//! cheap requests stay fast while context builds run on a large file; an as-you-type request
+//! answers at its run's first finished line (or at its budget) while the run goes on.
 //!
 //! It does not test completion quality or the real engine.
 
@@ -234,6 +235,91 @@ fn cheap_requests_stay_fast_while_context_builds_run() {
     assert!(
         p99 < Duration::from_millis(200),
         "p99 {p99:?} ({latencies:?})"
+    );
+    assert_eq!(s.shutdown().code(), Some(0));
+}
+
+/// The items' first insert text, or "".
+fn first_text(items: &[Value]) -> String {
+    items
+        .first()
+        .and_then(|i| i["insertText"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn an_as_you_type_request_answers_at_the_first_line_and_the_run_goes_on() {
+    let _serial = serial();
+    // The fake writes four lines, 40 ms a token (about 0.3 s a line).
+    let mut s = started(
+        &[],
+        json!({
+            "backend": "fake",
+            "repoContext": {"enabled": false},
+            "fake": {"delayMs": 40, "lines": 4},
+            "timeBudgetMs": 20000,
+            "invokedTimeBudgetMs": 30000,
+        }),
+    );
+    let uri = file_uri("/tmp/ghostline-session/lines.py");
+    s.open(&uri, "python", "def f(x):\n    \n");
+    let id = s.send_inline(&uri, 1, 4, false);
+    let early = first_text(s.response(id, LONG).ok()["items"].as_array().unwrap());
+    assert!(early.starts_with("value_"), "{early:?}");
+    assert!(
+        early.lines().count() < 4,
+        "answered before the run ended: {early:?}"
+    );
+    assert!(s.wait_stderr(LONG, |l| l.contains("outcome=\"first line\"")));
+    // The run went on: once it ends, the same place gets all four lines (from the cache).
+    let start = Instant::now();
+    let whole = loop {
+        let text = first_text(&s.inline(&uri, 1, 4, false));
+        if text.lines().count() == 4 || start.elapsed() > LONG {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(whole.lines().count(), 4, "{whole:?}");
+    assert!(whole.starts_with(&early), "{early:?} then {whole:?}");
+    assert_eq!(s.response_count(id), 1);
+    assert_eq!(s.shutdown().code(), Some(0));
+}
+
+#[test]
+fn at_its_budget_an_as_you_type_request_answers_and_the_next_one_adopts_the_run() {
+    let _serial = serial();
+    // 100 ms a token: the first line takes about 0.7 s, past the 300 ms budget.
+    let mut s = started(
+        &[],
+        json!({
+            "backend": "fake",
+            "repoContext": {"enabled": false},
+            "fake": {"delayMs": 100, "lines": 3},
+            "timeBudgetMs": 300,
+            "invokedTimeBudgetMs": 30000,
+        }),
+    );
+    let uri = file_uri("/tmp/ghostline-session/budget.py");
+    s.open(&uri, "python", "def f(x):\n    \n");
+    let items = s.inline(&uri, 1, 4, false);
+    assert_eq!(first_text(&items), "", "nothing finished within the budget");
+    assert!(s.wait_stderr(LONG, |l| l.contains("outcome=\"budget\"")));
+    // The editor asks again (as it does after an empty answer): the run that went on answers.
+    std::thread::sleep(Duration::from_millis(900));
+    let again = first_text(&s.inline(&uri, 1, 4, false));
+    assert!(again.starts_with("value_"), "{again:?}");
+    assert!(s.wait_stderr(LONG, |l| l.contains("generation finished")));
+    let log = s.stderr();
+    assert!(
+        log.contains("outcome=\"first line\"") || log.contains("outcome=\"adopted\""),
+        "the second request used the first run"
+    );
+    assert_eq!(
+        log.matches("generation finished").count(),
+        1,
+        "one model run"
     );
     assert_eq!(s.shutdown().code(), Some(0));
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use ghostline_tests::args::Args;
 use ghostline_tests::peer::{self, Peer};
-use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn};
+use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn, TIMEOUT};
 use serde_json::{json, Value};
 
 const USAGE: &str = "\
@@ -223,6 +223,8 @@ trait Driver {
     /// One automatic request; whether it brought text.
     fn suggest(&mut self, file: &File, text: &str, cursor: usize) -> bool;
     fn restart(&mut self);
+    /// The requests that follow are keystrokes (`true`) or a move's (`false`).
+    fn typing(&mut self, _on: bool) {}
 }
 
 struct Ghostline {
@@ -235,6 +237,12 @@ struct Ghostline {
     versions: std::collections::HashMap<String, i32>,
     /// Logs of the servers stopped by restarts.
     old_logs: String,
+    /// Whether requests are keystrokes now, and the ids of the current server's keystroke
+    /// requests.
+    typing: bool,
+    keystroke_ids: std::collections::HashSet<i64>,
+    /// Inline completion requests by outcome, keystrokes and moves apart (from the logs).
+    outcomes: [std::collections::BTreeMap<String, usize>; 2],
 }
 
 impl Ghostline {
@@ -249,6 +257,9 @@ impl Ghostline {
             cache_home,
             versions: Default::default(),
             old_logs: String::new(),
+            typing: false,
+            keystroke_ids: Default::default(),
+            outcomes: Default::default(),
         };
         g.spawn();
         g
@@ -269,6 +280,33 @@ impl Ghostline {
 
     fn server(&mut self) -> &mut Server {
         self.server.as_mut().expect("server")
+    }
+
+    /// Counts the outcomes of the inline completion requests in `log` (the log of the server
+    /// being stopped), keystrokes apart.
+    fn harvest(&mut self, log: &str) {
+        for l in log
+            .lines()
+            .filter(|l| l.contains("method=textDocument/inlineCompletion") && l.contains(" done "))
+        {
+            let Some(outcome) = l
+                .split("outcome=\"")
+                .nth(1)
+                .and_then(|o| o.split('"').next())
+            else {
+                continue;
+            };
+            let id = l
+                .split(" id=")
+                .nth(1)
+                .and_then(|v| v.split([' ', '}']).next())
+                .and_then(|v| v.parse::<i64>().ok());
+            let typing = id.is_some_and(|id| self.keystroke_ids.contains(&id));
+            *self.outcomes[usize::from(typing)]
+                .entry(outcome.to_owned())
+                .or_default() += 1;
+        }
+        self.keystroke_ids.clear();
     }
 }
 
@@ -300,18 +338,26 @@ impl Driver for Ghostline {
 
     fn suggest(&mut self, file: &File, text: &str, cursor: usize) -> bool {
         let (line, col) = position(text, cursor);
-        !self
-            .server()
-            .inline(&file.uri(), line, col, false)
-            .is_empty()
+        let id = self.server().send_inline(&file.uri(), line, col, false);
+        if self.typing {
+            self.keystroke_ids.insert(id);
+        }
+        let result = self.server().response(id, TIMEOUT).ok();
+        result["items"].as_array().is_some_and(|a| !a.is_empty())
     }
 
     fn restart(&mut self) {
         if let Some(s) = self.server.take() {
-            self.old_logs.push_str(&s.stderr());
+            let log = s.stderr();
+            self.harvest(&log);
+            self.old_logs.push_str(&log);
             let _ = s.shutdown();
         }
         self.spawn();
+    }
+
+    fn typing(&mut self, on: bool) {
+        self.typing = on;
     }
 }
 
@@ -357,9 +403,13 @@ struct Report {
     moves: Vec<(Kind, Option<f64>)>,
     /// Per keystroke: latency in ms and whether the answer brought text.
     keys: Vec<(f64, bool)>,
-    /// Model runs and those stopped by the time budget (ghostline's log).
+    /// Model runs that ended, and those stopped by their time limit (ghostline's log).
     model_runs: usize,
     budget_stops: usize,
+    /// Model runs cancelled by a later edit or move (ghostline's log).
+    cancelled_runs: usize,
+    /// Inline completion requests by outcome (ghostline's log): moves', keystrokes'.
+    outcomes: [std::collections::BTreeMap<String, usize>; 2],
     /// Prompt starts evaluated ahead of the cursor, and requests that started from one.
     prefills: usize,
     prefilled_starts: usize,
@@ -455,6 +505,7 @@ fn run(d: &mut dyn Driver, files: &[File], pace: Pace, label: &str) -> Report {
                 d.edit(file, &text, (at, cursor), "");
             }
             Step::Type { file: f } => {
+                d.typing(true);
                 let file = &files[f];
                 let at = file.places[last_place[f]];
                 // Retype the lines after the place as a new copy of them, keystroke by keystroke
@@ -487,6 +538,7 @@ fn run(d: &mut dyn Driver, files: &[File], pace: Pace, label: &str) -> Report {
                     std::thread::sleep(Duration::from_millis(80));
                 }
                 d.edit(file, &text, (at, cursor), "");
+                d.typing(false);
             }
         }
     }
@@ -609,11 +661,22 @@ fn main() {
         let mut report = run(&mut g, &files, pace, "ghostline");
         if let Some(server) = g.server.take() {
             let log = format!("{}{}", g.old_logs, server.stderr());
+            let log_path = std::env::temp_dir().join("bench-session-ghostline.log");
+            if std::fs::write(&log_path, &log).is_ok() {
+                eprintln!("server log: {}", log_path.display());
+            }
             for l in log.lines().filter(|l| l.contains("generation finished")) {
                 report.model_runs += 1;
                 report.budget_stops += usize::from(l.contains("stop=Deadline"));
                 report.cold_runs += usize::from(l.contains("cold=true"));
             }
+            report.cancelled_runs = log
+                .lines()
+                .filter(|l| l.contains("generation cancelled"))
+                .count();
+            let last = server.stderr();
+            g.harvest(&last);
+            report.outcomes = std::mem::take(&mut g.outcomes);
             report.prefills = log.lines().filter(|l| l.contains("prefill done")).count();
             report.prefilled_starts = log
                 .lines()
@@ -679,11 +742,28 @@ fn main() {
     for (name, r) in &reports {
         if r.model_runs > 0 {
             println!(
-                "{name}: {} model runs, {} stopped by the time budget ({:.0}%)",
+                "{name}: {} model runs ended, {} stopped by their time limit ({:.0}%); {} more cancelled by a later edit or move",
                 r.model_runs,
                 r.budget_stops,
-                100.0 * r.budget_stops as f64 / r.model_runs as f64
+                100.0 * r.budget_stops as f64 / r.model_runs as f64,
+                r.cancelled_runs
             );
+            for (which, outcomes) in ["moves", "keystrokes"].iter().zip(&r.outcomes) {
+                let list: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+                println!("{name}: {which}' requests by outcome: {}", list.join(", "));
+                // Requests that waited for a model run: answered at its end, at its first
+                // finished line, or at the as-you-type budget with what it had finished (an
+                // old server: a run stopped by the budget answers "suggested" or "empty").
+                let waited: usize = ["suggested", "adopted", "empty", "first line", "budget"]
+                    .iter()
+                    .map(|o| outcomes.get(*o).copied().unwrap_or(0))
+                    .sum();
+                let at_budget = outcomes.get("budget").copied().unwrap_or(0);
+                println!(
+                    "{name}: {which}: {waited} requests waited for a model run, {at_budget} answered at the time budget ({:.0}%)",
+                    100.0 * at_budget as f64 / waited.max(1) as f64
+                );
+            }
             println!(
                 "{name}: {} prompt starts evaluated ahead of the cursor, {} requests started from one, {} model runs with the cold window",
                 r.prefills, r.prefilled_starts, r.cold_runs
