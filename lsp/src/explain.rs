@@ -35,11 +35,6 @@ const DEFINITIONS_BUDGET_TOKENS: usize = 768;
 /// How long finding those definitions may take before the explanation starts without them.
 const DEFINITIONS_TIME: Duration = Duration::from_secs(2);
 
-/// The kind of the code action.
-pub fn code_action_kind() -> CodeActionKind {
-    CodeActionKind::new("ghostline.explain")
-}
-
 /// What is explained.
 struct Target {
     name: Option<String>,
@@ -99,7 +94,7 @@ pub fn code_action(
     session: &Session,
     params: CodeActionParams,
 ) -> Result<Option<CodeActionResponse>> {
-    let kind = code_action_kind();
+    let kind = protocol::code_action_kind();
     if let Some(only) = &params.context.only {
         let wanted = only.iter().any(|k| {
             let k = k.as_str();

@@ -27,6 +27,7 @@
 pub mod cache;
 pub mod complete;
 pub mod config;
+pub mod debug;
 pub mod document;
 pub mod explain;
 pub mod framing;
