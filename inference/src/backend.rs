@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fim::FimInput;
 use crate::model::ModelInfo;
 use crate::stop::{StopChecker, StopReason};
 use crate::CancelToken;
@@ -165,13 +164,7 @@ impl FakeBackend {
         if tracing::enabled!(tracing::Level::DEBUG) {
             // The prompt a model of this format would get (tests compare it across callers).
             let prompt = self.info.fim.as_ref().map(|f| {
-                let input = FimInput {
-                    path: req.path.as_deref(),
-                    prefix: &req.prefix,
-                    suffix: &req.suffix,
-                    context: &req.context,
-                    repo_name: req.repo_name.as_deref(),
-                };
+                let input = req.fim_input();
                 f.render(&input, req.order)
             });
             tracing::debug!(prompt = ?prompt.unwrap_or_default(), "fake backend prompt");

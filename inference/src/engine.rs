@@ -33,7 +33,6 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel, RopeType};
 use llama_cpp_2::token::LlamaToken;
 
-use crate::fim::FimInput;
 use crate::model::{self, single_special_token, ModelInfo};
 use crate::prompt;
 use crate::sampling::{self, Utf8Assembler};
@@ -1007,13 +1006,7 @@ fn fim_prompt(
         model: info.name.clone(),
     })?;
     let budget = n_ctx.saturating_sub(max_tokens + 1);
-    let input = FimInput {
-        path: req.path.as_deref(),
-        prefix: &req.prefix,
-        suffix: &req.suffix,
-        context: &req.context,
-        repo_name: req.repo_name.as_deref(),
-    };
+    let input = req.fim_input();
     prompt::fit(format, &input, req.order, budget, &Vocab(model)).map_err(|e| {
         EngineError::PromptTooLong {
             tokens: e.tokens,

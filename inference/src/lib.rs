@@ -324,6 +324,19 @@ impl std::fmt::Debug for Progress {
     }
 }
 
+impl FimRequest {
+    /// What goes into this request's FIM prompt, borrowed from it.
+    pub fn fim_input(&self) -> fim::FimInput<'_> {
+        fim::FimInput {
+            path: self.path.as_deref(),
+            prefix: &self.prefix,
+            suffix: &self.suffix,
+            context: &self.context,
+            repo_name: self.repo_name.as_deref(),
+        }
+    }
+}
+
 /// Sizes of the window the engine falls back to at a cold place (see
 /// [`FimRequest::cold_window`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::*;
 
+use crate::config::Config;
 use crate::functions;
 use crate::position;
 use crate::progress::WorkProgress;
@@ -34,11 +35,6 @@ const MAX_SOURCE_CHARS: usize = 6_000;
 const DEFINITIONS_BUDGET_TOKENS: usize = 768;
 /// How long finding those definitions may take before the explanation starts without them.
 const DEFINITIONS_TIME: Duration = Duration::from_secs(2);
-
-/// The kind of the code action.
-pub fn code_action_kind() -> CodeActionKind {
-    CodeActionKind::new("ghostline.explain")
-}
 
 /// What is explained.
 struct Target {
@@ -99,7 +95,7 @@ pub fn code_action(
     session: &Session,
     params: CodeActionParams,
 ) -> Result<Option<CodeActionResponse>> {
-    let kind = code_action_kind();
+    let kind = protocol::code_action_kind();
     if let Some(only) = &params.context.only {
         let wanted = only.iter().any(|k| {
             let k = k.as_str();
@@ -331,10 +327,6 @@ pub async fn execute(
     };
     let config = session.config();
     let definitions = definitions(session, &engine, &t).await;
-    let header = match &t.name {
-        Some(name) => format!("### `{name}`\n\n"),
-        None => format!("### `{}`, line {}\n\n", t.loc.rel, t.start_line + 1),
-    };
     let title = format!(
         "ghostline: explaining {}",
         t.name.as_deref().unwrap_or("the selection")
@@ -344,27 +336,10 @@ pub async fn execute(
         progress: session.progress(token.clone(), &title, None).await,
         token: token.as_ref().and_then(|t| serde_json::to_value(t).ok()),
         uri: &args.uri,
-        header,
+        header: header(&t),
     };
 
-    let cancel = CancelToken::new();
-    let _cancel_on_drop = CancelOnDrop(cancel.clone());
-    let (piece_tx, pieces) = mpsc::unbounded_channel::<String>();
-    let (reply_tx, reply) = oneshot::channel();
-    engine.submit_chat(
-        ChatRequest {
-            messages: messages(&t, &definitions),
-            max_tokens: config.explain_max_tokens,
-            deadline: Some(Instant::now() + Duration::from_millis(config.explain_time_budget_ms)),
-        },
-        cancel,
-        Box::new(move |piece: &str| {
-            let _ = piece_tx.send(piece.to_owned());
-        }),
-        Box::new(move |r| {
-            let _ = reply_tx.send(r);
-        }),
-    );
+    let (pieces, reply, _cancel_on_drop) = submit(&engine, &t, &definitions, &config);
     session
         .status(State::Generating, Some(title.clone()), None)
         .await;
@@ -375,18 +350,7 @@ pub async fn execute(
     if let Err(e) = &result {
         session.engine_failed(&engine, e);
     }
-    let header = &stream.header;
-    let outcome = match result {
-        Ok(out) => Ok(format!("{header}{}", out.text.trim())),
-        Err(EngineError::Cancelled) => Err(Error::request_cancelled()),
-        Err(e) => Err(request_failed(format!(
-            "ghostline: the explanation failed: {e}"
-        ))),
-    };
-    let final_text = match &outcome {
-        Ok(markdown) => markdown.clone(),
-        Err(_) => format!("{header}{text}"),
-    };
+    let (outcome, final_text) = answer(result, &stream.header, &text);
     stream.progress.end(Some("done".into())).await;
     stream.send(final_text, true).await;
     if !fatal {
@@ -399,4 +363,66 @@ pub async fn execute(
         .show_message(MessageType::INFO, &markdown)
         .await;
     Ok(Value::String(markdown))
+}
+
+/// The heading of an explanation: the function's name, else the selection's place.
+fn header(t: &Target) -> String {
+    match &t.name {
+        Some(name) => format!("### `{name}`\n\n"),
+        None => format!("### `{}`, line {}\n\n", t.loc.rel, t.start_line + 1),
+    }
+}
+
+/// Submits the chat that explains `t`: its pieces as they come, the engine's answer, and a
+/// guard that cancels the run when the request ends before it.
+fn submit(
+    engine: &BackendHandle,
+    t: &Target,
+    definitions: &[ContextBlock],
+    config: &Config,
+) -> (
+    mpsc::UnboundedReceiver<String>,
+    oneshot::Receiver<std::result::Result<ChatOutput, EngineError>>,
+    CancelOnDrop,
+) {
+    let cancel = CancelToken::new();
+    let cancel_on_drop = CancelOnDrop(cancel.clone());
+    let (piece_tx, pieces) = mpsc::unbounded_channel::<String>();
+    let (reply_tx, reply) = oneshot::channel();
+    engine.submit_chat(
+        ChatRequest {
+            messages: messages(t, definitions),
+            max_tokens: config.explain_max_tokens,
+            deadline: Some(Instant::now() + Duration::from_millis(config.explain_time_budget_ms)),
+        },
+        cancel,
+        Box::new(move |piece: &str| {
+            let _ = piece_tx.send(piece.to_owned());
+        }),
+        Box::new(move |r| {
+            let _ = reply_tx.send(r);
+        }),
+    );
+    (pieces, reply, cancel_on_drop)
+}
+
+/// The answer to the command (the Markdown, or the error) and the last text streamed to the
+/// client (the answer, or what had come before the error).
+fn answer(
+    result: std::result::Result<ChatOutput, EngineError>,
+    header: &str,
+    text: &str,
+) -> (Result<String>, String) {
+    let outcome = match result {
+        Ok(out) => Ok(format!("{header}{}", out.text.trim())),
+        Err(EngineError::Cancelled) => Err(Error::request_cancelled()),
+        Err(e) => Err(request_failed(format!(
+            "ghostline: the explanation failed: {e}"
+        ))),
+    };
+    let final_text = match &outcome {
+        Ok(markdown) => markdown.clone(),
+        Err(_) => format!("{header}{text}"),
+    };
+    (outcome, final_text)
 }

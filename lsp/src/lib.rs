@@ -21,12 +21,14 @@
 //! - [`workspace`]: workspace folders and repository context;
 //! - [`framing`]: the transport: frames in and out, bad frames answered and skipped;
 //! - [`logwriter`]: logs to stderr without ever blocking the server;
-//! - [`protocol`]: ghostline's custom notifications and commands;
+//! - [`protocol`]: the capabilities `initialize` negotiates, ghostline's custom notifications
+//!   and commands; [`debug`]: the debug commands;
 //! - [`trace`]: one span per request, panics answered as errors.
 
 pub mod cache;
 pub mod complete;
 pub mod config;
+pub mod debug;
 pub mod document;
 pub mod explain;
 pub mod framing;

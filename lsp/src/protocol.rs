@@ -1,10 +1,13 @@
-//! ghostline's additions to LSP: custom notifications, command names and their parameters.
+//! ghostline's side of LSP: the capabilities `initialize` negotiates, and its additions (custom
+//! notifications, command names and their parameters).
 //!
 //! Editor clients (editors/) rely on these names and shapes; change them together.
 
 use serde::{Deserialize, Serialize};
 use tower_lsp_server::ls_types::notification::Notification;
-use tower_lsp_server::ls_types::{Position, Range, Uri};
+use tower_lsp_server::ls_types::*;
+
+use crate::position::Encoding;
 
 /// The command that explains a function: arguments `[{uri, position}]` or `[{uri, range}]`;
 /// the result is Markdown.
@@ -22,6 +25,92 @@ pub const DEBUG_LAST_COMPLETION_COMMAND: &str = "ghostline.debugLastCompletion";
 /// (`indexWalks` started, `indexWalkRunning`, `indexWalksByRoot`) and the index (`indexRoots`,
 /// `indexFileCount`; with the argument `{"files": true}` also `indexFiles`, sorted).
 pub const DEBUG_STATE_COMMAND: &str = "ghostline.debugState";
+
+/// The kind of the "Explain this function" code action.
+pub fn code_action_kind() -> CodeActionKind {
+    CodeActionKind::new("ghostline.explain")
+}
+
+/// What the client can do, from `initialize`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCaps {
+    /// `window.workDoneProgress`.
+    pub work_done_progress: bool,
+    /// `workspace.configuration`.
+    pub configuration: bool,
+    /// `workspace.didChangeWatchedFiles.dynamicRegistration`.
+    pub watch_files: bool,
+    /// `textDocument.inlineCompletion`: the client shows ghost text, so `textDocument/completion`
+    /// (the fallback) stays empty to avoid showing the same suggestion twice.
+    pub inline_completion: bool,
+}
+
+/// What the client can do, read from `initialize`.
+pub fn client_caps(caps: &ClientCapabilities) -> ClientCaps {
+    let workspace = caps.workspace.as_ref();
+    ClientCaps {
+        work_done_progress: caps
+            .window
+            .as_ref()
+            .and_then(|w| w.work_done_progress)
+            .unwrap_or(false),
+        configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
+        watch_files: workspace
+            .and_then(|w| w.did_change_watched_files.as_ref())
+            .and_then(|w| w.dynamic_registration)
+            .unwrap_or(false),
+        inline_completion: caps
+            .text_document
+            .as_ref()
+            .is_some_and(|t| t.inline_completion.is_some()),
+    }
+}
+
+/// The answer to `initialize`: the server's name and version, and what it can do.
+pub fn initialize_result(encoding: Encoding) -> InitializeResult {
+    InitializeResult {
+        server_info: Some(ServerInfo {
+            name: "ghostline".into(),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+        }),
+        capabilities: server_caps(encoding),
+        offset_encoding: None,
+    }
+}
+
+/// What the server can do.
+fn server_caps(encoding: Encoding) -> ServerCapabilities {
+    ServerCapabilities {
+        position_encoding: Some(encoding.kind()),
+        text_document_sync: Some(TextDocumentSyncCapability::Options(
+            TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(TextDocumentSyncKind::INCREMENTAL),
+                save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                ..Default::default()
+            },
+        )),
+        inline_completion_provider: Some(OneOf::Left(true)),
+        completion_provider: Some(CompletionOptions {
+            resolve_provider: Some(false),
+            ..Default::default()
+        }),
+        code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+            code_action_kinds: Some(vec![code_action_kind()]),
+            ..Default::default()
+        })),
+        execute_command_provider: Some(ExecuteCommandOptions {
+            commands: vec![
+                EXPLAIN_COMMAND.into(),
+                DEBUG_DOCUMENT_COMMAND.into(),
+                DEBUG_LAST_COMPLETION_COMMAND.into(),
+                DEBUG_STATE_COMMAND.into(),
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
 
 /// The server's state, for status bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

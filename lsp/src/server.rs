@@ -2,7 +2,8 @@
 //! session → a call into a room → conversion back).
 //!
 //! State lives in [`crate::state`], what lifecycle events imply in [`crate::lifecycle`], model
-//! loading in [`crate::loader`], requests in [`crate::complete`] and [`crate::explain`]. CPU work
+//! loading in [`crate::loader`], requests in [`crate::complete`] and [`crate::explain`], the
+//! capabilities in [`crate::protocol`], the debug commands in [`crate::debug`]. CPU work
 //! proportional to a document (function finding) runs on a blocking thread, never on the
 //! protocol task.
 
@@ -14,9 +15,10 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer};
 
 use crate::config::{self, Config};
+use crate::debug;
 use crate::position::Encoding;
 use crate::protocol;
-use crate::state::{ClientCaps, Options, Session};
+use crate::state::{Options, Session};
 use crate::util::{invalid_params, request_failed};
 
 /// The language server as tower-lsp-server sees it.
@@ -48,107 +50,6 @@ impl Backend {
         }
         crate::complete::inline_completion(&self.session, params).await
     }
-
-    fn debug_document(&self, args: &[Value]) -> Result<Option<Value>> {
-        let uri = args
-            .first()
-            .and_then(|a| a.as_str().or_else(|| a.get("uri").and_then(Value::as_str)))
-            .ok_or_else(|| invalid_params("expected [uri] or [{uri}]"))?;
-        let uri: Uri = uri
-            .parse()
-            .map_err(|_| invalid_params(format!("not a URI: {uri}")))?;
-        let snap = self.session.snapshot(&uri)?;
-        Ok(Some(serde_json::json!({
-            "uri": uri.as_str(),
-            "version": snap.version,
-            "languageId": snap.language_id,
-            "text": snap.rope.to_string(),
-            "tooLarge": snap.too_large,
-        })))
-    }
-
-    fn debug_state(&self, args: &[Value]) -> Value {
-        let c = self.session.counts();
-        let w = self.session.workspace().walk_counts();
-        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        let mut state = serde_json::json!({
-            "documents": c.documents,
-            "flights": c.flights,
-            "generations": c.generations,
-            "indexWalks": w.started,
-            "indexWalkRunning": w.running,
-            "indexWalksByRoot": w.by_root.iter().map(|(r, n)| (path(r), Value::from(*n))).collect::<serde_json::Map<_, _>>(),
-            "indexRoots": w.roots.iter().map(|r| path(r)).collect::<Vec<_>>(),
-            "indexFileCount": w.files,
-        });
-        // `[{"files": true}]`: the files the index knows too.
-        if args.first().is_some_and(|a| a["files"] == true) {
-            let files: Vec<String> = self
-                .session
-                .workspace()
-                .index_files()
-                .iter()
-                .map(|p| path(p))
-                .collect();
-            state["indexFiles"] = files.into();
-        }
-        state
-    }
-}
-
-/// What the client can do, read from `initialize`.
-fn client_caps(caps: &ClientCapabilities) -> ClientCaps {
-    let workspace = caps.workspace.as_ref();
-    ClientCaps {
-        work_done_progress: caps
-            .window
-            .as_ref()
-            .and_then(|w| w.work_done_progress)
-            .unwrap_or(false),
-        configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
-        watch_files: workspace
-            .and_then(|w| w.did_change_watched_files.as_ref())
-            .and_then(|w| w.dynamic_registration)
-            .unwrap_or(false),
-        inline_completion: caps
-            .text_document
-            .as_ref()
-            .is_some_and(|t| t.inline_completion.is_some()),
-    }
-}
-
-/// What the server can do.
-fn server_caps(encoding: Encoding) -> ServerCapabilities {
-    ServerCapabilities {
-        position_encoding: Some(encoding.kind()),
-        text_document_sync: Some(TextDocumentSyncCapability::Options(
-            TextDocumentSyncOptions {
-                open_close: Some(true),
-                change: Some(TextDocumentSyncKind::INCREMENTAL),
-                save: Some(TextDocumentSyncSaveOptions::Supported(true)),
-                ..Default::default()
-            },
-        )),
-        inline_completion_provider: Some(OneOf::Left(true)),
-        completion_provider: Some(CompletionOptions {
-            resolve_provider: Some(false),
-            ..Default::default()
-        }),
-        code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
-            code_action_kinds: Some(vec![crate::explain::code_action_kind()]),
-            ..Default::default()
-        })),
-        execute_command_provider: Some(ExecuteCommandOptions {
-            commands: vec![
-                protocol::EXPLAIN_COMMAND.into(),
-                protocol::DEBUG_DOCUMENT_COMMAND.into(),
-                protocol::DEBUG_LAST_COMPLETION_COMMAND.into(),
-                protocol::DEBUG_STATE_COMMAND.into(),
-            ],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 impl LanguageServer for Backend {
@@ -156,7 +57,7 @@ impl LanguageServer for Backend {
         let session = &self.session;
         let general = params.capabilities.general.as_ref();
         let encoding = Encoding::negotiate(general.and_then(|g| g.position_encodings.as_deref()));
-        session.set_client(encoding, client_caps(&params.capabilities));
+        session.set_client(encoding, protocol::client_caps(&params.capabilities));
         if let Some(options) = &params.initialization_options {
             let mut config = Config::default();
             let update = config.apply(config::section(options));
@@ -171,14 +72,7 @@ impl LanguageServer for Backend {
         session.workspace().set_roots(&params, &session.config());
         let client = params.client_info.as_ref().map_or("?", |c| c.name.as_str());
         tracing::info!(client, ?encoding, "initialize");
-        Ok(InitializeResult {
-            server_info: Some(ServerInfo {
-                name: "ghostline".into(),
-                version: Some(env!("CARGO_PKG_VERSION").into()),
-            }),
-            capabilities: server_caps(encoding),
-            offset_encoding: None,
-        })
+        Ok(protocol::initialize_result(encoding))
     }
 
     async fn initialized(&self, _: InitializedParams) {
@@ -303,9 +197,9 @@ impl LanguageServer for Backend {
                     .await
                     .map(Some)
             }
-            protocol::DEBUG_DOCUMENT_COMMAND => self.debug_document(&params.arguments),
-            protocol::DEBUG_LAST_COMPLETION_COMMAND => Ok(self.session.last_generation()),
-            protocol::DEBUG_STATE_COMMAND => Ok(Some(self.debug_state(&params.arguments))),
+            protocol::DEBUG_DOCUMENT_COMMAND => debug::document(&self.session, &params.arguments),
+            protocol::DEBUG_LAST_COMPLETION_COMMAND => debug::last_completion(&self.session),
+            protocol::DEBUG_STATE_COMMAND => debug::state(&self.session, &params.arguments),
             other => Err(invalid_params(format!("unknown command {other}"))),
         }
     }

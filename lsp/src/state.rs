@@ -31,7 +31,7 @@ use crate::document::Document;
 use crate::generation::Generation;
 use crate::position::{self, Encoding};
 use crate::progress::WorkProgress;
-use crate::protocol::{State, StatusNotification, StatusParams};
+use crate::protocol::{ClientCaps, State, StatusNotification, StatusParams};
 use crate::slot::EngineSlot;
 use crate::util::{invalid_params, lock};
 use crate::workspace::Workspace;
@@ -46,20 +46,6 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
 pub struct Options {
     /// `--model`: the model when the settings name none.
     pub model: Option<PathBuf>,
-}
-
-/// What the client can do, from `initialize`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientCaps {
-    /// `window.workDoneProgress`.
-    pub work_done_progress: bool,
-    /// `workspace.configuration`.
-    pub configuration: bool,
-    /// `workspace.didChangeWatchedFiles.dynamicRegistration`.
-    pub watch_files: bool,
-    /// `textDocument.inlineCompletion`: the client shows ghost text, so `textDocument/completion`
-    /// (the fallback) stays empty to avoid showing the same suggestion twice.
-    pub inline_completion: bool,
 }
 
 /// A completion request waiting for its answer; a newer request (or an edit) makes it answer

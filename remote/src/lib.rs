@@ -52,7 +52,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ghostline_inference::backend::{ChatReply, ChatStream, FimReply};
-use ghostline_inference::fim::FimInput;
 use ghostline_inference::stop::{StopChecker, StopReason};
 use ghostline_inference::{
     Backend, CancelToken, ChatOutput, ChatRequest, Completion, EngineError, FimFormat, FimOrder,
@@ -522,13 +521,7 @@ impl Shared {
                 (format!("{}/infill", self.root), body)
             }
             RemoteKind::OpenAi => {
-                let input = FimInput {
-                    path: req.path.as_deref(),
-                    prefix: &req.prefix,
-                    suffix: &req.suffix,
-                    context: &req.context,
-                    repo_name: req.repo_name.as_deref(),
-                };
+                let input = req.fim_input();
                 let prompt = self.format.render(&input, req.order);
                 let mut body = json!({
                     "prompt": prompt,
