@@ -28,6 +28,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::LlamaStateSeqFlags;
 
+use crate::reuse::reusable;
 use crate::EngineConfig;
 
 /// File magic of a saved state.
@@ -484,20 +485,18 @@ fn doc_of(key: &str) -> &str {
 /// saves evaluating more than this many tokens.
 const MIN_GAIN: usize = 8;
 
-/// The candidate to restore: the index of the one sharing the longest start with the prompt,
-/// when it beats what the sequence holds (`live` tokens shared) by more than [`MIN_GAIN`].
-/// Ties go to the earlier candidate.
+/// The candidate to restore: the index of the one that spares the most tokens of the prompt
+/// (see [`crate::reuse::reusable`]: the shared start and a shiftable suffix), when it beats
+/// what the sequence holds (`live` tokens spared) by more than [`MIN_GAIN`]. Ties go to the
+/// earlier candidate. A prefilled start shares more of the prefix after an edit than the
+/// document's last state, but holds no suffix: counting only the shared start restored it,
+/// and the whole suffix was evaluated again.
 pub(crate) fn best_candidate(live: usize, shared: &[usize]) -> Option<usize> {
     let (i, &best) = shared
         .iter()
         .enumerate()
         .max_by(|(i, a), (j, b)| a.cmp(b).then(j.cmp(i)))?;
     (best > live + MIN_GAIN).then_some(i)
-}
-
-/// The number of leading tokens `a` and `b` share.
-pub(crate) fn shared_start(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The engine's per-document states. All calls come from the engine thread.
@@ -584,9 +583,9 @@ impl DocStates {
         }
         let shared: Vec<usize> = candidates
             .iter()
-            .map(|(_, s, _)| shared_start(&s.tokens, prompt))
+            .map(|(_, s, _)| reusable(&s.tokens, prompt))
             .collect();
-        let live = shared_start(tokens, prompt);
+        let live = reusable(tokens, prompt);
         let chosen = best_candidate(live, &shared).map(|i| candidates.swap_remove(i));
         let Some((from, saved, from_disk)) = chosen else {
             if leaving {
@@ -641,8 +640,8 @@ impl DocStates {
         }
     }
 
-    /// The most tokens of `prompt` that a request for `doc` would find cached: in what the
-    /// sequence holds (`live`) or in a saved state of the document (its own, also from disk,
+    /// The most tokens of `prompt` that a request for `doc` would find cached (shared start
+    /// and shiftable suffix): in what the sequence holds (`live`) or in a saved state of the document (its own, also from disk,
     /// and its prefilled starts). Nothing is restored.
     pub fn best_shared(&mut self, doc: &str, live: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
         let in_memory = self.mem.entries.iter().any(|(k, _)| k == doc);
@@ -653,8 +652,8 @@ impl DocStates {
             .entries
             .iter()
             .filter(|(k, _)| doc_of(k) == doc)
-            .map(|(_, s)| shared_start(&s.tokens, prompt))
-            .chain([shared_start(live, prompt)])
+            .map(|(_, s)| reusable(&s.tokens, prompt))
+            .chain([reusable(live, prompt)])
             .max()
             .unwrap_or(0)
     }
@@ -746,6 +745,7 @@ mod tests {
         assert_eq!(best_candidate(100, &[50, 300, 109]), Some(1));
         assert_eq!(best_candidate(0, &[40, 40]), Some(0));
         let t = |v: &[i32]| v.iter().map(|&x| LlamaToken::new(x)).collect::<Vec<_>>();
+        use crate::reuse::shared_start;
         assert_eq!(shared_start(&t(&[1, 2, 3]), &t(&[1, 2, 4])), 2);
         assert_eq!(shared_start(&t(&[]), &t(&[1])), 0);
     }

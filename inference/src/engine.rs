@@ -674,7 +674,8 @@ impl<'m> Worker<'m> {
         // A cold place asks with its smaller window, when the request allows one.
         let (prompt, cold) = self.cold_or(req, prompt, &healed, max_tokens)?;
         // Per-document KV state: of what the sequence holds, the document's last state and its
-        // prefilled starts, the one sharing the longest start with this prompt.
+        // prefilled starts, the one that spares the most of this prompt (shared start and shiftable
+        // suffix).
         if let Some(doc) = req.document.as_deref() {
             self.docs
                 .prepare(&mut self.ctx, SEQ_FIM, &mut self.fim.tokens, doc, &prompt);

@@ -17,6 +17,7 @@ mod llama_log;
 mod model;
 mod model_dir;
 pub mod prompt;
+mod reuse;
 mod sampling;
 pub mod stop;
 

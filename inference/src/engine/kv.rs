@@ -37,13 +37,10 @@ impl From<Interrupt> for EngineError {
     }
 }
 
-/// A run of cached tokens reused at another position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Shift {
-    cache_start: usize,
-    prompt_start: usize,
-    len: usize,
-}
+/// Tokens of an interrupted edit's evaluation still evaluated so that the shifted run after
+/// it is kept (see [`Worker::sync`]): about half a second on two cores for the 1.5B, against
+/// evaluating the whole suffix again on the next keystroke.
+const SALVAGE_GAP_TOKENS: usize = 64;
 
 impl Worker<'_> {
     pub(super) fn seq_mut(&mut self, id: i32) -> &mut Seq {
@@ -111,6 +108,13 @@ impl Worker<'_> {
             None
         };
         stats.reused_tokens = n_past;
+        tracing::debug!(
+            n_past,
+            cached = cached.len(),
+            prompt = prompt.len(),
+            ?shift,
+            "kv sync"
+        );
 
         if let Some(sh) = shift {
             // Park the run in its own sequence before the tail of this one is removed.
@@ -135,20 +139,46 @@ impl Worker<'_> {
             let gap = &prompt[n_past..sh.prompt_start];
             let result = self.eval(id, gap, false, cancel, deadline, stats, on_late);
             if let Err(e) = result {
-                let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
+                // Interrupted (cancelled by a newer request, or late with a job waiting): the
+                // rest of a short gap is evaluated anyway, so that the parked run comes back
+                // and the cache keeps the text after the cursor for the next request, which
+                // most likely wants it (the user typed on). Otherwise the run is dropped.
+                let done = self.seq_mut(id).tokens.len().saturating_sub(n_past);
+                let left = &gap[done.min(gap.len())..];
+                let salvaged = !matches!(e, Interrupt::Failed(_))
+                    && left.len() <= SALVAGE_GAP_TOKENS
+                    && self
+                        .eval_chunks(
+                            id,
+                            left,
+                            false,
+                            usize::MAX,
+                            &mut Stats::default(),
+                            &mut |_, _| Ok(()),
+                        )
+                        .is_ok();
+                if salvaged {
+                    self.unpark(id, &prompt[sh.prompt_start..sh.prompt_start + sh.len]);
+                } else {
+                    let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
+                }
                 return Err(e);
             }
-            let _ = self.ctx.kv_cache_seq_cp(SEQ_PARK, id, None, None);
-            let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
-            let seq = self.seq_mut(id);
-            seq.tokens
-                .extend_from_slice(&prompt[sh.prompt_start..sh.prompt_start + sh.len]);
+            self.unpark(id, &prompt[sh.prompt_start..sh.prompt_start + sh.len]);
             stats.shifted_tokens = sh.len;
             n_past = sh.prompt_start + sh.len;
         }
         let rest = &prompt[n_past..];
         let idx = self.eval(id, rest, true, cancel, deadline, stats, on_late)?;
         Ok(idx)
+    }
+
+    /// Hands the parked run (`run`, already shifted to follow the sequence's end) back to
+    /// sequence `id`.
+    fn unpark(&mut self, id: i32, run: &[LlamaToken]) {
+        let _ = self.ctx.kv_cache_seq_cp(SEQ_PARK, id, None, None);
+        let _ = self.ctx.kv_cache_seq_rm(SEQ_PARK, None, None);
+        self.seq_mut(id).tokens.extend_from_slice(run);
     }
 
     /// Whether the edit between the common prefix and a shifted run (what the cache held there
@@ -303,10 +333,8 @@ impl Worker<'_> {
     }
 }
 
-use crate::doc_state::shared_start as common_prefix;
+use crate::reuse::{find_shift, shared_start as common_prefix, Shift};
 
-/// Finds the first run of at least `min` cached tokens after `n_past` that reappears in the
-/// prompt after `n_past` (excluding the prompt's last token, which is always evaluated).
 /// Whether the edit that turned the tokens `old` into `new` (text by `pieces`, indexed by
 /// token id) adds or removes a line break. Only the text that differs counts: the tokens around
 /// an edit are often retokenized (`"\n    "` becomes `"\n   "` + `" re"`), so a line break
@@ -331,44 +359,6 @@ fn edit_has_line_break(pieces: &[Vec<u8>], old: &[LlamaToken], new: &[LlamaToken
         .take_while(|(x, y)| x == y)
         .count();
     a[..a.len() - suf].contains(&b'\n') || b[..b.len() - suf].contains(&b'\n')
-}
-
-fn find_shift(
-    cached: &[LlamaToken],
-    prompt: &[LlamaToken],
-    n_past: usize,
-    min: usize,
-) -> Option<Shift> {
-    let end = prompt.len().saturating_sub(1);
-    if cached.len() <= n_past || end <= n_past {
-        return None;
-    }
-    let window = min.max(1);
-    let cache_tail = &cached[n_past..];
-    // Index the cache by the first `window` tokens of each run.
-    let mut starts: std::collections::HashMap<&[LlamaToken], usize> = Default::default();
-    for i in 0..cache_tail.len().saturating_sub(window - 1) {
-        starts.entry(&cache_tail[i..i + window]).or_insert(i);
-    }
-    for p in n_past..end.saturating_sub(window - 1) {
-        let Some(&c) = starts.get(&prompt[p..p + window]) else {
-            continue;
-        };
-        let cache_start = n_past + c;
-        let len = cached[cache_start..]
-            .iter()
-            .zip(&prompt[p..end])
-            .take_while(|(x, y)| x == y)
-            .count();
-        if len >= min {
-            return Some(Shift {
-                cache_start,
-                prompt_start: p,
-                len,
-            });
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -397,38 +387,5 @@ mod tests {
         // Unknown tokens: refresh.
         assert!(edit_has_line_break(&pieces, &t(&[9]), &t(&[0])));
         assert!(edit_has_line_break(&pieces, &t(&[0]), &t(&[-1])));
-    }
-
-    fn toks(v: &[i32]) -> Vec<LlamaToken> {
-        v.iter().map(|&t| LlamaToken::new(t)).collect()
-    }
-
-    #[test]
-    fn finds_the_unchanged_suffix_after_an_edit() {
-        // cache: prefix(1,2,3) old(4) suffix(10..20) mid(99) generated(7,7)
-        let mut cached = toks(&[1, 2, 3, 4]);
-        cached.extend(toks(&(10..20).collect::<Vec<_>>()));
-        cached.extend(toks(&[99, 7, 7]));
-        let mut prompt = toks(&[1, 2, 3, 5, 6]);
-        prompt.extend(toks(&(10..20).collect::<Vec<_>>()));
-        prompt.extend(toks(&[99]));
-        let n_past = common_prefix(&cached, &prompt);
-        assert_eq!(n_past, 3);
-        let sh = find_shift(&cached, &prompt, n_past, 4).unwrap();
-        assert_eq!(
-            sh,
-            Shift {
-                cache_start: 4,
-                prompt_start: 5,
-                len: 10
-            }
-        );
-    }
-
-    #[test]
-    fn no_shift_for_short_runs_or_identical_prompts() {
-        let cached = toks(&[1, 2, 3, 4, 5, 6]);
-        assert_eq!(find_shift(&cached, &toks(&[1, 2, 9, 4, 5, 6]), 2, 8), None);
-        assert_eq!(find_shift(&cached, &cached, 5, 1), None);
     }
 }

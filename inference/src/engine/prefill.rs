@@ -119,7 +119,7 @@ impl Worker<'_> {
         }
         self.docs
             .prepare(&mut self.ctx, SEQ_FIM, &mut self.fim.tokens, key, &tokens);
-        let n_past = crate::doc_state::shared_start(&self.fim.tokens, &tokens);
+        let n_past = crate::reuse::shared_start(&self.fim.tokens, &tokens);
         self.kv_rm(SEQ_FIM, n_past);
         self.fim.tokens.truncate(n_past);
         let mut stats = Stats::default();
