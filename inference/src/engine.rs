@@ -150,6 +150,8 @@ struct Generation {
     heal: Vec<u8>,
     /// Serve completions that arrive meanwhile (a chat).
     yield_to_completions: bool,
+    /// End-of-text is not taken while the text after `heal` is blank.
+    non_empty: bool,
 }
 
 /// A handle to the engine thread. Cheap to share behind an `Arc`; dropping the last handle
@@ -740,6 +742,7 @@ impl<'m> Worker<'m> {
                 received,
                 heal: healed.as_bytes().to_vec(),
                 yield_to_completions: false,
+                non_empty: req.non_empty,
             },
             logits_at,
             cancel,
@@ -858,6 +861,7 @@ impl<'m> Worker<'m> {
                 received,
                 heal: Vec::new(),
                 yield_to_completions: true,
+                non_empty: false,
             },
             logits_at,
             cancel,
@@ -890,6 +894,7 @@ impl<'m> Worker<'m> {
         } else {
             Vec::new()
         };
+        let heal_len = g.heal.len();
         let mut need = g.heal;
         let mut text = String::new();
         let mut utf8 = Utf8Assembler::default();
@@ -903,10 +908,13 @@ impl<'m> Worker<'m> {
                 break;
             }
             let logits = self.ctx.get_logits_ith(logits_at);
-            let token = LlamaToken::new(if need.is_empty() {
-                sampling::greedy(logits)
-            } else {
+            let blank = g.non_empty && text.get(heal_len..).is_none_or(|t| t.trim().is_empty());
+            let token = LlamaToken::new(if !need.is_empty() {
                 sampling::greedy_with_prefix(logits, &self.pieces, &need)
+            } else if blank {
+                sampling::greedy_where(logits, |i| !self.is_stop_token(LlamaToken::new(i as i32)))
+            } else {
+                sampling::greedy(logits)
             } as i32);
             stats.generated(g.received);
             if self.is_stop_token(token) {

@@ -300,6 +300,10 @@ pub struct FimRequest {
     /// while the run goes on, so a caller can offer its first finished line before the run
     /// ends. A backend that does not stream never calls it; the answer is the same either way.
     pub progress: Option<Progress>,
+    /// The user asked for a suggestion: end-of-text is not taken while the completion is still
+    /// blank (the most likely other token is), so an explicit request is not answered with
+    /// nothing when the model would offer something. The in-process engine honours it.
+    pub non_empty: bool,
 }
 
 /// Receives a FIM run's text so far (see [`FimRequest::progress`]). Called on the backend's

@@ -18,6 +18,20 @@ pub(crate) fn greedy(logits: &[f32]) -> usize {
     best
 }
 
+/// Index of the largest logit among the tokens `allowed` accepts (asked only for a token more
+/// likely than the best accepted so far); plain [`greedy`] when it accepts none.
+pub(crate) fn greedy_where(logits: &[f32], allowed: impl Fn(usize) -> bool) -> usize {
+    let mut best = None;
+    let mut best_logit = f32::NEG_INFINITY;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > best_logit && allowed(i) {
+            best_logit = l;
+            best = Some(i);
+        }
+    }
+    best.unwrap_or_else(|| greedy(logits))
+}
+
 /// The most likely token whose text agrees with `need` (starts with it, or is a start of it),
 /// so that generation reproduces the healed text before going on; plain [`greedy`] when no
 /// token agrees. `pieces[i]` is the text of token `i` (empty for special tokens).
@@ -94,6 +108,14 @@ impl Utf8Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn greedy_where_skips_what_is_not_allowed() {
+        let logits = [0.5, 3.0, 2.0, 2.5];
+        assert_eq!(greedy_where(&logits, |_| true), 1);
+        assert_eq!(greedy_where(&logits, |i| i != 1), 3);
+        assert_eq!(greedy_where(&logits, |_| false), 1);
+    }
 
     fn pieces(v: &[&str]) -> Vec<Vec<u8>> {
         v.iter().map(|s| s.as_bytes().to_vec()).collect()

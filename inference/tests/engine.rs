@@ -179,6 +179,26 @@ fn refresh_by_edit_a_typed_character_evaluates_the_edit_a_line_break_refreshes()
 
 /// The first non-blank line of a completion: what a greedy run decides before any near-tie
 /// further on can flip with the batch split.
+#[test]
+#[ignore = "real model: make test-model"]
+fn an_explicit_request_is_not_answered_blank() {
+    let _serial = common::serial();
+    let engine = common::engine(common::default_model());
+    // HumanEval/15 with its whole body missing: the 1.5B ends the middle at once here.
+    let prefix = "def string_sequence(n: int) -> str:\n    \"\"\" Return a string containing space-delimited numbers starting from 0 upto n inclusive.\n    >>> string_sequence(0)\n    '0'\n    >>> string_sequence(5)\n    '0 1 2 3 4 5'\n    \"\"\"\n\n";
+    let c = engine
+        .complete(
+            FimRequest {
+                non_empty: true,
+                ..fim(prefix, "\n")
+            },
+            CancelToken::new(),
+        )
+        .unwrap();
+    assert!(!c.text.trim().is_empty(), "{c:?}");
+    assert!(c.stats.generated_tokens > 0);
+}
+
 fn first_line(text: &str) -> &str {
     text.lines()
         .find(|l| !l.trim().is_empty())

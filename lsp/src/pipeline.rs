@@ -87,6 +87,8 @@ pub fn prepare(place: &Place<'_>, context: Vec<ContextBlock>, settings: Settings
         cold_window: settings.cold_window.filter(|_| !settings.invoked),
         // The caller that waits for the first finished line sets it (see `crate::complete`).
         progress: None,
+        // The user asked: a blank answer helps nobody.
+        non_empty: settings.invoked,
     };
     Prepared {
         request,
@@ -179,6 +181,7 @@ mod tests {
         assert_eq!(automatic.request.stop, vec!["\n\n".to_owned()]);
         assert!(invoked.request.max_tokens > automatic.request.max_tokens);
         assert!(invoked.request.deadline.is_none() && invoked.request.stop_at_suffix);
+        assert!(invoked.request.non_empty && !automatic.request.non_empty);
         assert!(!invoked.request.token_healing);
         // Only as-you-type requests fall back to the small window at a cold place.
         assert_eq!(invoked.request.cold_window, None);
