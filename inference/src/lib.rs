@@ -19,6 +19,7 @@ mod model_dir;
 pub mod prompt;
 mod sampling;
 pub mod stop;
+mod token_count;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
