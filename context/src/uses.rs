@@ -754,6 +754,11 @@ fn member_name(line: &str) -> Option<&str> {
 /// The words of the function around `cursor` (or, outside any function, of the lines around
 /// it), without the word being typed at the cursor. A textual scan by indentation (Python
 /// blocks, and Rust as formatted), so that it costs no parse per keystroke.
+///
+/// The function is found by lines, not by the cursor's column, so that it stays the same while
+/// a function is typed: a line that holds nothing yet but the word being typed (a fresh line,
+/// its indentation half typed) continues the nearest non-blank line above it; a header or a
+/// decorator (attribute) line, that one or the cursor's own, starts the function.
 pub(crate) fn near_words(text: &str, cursor: usize, lang: Language) -> HashSet<String> {
     let mut cursor = cursor.min(text.len());
     while !text.is_char_boundary(cursor) {
@@ -767,35 +772,61 @@ pub(crate) fn near_words(text: &str, cursor: usize, lang: Language) -> HashSet<S
         .map_or(cursor, |(i, _)| i);
     let line_start = text[..cursor].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[cursor..].find('\n').map_or(text.len(), |i| cursor + i);
-    let cursor_line = &text[line_start..line_end];
     let indent = |l: &str| l.len() - l.trim_start().len();
-    let mut limit = indent(cursor_line);
-    if cursor_line.trim().is_empty() {
-        limit = cursor - line_start;
+    let above: Vec<(usize, &str)> = line_offsets_rev(text, line_start, LINES_UP);
+
+    // The line that places the cursor: its own, or for a fresh line the nearest non-blank line
+    // above. A header or decorator (attribute) there starts the function.
+    let before_word = &text[line_start..partial];
+    let fresh = before_word.trim().is_empty() && text[cursor..line_end].trim().is_empty();
+    let placed = if fresh {
+        above
+            .iter()
+            .position(|(_, l)| !l.trim().is_empty())
+            .map(|i| (above[i].0, above[i].1, i + 1))
+    } else {
+        Some((line_start, &text[line_start..line_end], 0))
+    };
+    let mut header: Option<(usize, usize)> = None; // (offset, indentation)
+    let mut scan_from = 0; // lines of `above` already passed
+    let mut limit = usize::MAX;
+    if let Some((offset, line, passed)) = placed {
+        let t = line.trim_start();
+        let decorator = match lang {
+            Language::Python => t.starts_with('@'),
+            Language::Rust => t.starts_with("#["),
+        };
+        if decorator || is_header(t, lang) {
+            header = Some((offset, indent(line)));
+        } else {
+            // A closing bracket line belongs to the block it closes.
+            limit = indent(line) + usize::from(t.starts_with([')', ']', '}']));
+            scan_from = passed;
+        }
     }
 
-    // Up: the nearest function header less indented than the cursor's line.
-    let above: Vec<(usize, &str)> = line_offsets_rev(text, line_start, LINES_UP);
-    let mut header: Option<(usize, usize)> = None; // (offset, indentation)
-    for &(offset, line) in &above {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let ind = indent(line);
-        let t = line.trim_start();
-        if is_header(t, lang) && ind < limit {
-            header = Some((offset, ind));
-            break;
-        }
-        let continuation = t.starts_with([')', '{', '-', '"', '\'', '#', '@', ']', '}'])
-            || t.starts_with("where")
-            || t.starts_with("//");
-        if continuation {
-            continue;
-        }
-        limit = limit.min(ind);
-        if ind == 0 {
-            break;
+    // Up: the nearest function header less indented than the placing line.
+    if header.is_none() && placed.is_some() {
+        for &(offset, line) in &above[scan_from..] {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let ind = indent(line);
+            let t = line.trim_start();
+            if is_header(t, lang) && ind < limit {
+                header = Some((offset, ind));
+                break;
+            }
+            let continuation = t.starts_with([')', '{', '-', '"', '\'', '#', '@', ']', '}'])
+                || t.starts_with("where")
+                || t.starts_with("//");
+            if continuation {
+                continue;
+            }
+            limit = limit.min(ind);
+            if ind == 0 {
+                break;
+            }
         }
     }
     let (start, end) = match header {
@@ -860,7 +891,7 @@ fn line_offsets_rev(text: &str, line_start: usize, max: usize) -> Vec<(usize, &s
     out
 }
 
-/// Whether a (trimmed) line starts a function.
+/// Whether a (trimmed) line is a function's header.
 fn is_header(t: &str, lang: Language) -> bool {
     match lang {
         Language::Python => t.starts_with("def ") || t.starts_with("async def "),

@@ -36,6 +36,7 @@ use llama_cpp_2::token::LlamaToken;
 use crate::model::{self, single_special_token, ModelInfo};
 use crate::prompt;
 use crate::sampling::{self, Utf8Assembler};
+use crate::token_count::Counts;
 
 mod kv;
 mod prefill;
@@ -163,6 +164,8 @@ pub struct Engine {
     model: Arc<LlamaModel>,
     n_ctx: usize,
     prefills: Arc<prefill::Counters>,
+    /// Token counts remembered (by segments when the tokenizer allows it).
+    counts: Counts,
 }
 
 /// The engine is shared between tasks behind this alias.
@@ -199,6 +202,11 @@ impl Engine {
             path: config.model_path.clone(),
             reason: "the engine thread stopped while loading".into(),
         })??;
+        let segmented = model
+            .meta_val_str("tokenizer.ggml.model")
+            .is_ok_and(|m| m == "gpt2")
+            && Counts::check(&|s| tokens_of(&model, s));
+        tracing::debug!(segmented, "token counts remembered");
         Ok(Engine {
             tx,
             info,
@@ -206,6 +214,7 @@ impl Engine {
             model,
             n_ctx,
             prefills,
+            counts: Counts::new(segmented),
         })
     }
 
@@ -220,12 +229,18 @@ impl Engine {
     }
 
     /// Number of tokens `text` takes (plain text; markers are not parsed). Safe to call from any
-    /// thread while the engine works.
+    /// thread while the engine works. Counts are remembered, by line-start segments for a BPE
+    /// tokenizer (see `token_count`), so counting text again, or text that shares lines with
+    /// text counted before, costs a hash per segment.
     pub fn count_tokens(&self, text: &str) -> usize {
-        self.model
-            .vocab()
-            .tokenize(text.as_bytes(), false, false)
-            .len()
+        self.counts.count(text, &|s| tokens_of(&self.model, s))
+    }
+
+    /// Whether [`count_tokens`](Self::count_tokens) counts by segments (it does for BPE
+    /// tokenizers whose counts add up over them).
+    #[doc(hidden)]
+    pub fn counts_by_segment(&self) -> bool {
+        self.counts.segmented()
     }
 
     /// The text of each token of the prompt `req` would be evaluated with (after fitting it to
@@ -976,6 +991,11 @@ impl<'m> Worker<'m> {
         }
         !self.pending.is_empty()
     }
+}
+
+/// The tokens of plain `text` (markers not parsed), counted by the tokenizer itself.
+fn tokens_of(model: &LlamaModel, text: &str) -> usize {
+    model.vocab().tokenize(text.as_bytes(), false, false).len()
 }
 
 /// The model's vocabulary as the prompt fitter's tokenizer: document text plain, the

@@ -20,6 +20,7 @@ pub mod prompt;
 mod reuse;
 mod sampling;
 pub mod stop;
+mod token_count;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

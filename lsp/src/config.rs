@@ -95,7 +95,8 @@ pub struct Config {
     pub cold_prefix_tokens: usize,
     pub cold_suffix_tokens: usize,
     /// Repository context chosen by the names used near the cursor (`repoContext.selection`
-    /// `"uses"`) or by whole files and outlines (`"files"`, the default: the measured one).
+    /// `"uses"`, the default: +15.6 points exact match on `bench-crossfile`, against +9.4) or
+    /// by whole files and outlines (`"files"`).
     pub repo_context_by_use: bool,
     /// Definitions of recently edited and open files that the imports do not reach, after the
     /// imported ones (`repoContext.recentFiles`).
@@ -153,8 +154,8 @@ impl Default for Config {
             prefill_enabled: true,
             cold_prefix_tokens: DEFAULT_COLD_PREFIX_TOKENS,
             cold_suffix_tokens: DEFAULT_COLD_SUFFIX_TOKENS,
-            // Not measured on the cross-file benchmark yet: opt-in until it is.
-            repo_context_by_use: false,
+            // Measured on `bench-crossfile` (README, "Cross-file completion").
+            repo_context_by_use: true,
             repo_context_recent_files: true,
             fim_template: None,
             trigger: Trigger::Automatic,

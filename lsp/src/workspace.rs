@@ -504,8 +504,8 @@ impl Workspace {
 
     /// The repository context for a completion at char `cursor` of `rope` (the file at `loc`)
     /// whose prompt's prefix starts at char `window_start`, as `config` asks: the use-driven
-    /// context (`repoContext.byUse`) or the import-driven one, empty when it is off (see
-    /// [`wants_context`]) or when `stop` says so first. Runs on the calling thread. The editor's
+    /// context (`repoContext.selection` `"uses"`, the default) or the import-driven one
+    /// (`"files"`), empty when it is off (see [`wants_context`]) or when `stop` says so first. Runs on the calling thread. The editor's
     /// requests and `ghostline complete` both build their context here.
     #[allow(clippy::too_many_arguments)]
     pub fn completion_context(

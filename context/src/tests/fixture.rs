@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::resolve::Edge;
-use crate::{ContextBlock, ContextConfig, Index};
+use crate::{ContextBlock, ContextConfig, Focus, Index};
 
 /// A fixture on disk: `root` is the workspace root, `outside` a sibling folder.
 pub(crate) struct Fixture {
@@ -129,6 +129,32 @@ impl Fixture {
         }
         out
     }
+}
+
+/// The use-driven context after each keystroke of typing `typed` at byte `cursor` of `text`
+/// (the file at `path`, which the editor updates each time), the untouched text first: one
+/// build per prefix of `typed`, with the prompt's window starting at `window_start`.
+pub(crate) fn typing_builds(
+    index: &Index,
+    path: &Path,
+    text: &str,
+    cursor: usize,
+    typed: &str,
+    window_start: usize,
+) -> Vec<Vec<ContextBlock>> {
+    (0..=typed.len())
+        .filter(|&n| typed.is_char_boundary(n))
+        .map(|n| {
+            let mut now = text.to_string();
+            now.insert_str(cursor, &typed[..n]);
+            index.update_file(path, &now).unwrap();
+            let focus = Focus {
+                cursor: cursor + n,
+                window_start,
+            };
+            index.context_at(path, &now, focus, &count)
+        })
+        .collect()
 }
 
 /// A token counter for tests: about four bytes a token.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use expect_test::expect;
 
-use super::fixture::{count, show_blocks, Fixture};
+use super::fixture::{count, show_blocks, typing_builds, Fixture};
 use crate::recent::MAX_DOCS;
 use crate::render::block_text;
 use crate::{ContextBlock, ContextConfig, Focus, Index};
@@ -247,20 +247,10 @@ fn typing_in_the_current_document_keeps_the_recent_blocks() {
     let index = fixture.index(config(1024));
     edit_perimeter(&index, &fixture);
     let typed = "total = perimeter(w, h) + size";
-    let mut previous: Option<Vec<ContextBlock>> = None;
-    for n in 0..=typed.len() {
-        let mut now = text.clone();
-        now.insert_str(cursor, &typed[..n]);
-        index.update_file(&path, &now).unwrap();
-        let focus = Focus {
-            cursor: cursor + n,
-            window_start: 0,
-        };
-        let blocks = index.context_at(&path, &now, focus, &count);
-        assert!(paths(&blocks).contains(&"shapes.py"));
-        if let Some(prev) = previous.replace(blocks.clone()) {
-            assert_eq!(prev, blocks, "after typing {:?}", &typed[..n]);
-        }
+    let builds = typing_builds(&index, &path, &text, cursor, typed, 0);
+    for (n, blocks) in builds.iter().enumerate() {
+        assert!(paths(blocks).contains(&"shapes.py"));
+        assert_eq!(&builds[0], blocks, "after typing {:?}", &typed[..n]);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use expect_test::{expect, Expect};
 
-use super::fixture::{count, show_blocks, Fixture};
+use super::fixture::{count, show_blocks, typing_builds, Fixture};
 use crate::{ContextConfig, Focus};
 
 fn config(budget_tokens: usize) -> ContextConfig {
@@ -358,27 +358,72 @@ def work(text):
     let index = fixture.index(config(200));
     index.index_all(&mut |_, _| {});
     let typed = "value = helper_3(p.parse_value(strict=False)) + len(text)";
-    let mut same = 0;
-    let mut previous = None;
-    let mut keystrokes = 0;
-    for n in 0..=typed.len() {
-        let mut now = text.clone();
-        now.insert_str(cursor, &typed[..n]);
-        let focus = Focus {
-            cursor: cursor + n,
-            window_start: 0,
-        };
-        index.update_file(&path, &now).unwrap();
-        let blocks = index.context_at(&path, &now, focus, &count);
-        if let Some(prev) = previous.replace(blocks.clone()) {
-            keystrokes += 1;
-            same += usize::from(prev == blocks);
-        }
-    }
+    let builds = typing_builds(&index, &path, &text, cursor, typed, 0);
+    let keystrokes = builds.len() - 1;
+    let same = builds.windows(2).filter(|w| w[0] == w[1]).count();
     // Only completing a word that names an imported definition may change the blocks (here
     // `helper_3`, which becomes near); everything else keeps them.
     assert!(
         same + 1 >= keystrokes,
         "{same} of {keystrokes} keystrokes kept the blocks"
     );
+}
+
+/// Typing a whole method into a class, character by character — its decorator, header, line
+/// breaks and every space of the indentation — keeps the blocks byte-identical from the first
+/// keystroke of the header's keyword to the end: a fresh or half-indented line belongs to the
+/// function above it, not to the lines around the cursor (which name the class's base, defined
+/// above the window, and the helpers of the method below). Only moving from the method above
+/// into the new one may change them, once.
+#[test]
+fn stable_while_typing_a_method_with_its_line_breaks_and_indentation() {
+    let spec = format!(
+        r#"
+//- /base.py
+class Base:
+    def reset(self): ...
+//- /util.py
+def shared():
+    return 1
+//- /big.py
+{big}
+//- /main.py
+from big import Parser, helper_3, helper_7
+from util import shared
+
+class Early:
+    """Defined above the window."""
+    def go(self):
+        return helper_3(1)
+
+# filler
+
+class Holder(Early):
+    def __init__(self, text):
+        self.items = []
+        self.parser = Parser(text)
+$0
+    def later(self):
+        return helper_7(shared())
+"#,
+        big = big_module()
+    );
+    let fixture = Fixture::new(&spec);
+    let (path, text, cursor) = fixture.current.clone().unwrap();
+    let window_start = text.find("# filler").unwrap();
+    let index = fixture.index(config(300));
+    index.index_all(&mut |_, _| {});
+    let typed = "    @property\n    def size(self):\n        total = 0\n        for item in self.items:\n            total += item.weight\n\n        return total\n";
+    let header_done = typed.find("(self):").unwrap();
+    let builds = typing_builds(&index, &path, &text, cursor, typed, window_start);
+    let changes: Vec<usize> = (1..builds.len())
+        .filter(|&n| builds[n] != builds[n - 1])
+        .collect();
+    assert!(
+        changes.len() <= 1 && changes.iter().all(|&n| n <= header_done),
+        "blocks changed at keystrokes {changes:?} of {}: {:?}",
+        typed.len(),
+        changes.iter().map(|&n| &typed[..n]).collect::<Vec<_>>()
+    );
+    assert!(!builds[0].is_empty());
 }
