@@ -294,6 +294,7 @@ pub fn complete(args: CompleteArgs) -> anyhow::Result<()> {
         &c.text,
         c.stop,
     );
+    tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?prepared.mode, "generation");
     println!("{}", shaped.unwrap_or_default());
     eprintln!("{} stop={:?}", c.stats, c.stop);
     Ok(())

@@ -659,6 +659,7 @@ fn start_generation(
                 let mut last = stats_json(&c.stats);
                 last.insert("stop".into(), format!("{:?}", c.stop).into());
                 last.insert("prefillStarts".into(), starts.into());
+                last.insert("raw".into(), c.text.clone().into());
                 session.set_last_generation(last.into());
                 tracing::info!(generation = g.id, stop = ?c.stop, "generation finished {}", c.stats);
                 tracing::debug!(raw = ?c.text, shaped = ?shaped, mode = ?spec.mode, "generation {}", g.id);

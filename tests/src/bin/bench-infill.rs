@@ -33,6 +33,7 @@ bench-infill: HumanEval infilling pass@1 through the ghostline server
 
 USAGE:
     bench-infill [--set single-line|random-span-light|multi-line] [--stride N] [--limit N]
+                 [--only ID,...]
                  [--raw]
                  [--model 1.5b|0.5b|PATH] [--repo-context on|off] [--out FILE.jsonl]
                  [--threads N] [--quiet] [--summary FILE.json] [--check-floor FILE.json]
@@ -57,6 +58,8 @@ struct Args {
     floor: Option<PathBuf>,
     raw: bool,
     settings: Option<Value>,
+    /// Only the selected tasks whose id contains one of these.
+    only: Vec<String>,
 }
 
 fn die(msg: &str) -> ! {
@@ -78,6 +81,7 @@ fn parse_args() -> Args {
         set: a.text("--set").unwrap_or_else(|| "single-line".into()),
         stride: a.get("--stride", 1),
         limit: a.get("--limit", usize::MAX),
+        only: a.list("--only").unwrap_or_default(),
         model: a.text("--model").unwrap_or_else(|| "1.5b".into()),
         repo_context: a.text("--repo-context").is_none_or(|v| v != "off"),
         out: a.value("--out"),
@@ -305,6 +309,7 @@ fn main() {
     let selected: Vec<&Task> = tasks
         .iter()
         .step_by(args.stride.max(1))
+        .filter(|t| args.only.is_empty() || args.only.iter().any(|o| t.id.contains(o.as_str())))
         .take(args.limit)
         .collect();
 
