@@ -28,7 +28,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::LlamaStateSeqFlags;
 
-use crate::reuse::reusable;
+use crate::reuse::{reusable, shared_start};
 use crate::EngineConfig;
 
 /// File magic of a saved state.
@@ -640,9 +640,11 @@ impl DocStates {
         }
     }
 
-    /// The most tokens of `prompt` that a request for `doc` would find cached (shared start
-    /// and shiftable suffix): in what the sequence holds (`live`) or in a saved state of the document (its own, also from disk,
-    /// and its prefilled starts). Nothing is restored.
+    /// The longest start of `prompt` that a request for `doc` would find cached: in what the
+    /// sequence holds (`live`) or in a saved state of the document (its own, also from disk,
+    /// and its prefilled starts). Nothing is restored. The start only: it decides whether a
+    /// cold place needs the small window, and a shiftable run would count the small window's
+    /// own text found again inside the whole one.
     pub fn best_shared(&mut self, doc: &str, live: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
         let in_memory = self.mem.entries.iter().any(|(k, _)| k == doc);
         if !in_memory && self.current.as_deref() != Some(doc) {
@@ -652,8 +654,8 @@ impl DocStates {
             .entries
             .iter()
             .filter(|(k, _)| doc_of(k) == doc)
-            .map(|(_, s)| reusable(&s.tokens, prompt))
-            .chain([reusable(live, prompt)])
+            .map(|(_, s)| shared_start(&s.tokens, prompt))
+            .chain([shared_start(live, prompt)])
             .max()
             .unwrap_or(0)
     }
@@ -745,7 +747,6 @@ mod tests {
         assert_eq!(best_candidate(100, &[50, 300, 109]), Some(1));
         assert_eq!(best_candidate(0, &[40, 40]), Some(0));
         let t = |v: &[i32]| v.iter().map(|&x| LlamaToken::new(x)).collect::<Vec<_>>();
-        use crate::reuse::shared_start;
         assert_eq!(shared_start(&t(&[1, 2, 3]), &t(&[1, 2, 4])), 2);
         assert_eq!(shared_start(&t(&[]), &t(&[1])), 0);
     }
