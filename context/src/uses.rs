@@ -168,7 +168,6 @@ impl Index {
         let order = graph::order(&nodes);
         let near = near_words(text, focus.cursor, lang);
         let used = &current.used;
-        let tier = |name: &str| u8::from(!near.contains(name));
 
         let mut files: Vec<File> = nodes
             .iter()
@@ -185,30 +184,48 @@ impl Index {
             .enumerate()
             .map(|(i, n)| (n.path.as_path(), i))
             .collect();
+        let pending = seed_wants(&current, &mut files, &index_of, &near, stop)?;
+        self.follow_wants(pending, &mut files, &index_of, stop)?;
+        let by_relevance = by_relevance(&files, &nodes);
 
-        // Names wanted: (file, name in that file, tier, hops left).
-        let mut pending: Vec<(PathBuf, String, u8, usize)> = Vec::new();
-        for edge in current.edges.iter() {
-            stop.check_now()?;
-            for binding in &edge.names {
-                if used.contains(binding.local()) {
-                    let t = tier(binding.local());
-                    pending.push((edge.target.clone(), binding.name.clone(), t, MAX_HOPS));
-                }
-            }
-            let module_used = edge.modules.iter().any(|m| used.contains(m.as_str()));
-            if edge.glob || module_used {
-                if let Some(&i) = index_of.get(edge.target.as_path()) {
-                    if let Some(source) = files[i].source.as_mut() {
-                        for def in &source.details().defs {
-                            for name in def.names.iter().filter(|n| used.contains(n.as_str())) {
-                                pending.push((edge.target.clone(), name.clone(), tier(name), 0));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let mut budget = Budget {
+            remaining: config.budget_tokens,
+            count_tokens,
+            stop,
+        };
+        let own = self.own_block(&current, text, focus, lang, &near, &mut budget)?;
+        choose_wanted(&mut files, &nodes, &by_relevance, used, &mut budget)?;
+        choose_more(&mut files, &nodes, &by_relevance, used, &mut budget)?;
+
+        let mut blocks = render_blocks(&mut files, &nodes, &order, used, stop)?;
+        let ask = Ask {
+            current: &current.path,
+            reached: nodes.iter().map(|n| n.path.as_path()).collect(),
+            rank_words: &near,
+            used,
+            budget: budget.remaining,
+        };
+        blocks.extend(self.recent_blocks(&ask, count_tokens, &stop)?);
+        blocks.extend(own);
+        tracing::debug!(
+            context_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
+            files = nodes.len(),
+            blocks = blocks.len(),
+            "context built"
+        );
+        Ok(blocks)
+    }
+
+    /// Follows the wanted names of `pending` to the files that define them, recording each
+    /// name's best tier in its file's `wants`: through re-exports, and on to the base classes
+    /// of the definitions found (in the same file, or imported, while hops are left).
+    fn follow_wants(
+        &self,
+        mut pending: Vec<Want>,
+        files: &mut [File],
+        index_of: &HashMap<&Path, usize>,
+        stop: Stop,
+    ) -> Result<(), Stopped> {
         let mut steps = 0usize;
         while let Some((file, name, t, hops)) = pending.pop() {
             steps += 1;
@@ -253,22 +270,21 @@ impl Index {
                 );
             }
         }
+        Ok(())
+    }
 
-        // Ranking: near names first, then other uses, then files by depth and path.
-        let mut ranked: Vec<(u8, usize, String, usize)> = files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let best = f.wants.values().min().copied().unwrap_or(2);
-                (best, nodes[i].depth, f.rel.clone(), i)
-            })
-            .collect();
-        ranked.sort();
-        let by_relevance: Vec<usize> = ranked.iter().map(|r| r.3).collect();
-
-        let mut remaining = config.budget_tokens;
-
-        // The current file's own definitions cut off by the window, used near the cursor.
+    /// The block of the current file's own definitions that the window cut off and that are
+    /// used near the cursor (`None` when the window holds the file's top, or none fits),
+    /// charged to `budget`.
+    fn own_block(
+        &self,
+        current: &Current,
+        text: &str,
+        focus: Focus,
+        lang: Language,
+        near: &HashSet<String>,
+        budget: &mut Budget,
+    ) -> Result<Option<ContextBlock>, Stopped> {
         let mut own: Option<ContextBlock> = None;
         if focus.window_start > 0 && focus.window_start < text.len() {
             let mut cut = focus.window_start;
@@ -281,10 +297,17 @@ impl Index {
             if !wanted.is_empty() {
                 let rel = self.roots.relative(&current.path);
                 let mut grow = Growing::default();
+                let used = &current.used;
                 let render = |defs: &[(usize, bool)]| render_defs(&details, head, defs, lang, used);
                 for d in wanted {
-                    stop.check_now()?;
-                    grow.try_add((d, true), &mut remaining, &rel, &render, count_tokens);
+                    budget.stop.check_now()?;
+                    grow.try_add(
+                        (d, true),
+                        &mut budget.remaining,
+                        &rel,
+                        &render,
+                        budget.count_tokens,
+                    );
                 }
                 if !grow.chosen.is_empty() {
                     own = Some(ContextBlock {
@@ -294,155 +317,7 @@ impl Index {
                 }
             }
         }
-
-        // Pass 1: the wanted definitions, near ones first, file by file.
-        for &i in &by_relevance {
-            if remaining < MIN_USEFUL_TOKENS {
-                break;
-            }
-            stop.check_now()?;
-            let file = &mut files[i];
-            if file.wants.is_empty() {
-                continue;
-            }
-            let Some(source) = file.source.as_mut() else {
-                continue;
-            };
-            let details = source.details();
-            let Some(text) = source.text() else { continue };
-            let flang = lang_of(&nodes[i].path);
-            let mut wanted: Vec<(u8, usize)> = details
-                .defs
-                .iter()
-                .enumerate()
-                .filter_map(|(d, def)| {
-                    let t = def.names.iter().filter_map(|n| file.wants.get(n)).min()?;
-                    Some((*t, d))
-                })
-                .collect();
-            wanted.sort();
-            let mut grow = Growing {
-                chosen: Vec::new(),
-                cost: file.cost,
-            };
-            let render = |defs: &[(usize, bool)]| render_defs(&details, &text, defs, flang, used);
-            for (_, d) in wanted {
-                grow.try_add((d, true), &mut remaining, &file.rel, &render, count_tokens);
-            }
-            file.cost = grow.cost;
-            if !grow.chosen.is_empty() {
-                file.choice = Some(Choice::Defs(grow.chosen));
-            }
-        }
-
-        // Pass 2: whole small files, whole outlines, or more of each outline.
-        for &i in &by_relevance {
-            if remaining < MIN_USEFUL_TOKENS {
-                break;
-            }
-            stop.check_now()?;
-            let file = &mut files[i];
-            let Some(source) = file.source.as_mut() else {
-                continue;
-            };
-            let flang = lang_of(&nodes[i].path);
-            let len = source.entry.len;
-            let room = remaining + file.cost;
-            if len <= MAX_WHOLE_BYTES && len <= room.saturating_mul(16) {
-                if let Some(text) = source.text().filter(|t| !t.trim().is_empty()) {
-                    let c = count_tokens(&block_text(&file.rel, &text));
-                    if c <= room {
-                        remaining = room - c;
-                        file.cost = c;
-                        file.choice = Some(Choice::Whole);
-                        continue;
-                    }
-                }
-            }
-            let details = source.details();
-            let outline = compact(&details.outline, flang);
-            if outline.trim().is_empty() {
-                continue;
-            }
-            if outline.len() <= room.saturating_mul(16) {
-                let c = count_tokens(&block_text(&file.rel, &outline));
-                if c <= room {
-                    remaining = room - c;
-                    file.cost = c;
-                    file.choice = Some(Choice::Outline);
-                    continue;
-                }
-            }
-            let Some(text) = source.text() else { continue };
-            let mut grow = Growing {
-                chosen: match &file.choice {
-                    Some(Choice::Defs(d)) => d.clone(),
-                    _ => Vec::new(),
-                },
-                cost: file.cost,
-            };
-            let render = |defs: &[(usize, bool)]| render_defs(&details, &text, defs, flang, used);
-            let mut misses = 0;
-            for d in 0..details.defs.len() {
-                if grow.chosen.iter().any(|c| c.0 == d) {
-                    continue;
-                }
-                if remaining < MIN_USEFUL_TOKENS || misses >= 4 {
-                    break;
-                }
-                if grow.try_add((d, false), &mut remaining, &file.rel, &render, count_tokens) {
-                    misses = 0;
-                } else {
-                    misses += 1;
-                }
-            }
-            file.cost = grow.cost;
-            if !grow.chosen.is_empty() {
-                file.choice = Some(Choice::Defs(grow.chosen));
-            }
-        }
-
-        let mut blocks = Vec::new();
-        for &i in &order {
-            stop.check_now()?;
-            let file = &mut files[i];
-            let (Some(choice), Some(source)) = (file.choice.clone(), file.source.as_mut()) else {
-                continue;
-            };
-            let flang = lang_of(&nodes[i].path);
-            let text = match choice {
-                Choice::Whole => source.text().map(|t| t.to_string()),
-                Choice::Outline => Some(compact(&source.details().outline, flang)),
-                Choice::Defs(d) => {
-                    let details = source.details();
-                    source
-                        .text()
-                        .map(|t| render_defs(&details, &t, &d, flang, used))
-                }
-            };
-            if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
-                blocks.push(ContextBlock {
-                    path: file.rel.clone(),
-                    text,
-                });
-            }
-        }
-        let ask = Ask {
-            current: &current.path,
-            reached: nodes.iter().map(|n| n.path.as_path()).collect(),
-            rank_words: &near,
-            used,
-            budget: remaining,
-        };
-        blocks.extend(self.recent_blocks(&ask, count_tokens, &stop)?);
-        blocks.extend(own);
-        tracing::debug!(
-            context_ms = format_args!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
-            files = nodes.len(),
-            blocks = blocks.len(),
-            "context built"
-        );
-        Ok(blocks)
+        Ok(own)
     }
 
     /// The files and names through which `file` imports `name`: its named imports of it, and
@@ -480,6 +355,261 @@ impl Index {
         *kept = Some((path.to_path_buf(), hash, details.clone()));
         details
     }
+}
+
+/// A name wanted from a file: (file, name in that file, tier, hops left).
+type Want = (PathBuf, String, u8, usize);
+
+/// The tokens left for the blocks of one context, how they are counted, and when to give up.
+struct Budget<'a> {
+    remaining: usize,
+    count_tokens: &'a dyn Fn(&str) -> usize,
+    stop: Stop<'a>,
+}
+
+/// The names the current file uses through its imports, to be followed to their definitions:
+/// the names it imports and uses, and for glob and module imports the used names that the
+/// imported file defines (not followed further). Tier 0 for names near the cursor, else 1.
+fn seed_wants(
+    current: &Current,
+    files: &mut [File],
+    index_of: &HashMap<&Path, usize>,
+    near: &HashSet<String>,
+    stop: Stop,
+) -> Result<Vec<Want>, Stopped> {
+    let used = &current.used;
+    let tier = |name: &str| u8::from(!near.contains(name));
+    let mut pending: Vec<Want> = Vec::new();
+    for edge in current.edges.iter() {
+        stop.check_now()?;
+        for binding in &edge.names {
+            if used.contains(binding.local()) {
+                let t = tier(binding.local());
+                pending.push((edge.target.clone(), binding.name.clone(), t, MAX_HOPS));
+            }
+        }
+        let module_used = edge.modules.iter().any(|m| used.contains(m.as_str()));
+        if edge.glob || module_used {
+            if let Some(&i) = index_of.get(edge.target.as_path()) {
+                if let Some(source) = files[i].source.as_mut() {
+                    for def in &source.details().defs {
+                        for name in def.names.iter().filter(|n| used.contains(n.as_str())) {
+                            pending.push((edge.target.clone(), name.clone(), tier(name), 0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(pending)
+}
+
+/// File indices by relevance: files with names near the cursor first, then files with other
+/// uses, then the rest; within each, by depth and path.
+fn by_relevance(files: &[File], nodes: &[graph::Node]) -> Vec<usize> {
+    let mut ranked: Vec<(u8, usize, String, usize)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let best = f.wants.values().min().copied().unwrap_or(2);
+            (best, nodes[i].depth, f.rel.clone(), i)
+        })
+        .collect();
+    ranked.sort();
+    ranked.iter().map(|r| r.3).collect()
+}
+
+/// Pass 1: each file's wanted definitions, near ones first, file by file in `by_relevance`
+/// order, while the budget lasts.
+fn choose_wanted(
+    files: &mut [File],
+    nodes: &[graph::Node],
+    by_relevance: &[usize],
+    used: &HashSet<String>,
+    budget: &mut Budget,
+) -> Result<(), Stopped> {
+    for &i in by_relevance {
+        if budget.remaining < MIN_USEFUL_TOKENS {
+            break;
+        }
+        budget.stop.check_now()?;
+        let file = &mut files[i];
+        if file.wants.is_empty() {
+            continue;
+        }
+        let Some(source) = file.source.as_mut() else {
+            continue;
+        };
+        let details = source.details();
+        let Some(text) = source.text() else { continue };
+        let flang = lang_of(&nodes[i].path);
+        let mut wanted: Vec<(u8, usize)> = details
+            .defs
+            .iter()
+            .enumerate()
+            .filter_map(|(d, def)| {
+                let t = def.names.iter().filter_map(|n| file.wants.get(n)).min()?;
+                Some((*t, d))
+            })
+            .collect();
+        wanted.sort();
+        let mut grow = Growing {
+            chosen: Vec::new(),
+            cost: file.cost,
+        };
+        let render = |defs: &[(usize, bool)]| render_defs(&details, &text, defs, flang, used);
+        for (_, d) in wanted {
+            let remaining = &mut budget.remaining;
+            grow.try_add(
+                (d, true),
+                remaining,
+                &file.rel,
+                &render,
+                budget.count_tokens,
+            );
+        }
+        file.cost = grow.cost;
+        if !grow.chosen.is_empty() {
+            file.choice = Some(Choice::Defs(grow.chosen));
+        }
+    }
+    Ok(())
+}
+
+/// Pass 2: for each file in `by_relevance` order while the budget lasts, its whole text when
+/// small enough, else its whole outline, else more of its definitions (see [`grow_outline`]).
+fn choose_more(
+    files: &mut [File],
+    nodes: &[graph::Node],
+    by_relevance: &[usize],
+    used: &HashSet<String>,
+    budget: &mut Budget,
+) -> Result<(), Stopped> {
+    for &i in by_relevance {
+        if budget.remaining < MIN_USEFUL_TOKENS {
+            break;
+        }
+        budget.stop.check_now()?;
+        let file = &mut files[i];
+        let Some(source) = file.source.as_mut() else {
+            continue;
+        };
+        let flang = lang_of(&nodes[i].path);
+        let len = source.entry.len;
+        let room = budget.remaining + file.cost;
+        if len <= MAX_WHOLE_BYTES && len <= room.saturating_mul(16) {
+            if let Some(text) = source.text().filter(|t| !t.trim().is_empty()) {
+                let c = (budget.count_tokens)(&block_text(&file.rel, &text));
+                if c <= room {
+                    budget.remaining = room - c;
+                    file.cost = c;
+                    file.choice = Some(Choice::Whole);
+                    continue;
+                }
+            }
+        }
+        let details = source.details();
+        let outline = compact(&details.outline, flang);
+        if outline.trim().is_empty() {
+            continue;
+        }
+        if outline.len() <= room.saturating_mul(16) {
+            let c = (budget.count_tokens)(&block_text(&file.rel, &outline));
+            if c <= room {
+                budget.remaining = room - c;
+                file.cost = c;
+                file.choice = Some(Choice::Outline);
+                continue;
+            }
+        }
+        grow_outline(file, &details, flang, used, budget);
+    }
+    Ok(())
+}
+
+/// Adds to `file`'s chosen definitions (if any) more of its definitions, in outline order, as
+/// outlines only, until the budget runs low or four in a row do not fit.
+fn grow_outline(
+    file: &mut File,
+    details: &Details,
+    flang: Language,
+    used: &HashSet<String>,
+    budget: &mut Budget,
+) {
+    let Some(source) = file.source.as_mut() else {
+        return;
+    };
+    let Some(text) = source.text() else { return };
+    let mut grow = Growing {
+        chosen: match &file.choice {
+            Some(Choice::Defs(d)) => d.clone(),
+            _ => Vec::new(),
+        },
+        cost: file.cost,
+    };
+    let render = |defs: &[(usize, bool)]| render_defs(details, &text, defs, flang, used);
+    let mut misses = 0;
+    for d in 0..details.defs.len() {
+        if grow.chosen.iter().any(|c| c.0 == d) {
+            continue;
+        }
+        if budget.remaining < MIN_USEFUL_TOKENS || misses >= 4 {
+            break;
+        }
+        let remaining = &mut budget.remaining;
+        if grow.try_add(
+            (d, false),
+            remaining,
+            &file.rel,
+            &render,
+            budget.count_tokens,
+        ) {
+            misses = 0;
+        } else {
+            misses += 1;
+        }
+    }
+    file.cost = grow.cost;
+    if !grow.chosen.is_empty() {
+        file.choice = Some(Choice::Defs(grow.chosen));
+    }
+}
+
+/// The blocks of the chosen files, in dependency `order`: each file's whole text, compact
+/// outline or rendered definitions (blank ones left out).
+fn render_blocks(
+    files: &mut [File],
+    nodes: &[graph::Node],
+    order: &[usize],
+    used: &HashSet<String>,
+    stop: Stop,
+) -> Result<Vec<ContextBlock>, Stopped> {
+    let mut blocks = Vec::new();
+    for &i in order {
+        stop.check_now()?;
+        let file = &mut files[i];
+        let (Some(choice), Some(source)) = (file.choice.clone(), file.source.as_mut()) else {
+            continue;
+        };
+        let flang = lang_of(&nodes[i].path);
+        let text = match choice {
+            Choice::Whole => source.text().map(|t| t.to_string()),
+            Choice::Outline => Some(compact(&source.details().outline, flang)),
+            Choice::Defs(d) => {
+                let details = source.details();
+                source
+                    .text()
+                    .map(|t| render_defs(&details, &t, &d, flang, used))
+            }
+        };
+        if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
+            blocks.push(ContextBlock {
+                path: file.rel.clone(),
+                text,
+            });
+        }
+    }
+    Ok(blocks)
 }
 
 fn lang_of(path: &Path) -> Language {
