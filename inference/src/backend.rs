@@ -47,6 +47,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Queues a FIM request; `reply` is called exactly once.
     fn submit_fim(&self, req: FimRequest, cancel: CancelToken, reply: FimReply);
 
+    /// Whether it reports a FIM run's text while the run goes on ([`FimRequest::progress`]).
+    /// The server answers an as-you-type request at its run's first finished line, and lets
+    /// the run go on past the answer, only with a backend that does; one that answers at the
+    /// end (a remote server) keeps the request's budget as the run's deadline.
+    fn streams_progress(&self) -> bool {
+        false
+    }
+
     /// Keeps what is worth keeping across a restart (the local engine: the current document's
     /// KV state, on disk); `done(true)` once it is kept. Nothing to keep by default.
     fn persist(&self, done: Box<dyn FnOnce(bool) + Send>) {
@@ -307,6 +315,10 @@ impl Backend for FakeBackend {
 
     fn exact_token_counts(&self) -> bool {
         false
+    }
+
+    fn streams_progress(&self) -> bool {
+        true
     }
 
     fn submit_fim(&self, req: FimRequest, cancel: CancelToken, reply: FimReply) {

@@ -371,6 +371,10 @@ impl crate::backend::Backend for Engine {
         Engine::submit_fim(self, req, cancel, reply)
     }
 
+    fn streams_progress(&self) -> bool {
+        true
+    }
+
     fn persist(&self, done: Box<dyn FnOnce(bool) + Send>) {
         Engine::persist(self, done)
     }

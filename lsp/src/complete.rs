@@ -148,24 +148,27 @@ impl Request {
     /// the run's first finished line, or with the lines finished when the budget ends) and its
     /// run goes on for an explicit request's budget more, so the rest of the suggestion is
     /// there when the user types through it or the editor asks again (also after a cold
-    /// place's prompt took most of the budget: 4–5 s on the 1.5B).
-    fn run_budget_ms(&self) -> u64 {
+    /// place's prompt took most of the budget: 4–5 s on the 1.5B). That needs a backend that
+    /// reports the text while it runs (`streams`); with one that answers at the end (remote
+    /// servers) the run ends with the request's budget, as an explicit one does.
+    fn run_budget_ms(&self, streams: bool) -> u64 {
         match (
             self.kind,
             self.budget_ms(),
             self.config.invoked_time_budget_ms,
         ) {
             (Kind::Invoked, b, _) => b,
+            (Kind::Automatic, b, _) if !streams => b,
             (Kind::Automatic, 0, _) | (Kind::Automatic, _, 0) => 0,
             (Kind::Automatic, a, b) => a + b,
         }
     }
 
     /// When an as-you-type request answers with what its run has finished so far (`None`:
-    /// it waits for the run's end).
-    fn answer_by(&self) -> Option<Instant> {
+    /// it waits for the run's end, which its budget bounds when the backend does not stream).
+    fn answer_by(&self, streams: bool) -> Option<Instant> {
         let budget = self.budget_ms();
-        (self.kind == Kind::Automatic && budget > 0)
+        (streams && self.kind == Kind::Automatic && budget > 0)
             .then(|| self.arrived + Duration::from_millis(budget))
     }
 
@@ -205,7 +208,12 @@ impl Request {
     }
 
     /// The generation to start for this request, with its repository context.
-    fn spec(&self, uri: &Uri, context: Vec<ghostline_inference::ContextBlock>) -> Spec {
+    fn spec(
+        &self,
+        uri: &Uri,
+        context: Vec<ghostline_inference::ContextBlock>,
+        streams: bool,
+    ) -> Spec {
         let place = pipeline::Place {
             prefix: &self.win.prefix,
             suffix: &self.win.suffix,
@@ -216,7 +224,7 @@ impl Request {
         let settings = pipeline::Settings {
             max_tokens: self.config.max_tokens,
             invoked: self.kind == Kind::Invoked,
-            budget_ms: self.run_budget_ms(),
+            budget_ms: self.run_budget_ms(streams),
             arrived: self.arrived,
             cold_window: self.config.cold_window(),
         };
@@ -320,7 +328,7 @@ async fn run(
                 else {
                     return ("superseded", None);
                 };
-                let spec = req.spec(uri, context);
+                let spec = req.spec(uri, context, engine.streams_progress());
                 let prefill = req.prefill(&spec.request);
                 match start_generation(session, engine.clone(), uri, spec, prefill) {
                     Some(g) => g,
@@ -332,7 +340,14 @@ async fn run(
         let waiter = Waiter::new(generation.clone());
         // What the user typed since the generation started.
         let typed = &win.prefix[generation.prefix.len()..];
-        let waited = wait(req, &generation, typed, &mut superseded).await;
+        let waited = wait(
+            req,
+            &generation,
+            typed,
+            engine.streams_progress(),
+            &mut superseded,
+        )
+        .await;
         waiter.finish();
         let outcome = match waited {
             Waited::Superseded => return ("superseded", None),
@@ -399,9 +414,10 @@ async fn wait(
     req: &Request,
     generation: &Generation,
     typed: &str,
+    streams: bool,
     superseded: &mut oneshot::Receiver<()>,
 ) -> Waited {
-    let answer_by = req.answer_by();
+    let answer_by = req.answer_by(streams);
     let mut partial = generation.partial();
     let mut streaming = answer_by.is_some();
     let offer = |text: &str| {
