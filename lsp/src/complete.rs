@@ -437,8 +437,7 @@ async fn wait(
             if let Some(rest) = offer(&text) {
                 return Waited::Early(rest);
             }
-            let n = text.len().min(typed.len());
-            if !text.is_char_boundary(n) || text[..n] != typed[..n] {
+            if diverged(&text, typed) {
                 return Waited::Diverged;
             }
         }
@@ -457,6 +456,14 @@ async fn wait(
             }
         }
     }
+}
+
+/// Whether a run's text so far contradicts what the user typed since it started: neither is
+/// a start of the other. Compared as bytes: the shorter one's length may fall inside a
+/// character of the other.
+fn diverged(text: &str, typed: &str) -> bool {
+    let n = text.len().min(typed.len());
+    text.as_bytes()[..n] != typed.as_bytes()[..n]
 }
 
 /// A model run's figures on the request's span (those it declares: the token counts, see
@@ -716,6 +723,19 @@ fn start_generation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_text_diverges_from_a_run_only_where_they_differ() {
+        assert!(!diverged("", "abc"));
+        assert!(!diverged("ab", "abc"));
+        assert!(!diverged("abcdef", "abc"));
+        assert!(diverged("abd", "abc"));
+        // A length that falls inside a character of the other text.
+        assert!(diverged("é", "e"));
+        assert!(!diverged("xé", "x"));
+        assert!(diverged("x\u{e9}", "x\u{e8}"));
+        assert!(!diverged("naïve", "naï"));
+    }
 
     #[test]
     fn the_debug_command_names_every_figure_in_camel_case() {
