@@ -316,6 +316,7 @@ async fn run(
 ) -> (&'static str, Option<String>) {
     let span = tracing::Span::current();
     let win = &req.win;
+    let streams = engine.streams_progress();
     for attempt in 0..2 {
         let running = session
             .generation(uri)
@@ -328,7 +329,7 @@ async fn run(
                 else {
                     return ("superseded", None);
                 };
-                let spec = req.spec(uri, context, engine.streams_progress());
+                let spec = req.spec(uri, context, streams);
                 let prefill = req.prefill(&spec.request);
                 match start_generation(session, engine.clone(), uri, spec, prefill) {
                     Some(g) => g,
@@ -340,14 +341,7 @@ async fn run(
         let waiter = Waiter::new(generation.clone());
         // What the user typed since the generation started.
         let typed = &win.prefix[generation.prefix.len()..];
-        let waited = wait(
-            req,
-            &generation,
-            typed,
-            engine.streams_progress(),
-            &mut superseded,
-        )
-        .await;
+        let waited = wait(req, &generation, typed, streams, &mut superseded).await;
         waiter.finish();
         let outcome = match waited {
             Waited::Superseded => return ("superseded", None),
@@ -647,12 +641,11 @@ fn start_generation(
     session: &Arc<Session>,
     engine: BackendHandle,
     uri: &Uri,
-    spec: Spec,
+    mut spec: Spec,
     prefill: Vec<PrefillItem>,
 ) -> Option<Arc<Generation>> {
     let (generation, publisher) =
         Generation::new(session.next_id(), &spec.request, spec.cursor_char);
-    let mut spec = spec;
     spec.request.progress = Some(publisher.progress());
     if !session.set_generation(uri, generation.clone()) {
         return None;

@@ -239,6 +239,21 @@ fn cheap_requests_stay_fast_while_context_builds_run() {
     assert_eq!(s.shutdown().code(), Some(0));
 }
 
+/// A server whose fake backend writes `lines` lines at a blank line, `delay_ms` a token, with
+/// an as-you-type budget of `budget_ms` (explicit requests: 30 s).
+fn writing_lines(delay_ms: u64, lines: usize, budget_ms: u64) -> Server {
+    started(
+        &[],
+        json!({
+            "backend": "fake",
+            "repoContext": {"enabled": false},
+            "fake": {"delayMs": delay_ms, "lines": lines},
+            "timeBudgetMs": budget_ms,
+            "invokedTimeBudgetMs": 30000,
+        }),
+    )
+}
+
 /// The items' first insert text, or "".
 fn first_text(items: &[Value]) -> String {
     items
@@ -252,16 +267,7 @@ fn first_text(items: &[Value]) -> String {
 fn an_as_you_type_request_answers_at_the_first_line_and_the_run_goes_on() {
     let _serial = serial();
     // The fake writes four lines, 40 ms a token (about 0.3 s a line).
-    let mut s = started(
-        &[],
-        json!({
-            "backend": "fake",
-            "repoContext": {"enabled": false},
-            "fake": {"delayMs": 40, "lines": 4},
-            "timeBudgetMs": 20000,
-            "invokedTimeBudgetMs": 30000,
-        }),
-    );
+    let mut s = writing_lines(40, 4, 20000);
     let uri = file_uri("/tmp/ghostline-session/lines.py");
     s.open(&uri, "python", "def f(x):\n    \n");
     let id = s.send_inline(&uri, 1, 4, false);
@@ -291,16 +297,7 @@ fn an_as_you_type_request_answers_at_the_first_line_and_the_run_goes_on() {
 fn at_its_budget_an_as_you_type_request_answers_and_the_next_one_adopts_the_run() {
     let _serial = serial();
     // 100 ms a token: the first line takes about 0.7 s, past the 300 ms budget.
-    let mut s = started(
-        &[],
-        json!({
-            "backend": "fake",
-            "repoContext": {"enabled": false},
-            "fake": {"delayMs": 100, "lines": 3},
-            "timeBudgetMs": 300,
-            "invokedTimeBudgetMs": 30000,
-        }),
-    );
+    let mut s = writing_lines(100, 3, 300);
     let uri = file_uri("/tmp/ghostline-session/budget.py");
     s.open(&uri, "python", "def f(x):\n    \n");
     let items = s.inline(&uri, 1, 4, false);

@@ -88,21 +88,22 @@ impl Worker<'_> {
         // text after the cursor to another line, and the run's KV entries still say what the
         // model expected there: `reuse_refresh_tokens`. An edit inside a line (a typed or
         // deleted character) leaves the lines in place: `reuse_refresh_tokens_in_line`.
-        // The run is the one the in-line refresh would shift, if the edit before *that* run
-        // breaks no line; otherwise the full refresh's run, as without this rule.
+        // The run is the longest one (see `reuse::find_shift`), located once; the edit before it
+        // decides the refresh, and the run must outlast it.
         let shift = if try_shift {
             let in_line = self.config.reuse_refresh_tokens_in_line;
             let full = self.config.reuse_refresh_tokens;
-            let located = match find_shift(cached, prompt, n_past, min_shift + in_line) {
-                Some(sh) if !self.edit_breaks_lines(cached, prompt, n_past, sh) => {
-                    Some((sh, in_line))
-                }
-                _ => find_shift(cached, prompt, n_past, min_shift + full).map(|sh| (sh, full)),
-            };
-            located.map(|(sh, refresh)| Shift {
-                cache_start: sh.cache_start + refresh,
-                prompt_start: sh.prompt_start + refresh,
-                len: sh.len - refresh,
+            find_shift(cached, prompt, n_past, min_shift + in_line.min(full)).and_then(|sh| {
+                let refresh = if self.edit_breaks_lines(cached, prompt, n_past, sh) {
+                    full
+                } else {
+                    in_line
+                };
+                (sh.len >= min_shift + refresh).then(|| Shift {
+                    cache_start: sh.cache_start + refresh,
+                    prompt_start: sh.prompt_start + refresh,
+                    len: sh.len - refresh,
+                })
             })
         } else {
             None

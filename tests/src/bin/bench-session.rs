@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use ghostline_tests::args::Args;
 use ghostline_tests::peer::{self, Peer};
+use ghostline_tests::stats::log_field;
 use ghostline_tests::{editor_capabilities, file_uri, Server, Spawn, TIMEOUT};
 use serde_json::{json, Value};
 
@@ -296,11 +297,7 @@ impl Ghostline {
             else {
                 continue;
             };
-            let id = l
-                .split(" id=")
-                .nth(1)
-                .and_then(|v| v.split([' ', '}']).next())
-                .and_then(|v| v.parse::<i64>().ok());
+            let id = log_field(l, "id").map(|id| id as i64);
             let typing = id.is_some_and(|id| self.keystroke_ids.contains(&id));
             *self.outcomes[usize::from(typing)]
                 .entry(outcome.to_owned())
@@ -660,7 +657,10 @@ fn main() {
         let pace = Pace { keys, cap, think };
         let mut report = run(&mut g, &files, pace, "ghostline");
         if let Some(server) = g.server.take() {
-            let log = format!("{}{}", g.old_logs, server.stderr());
+            let last = server.stderr();
+            g.harvest(&last);
+            report.outcomes = std::mem::take(&mut g.outcomes);
+            let log = format!("{}{last}", g.old_logs);
             let log_path = std::env::temp_dir().join("bench-session-ghostline.log");
             if std::fs::write(&log_path, &log).is_ok() {
                 eprintln!("server log: {}", log_path.display());
@@ -674,9 +674,6 @@ fn main() {
                 .lines()
                 .filter(|l| l.contains("generation cancelled"))
                 .count();
-            let last = server.stderr();
-            g.harvest(&last);
-            report.outcomes = std::mem::take(&mut g.outcomes);
             report.prefills = log.lines().filter(|l| l.contains("prefill done")).count();
             report.prefilled_starts = log
                 .lines()
