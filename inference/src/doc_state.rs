@@ -33,8 +33,9 @@ use crate::EngineConfig;
 
 /// File magic of a saved state.
 const MAGIC: &[u8; 8] = b"GHOSTKV\0";
-/// Bumped whenever the file layout changes; other versions are rejected.
-const VERSION: u32 = 1;
+/// Bumped whenever the file layout changes; other versions are rejected (2: the cold
+/// window's sizes).
+const VERSION: u32 = 2;
 /// File name extension of saved states.
 const EXT: &str = "kv";
 /// How long the engine waits idle before it saves the current document's state.
@@ -57,6 +58,10 @@ pub fn kv_cache_dir() -> PathBuf {
 pub(crate) struct Saved {
     pub tokens: Vec<LlamaToken>,
     pub bytes: Vec<u8>,
+    /// The sizes (prefix, suffix tokens) of the cold window the state's prompt was cut to,
+    /// if it was one: a request that comes back asks with the same window (after a restart
+    /// too), whatever the engine's measured rate would choose now.
+    pub cold: Option<(usize, usize)>,
 }
 
 impl Saved {
@@ -188,6 +193,9 @@ pub(crate) fn encode(model_id: &str, key: &str, saved: &Saved) -> Vec<u8> {
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(&(saved.tokens.len() as u32).to_le_bytes());
+    let (cold_prefix, cold_suffix) = saved.cold.unwrap_or((0, 0));
+    out.extend_from_slice(&(cold_prefix as u32).to_le_bytes());
+    out.extend_from_slice(&(cold_suffix as u32).to_le_bytes());
     out.extend_from_slice(&(saved.bytes.len() as u64).to_le_bytes());
     out.extend_from_slice(&checksum(&[&toks, &saved.bytes]).to_le_bytes());
     out.extend_from_slice(&toks);
@@ -222,6 +230,10 @@ pub(crate) fn decode(
     if n_tokens > max_tokens {
         return Err(Reject::TooManyTokens(n_tokens));
     }
+    let cold = match (r.u32()? as usize, r.u32()? as usize) {
+        (0, 0) => None,
+        sizes => Some(sizes),
+    };
     let payload_len = r.u64()?;
     let sum = r.u64()?;
     let rest = data.len() - r.at;
@@ -240,6 +252,7 @@ pub(crate) fn decode(
     Ok(Saved {
         tokens,
         bytes: payload.to_vec(),
+        cold,
     })
 }
 
@@ -293,10 +306,36 @@ impl DiskStore {
         self.dir.join(format!("{name:016x}.{EXT}"))
     }
 
+    /// The file that holds the engine's measured prompt rate for this model (text).
+    fn rate_path(&self) -> PathBuf {
+        let name = checksum(&[self.model_id.as_bytes(), b"\0rate"]);
+        self.dir.join(format!("{name:016x}.rate"))
+    }
+
+    /// The prompt rate saved for this model, if a sane one is.
+    pub fn read_rate(&self) -> Option<f64> {
+        let text = std::fs::read_to_string(self.rate_path()).ok()?;
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite() && *r > 0.0 && *r < 1e7)
+    }
+
+    /// Saves the prompt rate (atomically).
+    pub fn write_rate(&self, rate: f64) -> std::io::Result<()> {
+        self.write_atomic(&self.rate_path(), format!("{rate:.1}\n").as_bytes())
+    }
+
     /// Writes atomically: a reader sees the old file, the new one, or none, never a part.
     pub fn write(&self, key: &str, saved: &Saved) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
         let image = encode(&self.model_id, key, saved);
+        self.write_atomic(&self.path_for(key), &image)?;
+        self.evict();
+        Ok(())
+    }
+
+    fn write_atomic(&self, path: &std::path::Path, image: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -306,16 +345,14 @@ impl DiskStore {
             .join(format!(".tmp-{}-{nanos}", std::process::id()));
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&image)?;
+            f.write_all(image)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, self.path_for(key))
+            std::fs::rename(&tmp, path)
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        result?;
-        self.evict();
-        Ok(())
+        result
     }
 
     /// The saved state of `key`, if a valid one exists; an invalid file is deleted.
@@ -508,6 +545,8 @@ pub(crate) struct DocStates {
     writer: Option<DiskWriter>,
     /// Token list last saved for `current` (skip saving an unchanged state again).
     saved_tokens: Option<Vec<LlamaToken>>,
+    /// The cold window sizes of the prompt the sequence holds (see [`Saved::cold`]).
+    cold: Option<(usize, usize)>,
 }
 
 /// The identity of a model file and context: a saved state is only valid for the same weights
@@ -545,6 +584,7 @@ impl DocStates {
             disk,
             writer,
             saved_tokens: None,
+            cold: None,
         }
     }
 
@@ -567,6 +607,7 @@ impl DocStates {
         let leaving = self.current.as_deref() != Some(key);
         if leaving {
             self.save_current(ctx, seq, tokens);
+            self.cold = None;
         }
         let mut candidates: Vec<(String, Arc<Saved>, bool)> = self
             .mem
@@ -621,6 +662,7 @@ impl DocStates {
             return Switch::Kept;
         }
         tokens.extend_from_slice(&saved.tokens);
+        self.cold = saved.cold;
         if unchanged_entry {
             self.saved_tokens = Some(saved.tokens.clone());
         }
@@ -660,6 +702,44 @@ impl DocStates {
             .unwrap_or(0)
     }
 
+    /// The cold window sizes `doc`'s prompt was last cut to: of the state the sequence holds
+    /// when it is `doc`'s, else of `doc`'s saved state (read from disk if needed); `None`
+    /// when that prompt was not a cold window's.
+    pub fn cold_size(&mut self, doc: &str) -> Option<(usize, usize)> {
+        if self.current.as_deref() == Some(doc) {
+            return self.cold;
+        }
+        if !self.mem.entries.iter().any(|(k, _)| k == doc) {
+            self.load_from_disk(doc);
+        }
+        self.mem
+            .entries
+            .iter()
+            .find(|(k, _)| k == doc)
+            .and_then(|(_, s)| s.cold)
+    }
+
+    /// The engine's prompt rate saved by an earlier run with this model (`None` without a
+    /// disk tier or a saved rate).
+    pub fn saved_rate(&self) -> Option<f64> {
+        self.disk.as_ref()?.read_rate()
+    }
+
+    /// Saves the engine's prompt rate for later runs (nothing without a disk tier).
+    pub fn save_rate(&self, rate: f64) {
+        if let Some(disk) = &self.disk {
+            if let Err(e) = disk.write_rate(rate) {
+                tracing::debug!("could not save the prompt rate: {e}");
+            }
+        }
+    }
+
+    /// Records that the sequence now holds a prompt cut to the cold window `sizes` (`None`:
+    /// a whole window's), saved with the state.
+    pub fn set_cold(&mut self, sizes: Option<(usize, usize)>) {
+        self.cold = sizes;
+    }
+
     /// `doc`'s own state from the disk tier, now also in memory (`None` when there is no
     /// valid one on disk).
     fn load_from_disk(&mut self, doc: &str) -> Option<Arc<Saved>> {
@@ -697,6 +777,7 @@ impl DocStates {
         let saved = Arc::new(Saved {
             tokens: tokens.to_vec(),
             bytes,
+            cold: self.cold,
         });
         self.mem.put(&key, saved.clone());
         if let Some(w) = self.writer.as_ref().filter(|_| !is_anchor(&key)) {
@@ -735,6 +816,7 @@ mod tests {
         Arc::new(Saved {
             tokens: (0..n as i32).map(LlamaToken::new).collect(),
             bytes: vec![fill; 100],
+            cold: (fill % 2 == 1).then_some((n, 8)),
         })
     }
 
@@ -879,6 +961,26 @@ mod tests {
         std::fs::rename(other.path_for("doc"), &path).unwrap();
         assert_eq!(store.read("doc"), None);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_cold_window_sizes_and_the_prompt_rate_survive_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DiskStore::new(tmp.path().join("kv"), 1 << 20, "m".into(), 4096);
+        store.write("cold", &saved(3, 7)).unwrap();
+        store.write("whole", &saved(3, 8)).unwrap();
+        assert_eq!(store.read("cold").unwrap().cold, Some((3, 8)));
+        assert_eq!(store.read("whole").unwrap().cold, None);
+        assert_eq!(store.read_rate(), None);
+        store.write_rate(104.26).unwrap();
+        assert_eq!(store.read_rate(), Some(104.3));
+        // Per model; nonsense is ignored.
+        let other = DiskStore::new(tmp.path().join("kv"), 1 << 20, "other".into(), 4096);
+        assert_eq!(other.read_rate(), None);
+        std::fs::write(store.rate_path(), "fast\n").unwrap();
+        assert_eq!(store.read_rate(), None);
+        std::fs::write(store.rate_path(), "-3\n").unwrap();
+        assert_eq!(store.read_rate(), None);
     }
 
     #[test]

@@ -54,6 +54,10 @@ const SEQ_CHAT: i32 = 2;
 /// Tokens a cold window may leave to evaluate beyond its own size before a request counts as
 /// cold (the markers and a token or two at the cursor).
 const COLD_SLACK: usize = 32;
+/// Prompt chunks shorter than this are not counted in the prompt evaluation rate.
+const RATE_MIN_CHUNK: usize = 64;
+/// Prompt chunks the rate is taken from (the best of them).
+const RATE_SAMPLES: usize = 12;
 /// The longest [`Engine::persist`] waits for the disk.
 const PERSIST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -479,6 +483,15 @@ struct Worker<'m> {
     /// When the last job was served.
     last_job: Instant,
     prefills: Arc<prefill::Counters>,
+    /// Prompt evaluation rate in tokens a second: the best of the last [`RATE_SAMPLES`]
+    /// chunks of at least [`RATE_MIN_CHUNK`] tokens (a chunk slowed by other work on the
+    /// machine does not shrink the windows for good), which sizes cold windows to their time
+    /// target.
+    prompt_rate: Option<f64>,
+    rate_samples: VecDeque<f64>,
+    /// The rate last saved to (or read from) the cache directory, so that the first cold
+    /// window after a restart is sized as before it.
+    rate_saved: Option<f64>,
 }
 
 impl<'m> Worker<'m> {
@@ -527,10 +540,44 @@ impl<'m> Worker<'m> {
             plan: None,
             last_job: Instant::now(),
             prefills,
+            prompt_rate: None,
+            rate_samples: VecDeque::new(),
+            rate_saved: None,
         }
     }
 
+    /// Counts a prompt chunk of `tokens` evaluated in `secs` into the prompt rate (only
+    /// chunks of at least [`RATE_MIN_CHUNK`] tokens: smaller ones run slower per token).
+    pub(crate) fn note_rate(&mut self, tokens: usize, secs: f64) {
+        if tokens < RATE_MIN_CHUNK || secs <= 0.0 {
+            return;
+        }
+        if self.rate_samples.len() == RATE_SAMPLES {
+            self.rate_samples.pop_front();
+        }
+        self.rate_samples.push_back(tokens as f64 / secs);
+        self.prompt_rate = self.rate_samples.iter().copied().reduce(f64::max);
+    }
+
+    /// Saves the prompt rate when it changed by more than a tenth since it was last saved.
+    fn save_rate(&mut self) {
+        let Some(rate) = self.prompt_rate else { return };
+        if self
+            .rate_saved
+            .is_some_and(|saved| (rate - saved).abs() <= saved * 0.1)
+        {
+            return;
+        }
+        self.docs.save_rate(rate);
+        self.rate_saved = Some(rate);
+    }
+
     fn run(&mut self) {
+        if let Some(rate) = self.docs.saved_rate() {
+            self.rate_samples.push_back(rate);
+            self.prompt_rate = Some(rate);
+            self.rate_saved = Some(rate);
+        }
         loop {
             let job = match self.pending.pop_front() {
                 Some(job) => job,
@@ -550,6 +597,7 @@ impl<'m> Worker<'m> {
                         }
                         Err(e) => {
                             self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
+                            self.save_rate();
                             match e {
                                 mpsc::RecvTimeoutError::Timeout => continue,
                                 mpsc::RecvTimeoutError::Disconnected => return,
@@ -610,6 +658,7 @@ impl<'m> Worker<'m> {
             }
             Job::Persist { done } => {
                 self.docs.save_current(&self.ctx, SEQ_FIM, &self.fim.tokens);
+                self.save_rate();
                 done(self.docs.flush(PERSIST_WAIT));
             }
             Job::Prefill { doc, items } => self.set_plan(doc, items),
@@ -700,9 +749,10 @@ impl<'m> Worker<'m> {
         if let Some(doc) = req.document.as_deref() {
             self.docs
                 .prepare(&mut self.ctx, SEQ_FIM, &mut self.fim.tokens, doc, &prompt);
+            self.docs.set_cold(cold);
         }
         let mut stats = Stats {
-            cold,
+            cold: cold.is_some(),
             ..Stats::for_prompt(prompt.len())
         };
         let eval_start = Instant::now();
@@ -790,37 +840,63 @@ impl<'m> Worker<'m> {
     }
 
     /// `prompt`, or the prompt of `req`'s cold window when nothing cached shares enough of
-    /// `prompt`'s start (more than the cold window would have to be evaluated); whether the
-    /// cold window was used.
+    /// `prompt`'s start (more than the cold window would have to be evaluated); the cold
+    /// window's sizes when it was used.
     fn cold_or(
         &mut self,
         req: &FimRequest,
         prompt: Vec<LlamaToken>,
         healed: &str,
         max_tokens: usize,
-    ) -> Result<(Vec<LlamaToken>, bool), EngineError> {
+    ) -> Result<(Vec<LlamaToken>, Option<(usize, usize)>), EngineError> {
         let (Some(cold), Some(doc)) = (req.cold_window, req.document.as_deref()) else {
-            return Ok((prompt, false));
+            return Ok((prompt, None));
         };
-        let window = cold.prefix_tokens + cold.suffix_tokens + COLD_SLACK;
         let cached = self.docs.best_shared(doc, &self.fim.tokens, &prompt);
-        if prompt.len().saturating_sub(cached) <= window {
-            return Ok((prompt, false));
+        // The sizes the document's cached prompt was cut to, if any, are kept while that
+        // window's start is held (the user types at the same place, or comes back to it, also
+        // after a restart); at a new place the window is sized anew for the measured rate.
+        let sized = cold.sized(self.prompt_rate);
+        let mut held = None;
+        if let Some(kept) = self.docs.cold_size(doc).filter(|k| *k != sized) {
+            let small = self.cold_prompt(req, healed, max_tokens, kept)?;
+            if self.docs.best_shared(doc, &self.fim.tokens, &small) * 2 >= small.len() {
+                held = Some((kept, small));
+            }
         }
-        let prefix = &req.prefix[..req.prefix.len() - healed.len()];
-        let (p, s) = prompt::shrink(
-            prefix,
-            &req.suffix,
-            cold.prefix_tokens,
-            cold.suffix_tokens,
-            &Vocab(self.model),
+        let size = held.as_ref().map_or(sized, |(k, _)| *k);
+        if prompt.len().saturating_sub(cached) <= size.0 + size.1 + COLD_SLACK {
+            return Ok((prompt, None));
+        }
+        let small = match held {
+            Some((_, small)) => small,
+            None => self.cold_prompt(req, healed, max_tokens, size)?,
+        };
+        tracing::debug!(
+            prefix_tokens = size.0,
+            suffix_tokens = size.1,
+            rate = self.prompt_rate.map(|r| r.round()),
+            "cold window"
         );
+        Ok((small, Some(size)))
+    }
+
+    /// The prompt of `req`'s window cut to `sizes` (prefix, suffix tokens).
+    fn cold_prompt(
+        &mut self,
+        req: &FimRequest,
+        healed: &str,
+        max_tokens: usize,
+        sizes: (usize, usize),
+    ) -> Result<Vec<LlamaToken>, EngineError> {
+        let prefix = &req.prefix[..req.prefix.len() - healed.len()];
+        let (p, s) = prompt::shrink(prefix, &req.suffix, sizes.0, sizes.1, &Vocab(self.model));
         let small = FimRequest {
             prefix: p.to_owned(),
             suffix: s.to_owned(),
             ..req.clone()
         };
-        Ok((self.fim_prompt(&small, max_tokens)?, true))
+        self.fim_prompt(&small, max_tokens)
     }
 
     fn run_chat(

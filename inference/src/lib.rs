@@ -351,6 +351,36 @@ pub struct ColdWindow {
     pub prefix_tokens: usize,
     /// Tokens of suffix kept at most.
     pub suffix_tokens: usize,
+    /// How long evaluating the cold window may take, in milliseconds (0: no limit). Once the
+    /// engine has measured its prompt evaluation rate, a window that would take longer is
+    /// scaled down (prefix and suffix alike, to [`ColdWindow::MIN_TOKENS`] at least), so a
+    /// jump answers within seconds on a slow or busy machine and keeps the whole cold window
+    /// on a fast one. A document keeps its size while the user types at the same place.
+    pub target_ms: u64,
+}
+
+impl ColdWindow {
+    /// The smallest cold window a time target scales to (prefix and suffix together).
+    pub const MIN_TOKENS: usize = 128;
+
+    /// The sizes (prefix, suffix) that evaluate in about `target_ms` at `rate` tokens a
+    /// second: the configured ones when they do (or with no target or no rate yet), else
+    /// both scaled by the same factor, rounded down to 8 tokens, never below
+    /// [`MIN_TOKENS`](Self::MIN_TOKENS) together.
+    pub fn sized(&self, rate: Option<f64>) -> (usize, usize) {
+        let whole = self.prefix_tokens + self.suffix_tokens;
+        let Some(rate) = rate.filter(|r| *r > 0.0 && self.target_ms > 0 && whole > 0) else {
+            return (self.prefix_tokens, self.suffix_tokens);
+        };
+        let fits = (rate * self.target_ms as f64 / 1000.0) as usize;
+        if fits >= whole {
+            return (self.prefix_tokens, self.suffix_tokens);
+        }
+        let total = fits.max(Self::MIN_TOKENS).min(whole);
+        let suffix = (self.suffix_tokens * total / whole) / 8 * 8;
+        let prefix = (total - suffix) / 8 * 8;
+        (prefix, suffix)
+    }
 }
 
 /// A start of a document's prompt that the engine evaluates ahead of the cursor while it is
@@ -509,6 +539,32 @@ pub struct ChatOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cold_window_is_scaled_to_its_time_target_at_the_measured_rate() {
+        let cold = ColdWindow {
+            prefix_tokens: 320,
+            suffix_tokens: 96,
+            target_ms: 2000,
+        };
+        // Not measured yet, or no target: the configured sizes.
+        assert_eq!(cold.sized(None), (320, 96));
+        let untimed = ColdWindow {
+            target_ms: 0,
+            ..cold
+        };
+        assert_eq!(untimed.sized(Some(10.0)), (320, 96));
+        // Fast enough: the whole cold window.
+        assert_eq!(cold.sized(Some(500.0)), (320, 96));
+        // 100 tokens/s: 200 tokens in 2 s, split as configured.
+        let (p, s) = cold.sized(Some(100.0));
+        assert!(p + s <= 200, "{p} + {s}");
+        assert_eq!((p, s), (160, 40));
+        // Very slow: never below the floor.
+        let (p, s) = cold.sized(Some(5.0));
+        assert!(p + s <= ColdWindow::MIN_TOKENS && p + s >= ColdWindow::MIN_TOKENS - 16);
+        assert!(s > 0 && p > s);
+    }
 
     #[test]
     fn stats_are_written_as_named_fields_in_one_order() {

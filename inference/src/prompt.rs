@@ -248,8 +248,12 @@ fn cut_lines_from_end(text: &str, count: impl Fn(&str) -> usize, budget: usize) 
     &text[..end]
 }
 
-/// Lines per block when a cold window is cut from a prefix (see [`shrink`]).
+/// Lines per block when a cold window is cut from a prefix (see [`shrink`]), for a prefix of
+/// 320 tokens (the default); a smaller window cuts proportionally smaller blocks (at least
+/// [`COLD_TRIM_MIN_LINES`]), so that it does not drop most of its own lines at once.
 const COLD_TRIM_LINES: usize = 16;
+const COLD_TRIM_MIN_LINES: usize = 4;
+const COLD_TRIM_TOKENS_PER_LINE: usize = 20;
 
 /// A smaller window of the same place: the end of `prefix` in at most about `prefix_tokens`
 /// tokens (whole blocks of lines dropped from its start, aligned to the start so that typing
@@ -266,7 +270,9 @@ pub fn shrink<'a, T: Tokenizer>(
     let n = tok.count(prefix);
     let prefix = if n > prefix_tokens {
         let over = n - prefix_tokens;
-        let cut = cut_blocks_from_start(prefix, |s| tok.count(s), over, COLD_TRIM_LINES);
+        let block =
+            (prefix_tokens / COLD_TRIM_TOKENS_PER_LINE).clamp(COLD_TRIM_MIN_LINES, COLD_TRIM_LINES);
+        let cut = cut_blocks_from_start(prefix, |s| tok.count(s), over, block);
         if cut.len() < prefix.len() {
             cut
         } else {
@@ -628,8 +634,17 @@ mod tests {
         let prefix: String = (0..100).map(|i| format!("line {i:03}\n")).collect();
         let suffix: String = (0..50).map(|i| format!("after {i:03}\n")).collect();
         let (p, s) = shrink(&prefix, &suffix, 200, 60, &tok);
-        // At most about the budget (whole 16-line blocks dropped), ending at the cursor.
-        assert!(p.len() <= 200 && p.len() + 16 * 9 > 200, "{}", p.len());
+        // At most about the budget (whole blocks of 10 lines dropped for 200 tokens), ending
+        // at the cursor.
+        assert!(p.len() <= 200 && p.len() + 10 * 9 > 200, "{}", p.len());
+        // A smaller window drops smaller blocks (4 lines at 80 tokens), so it keeps most of
+        // its budget.
+        let (small, _) = shrink(&prefix, &suffix, 80, 20, &tok);
+        assert!(
+            small.len() <= 80 && small.len() + 4 * 9 > 80,
+            "{}",
+            small.len()
+        );
         assert!(prefix.ends_with(p) && p.starts_with("line "));
         assert!(s.len() <= 60 && suffix.starts_with(s) && s.ends_with('\n'));
         // Typing at the end keeps the start until a whole block more must go.

@@ -177,6 +177,7 @@ fn a_cold_place_asks_with_the_small_window_until_its_start_is_held() {
     let cold = Some(ColdWindow {
         prefix_tokens: 200,
         suffix_tokens: 16,
+        target_ms: 0,
     });
     let place = up_to(&text, 20);
     let first = run_with(&e, place, cold);
@@ -219,5 +220,69 @@ fn a_cold_place_asks_with_the_small_window_until_its_start_is_held() {
         !asked.stats.cold && asked.stats.prompt_tokens > 400,
         "{:?}",
         asked.stats
+    );
+}
+
+#[test]
+#[ignore = "real model: make test-model"]
+fn a_cold_window_is_sized_to_its_time_target_and_a_place_keeps_its_size_after_a_restart() {
+    let _serial = common::serial();
+    let text = source(30);
+    let tmp = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut config = EngineConfig::new(common::small_model());
+        config.threads = 2;
+        config.context_size = 4096;
+        config.doc_state_dir = Some(tmp.path().to_owned());
+        Engine::start(config).expect("the 0.5B model loads")
+    };
+    let whole = ColdWindow {
+        prefix_tokens: 400,
+        suffix_tokens: 48,
+        target_ms: 0,
+    };
+    // A target no machine meets: the smallest window, once the rate is measured.
+    let timed = ColdWindow {
+        target_ms: 1,
+        ..whole
+    };
+    let e = start();
+    // No rate measured yet: the configured sizes.
+    let first = run_with(&e, up_to(&text, 20), Some(timed));
+    assert!(first.stats.cold, "{:?}", first.stats);
+    assert!(first.stats.prompt_tokens > 300, "{:?}", first.stats);
+    // Its prompt was evaluated in chunks of 128 tokens, which measured the rate: a jump now
+    // asks with the smallest window.
+    let place = up_to(&text, 8);
+    let jump = run_with(&e, place, Some(timed));
+    assert!(jump.stats.cold, "{:?}", jump.stats);
+    assert!(
+        jump.stats.prompt_tokens <= ColdWindow::MIN_TOKENS + 32,
+        "{:?}",
+        jump.stats
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    e.persist(move |ok| {
+        let _ = tx.send(ok);
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)), Ok(true));
+    drop(e);
+
+    // After a restart, with sizes that the place's cached prompt was not cut to, the place
+    // keeps the size its saved state was cut to: a keystroke there evaluates a few tokens,
+    // not a new window.
+    let e = start();
+    let typed = format!("{place}x");
+    let back = run_with(&e, &typed, Some(whole));
+    assert!(back.stats.cold, "{:?}", back.stats);
+    assert!(
+        back.stats.prompt_tokens <= ColdWindow::MIN_TOKENS + 32,
+        "{:?}",
+        back.stats
+    );
+    assert!(
+        back.stats.evaluated_tokens <= 40,
+        "the saved small window was reused: {:?}",
+        back.stats
     );
 }

@@ -346,7 +346,7 @@ async fn run(
         let outcome = match waited {
             Waited::Superseded => return ("superseded", None),
             Waited::Early(text) => return ("first line", Some(text)),
-            Waited::Budget(text) => return ("budget", text),
+            Waited::Budget(text) => return ("budget", Some(text)),
             // The model wrote something else than the user typed: run it for this request.
             Waited::Diverged => continue,
             Waited::Done(o) => o,
@@ -394,8 +394,8 @@ enum Waited {
     /// An as-you-type request: the run, still going, has finished a line to offer (after
     /// what the user typed).
     Early(String),
-    /// An as-you-type request's budget ended first: the lines finished by then, if any.
-    Budget(Option<String>),
+    /// An as-you-type request's budget ended first, with lines finished by then.
+    Budget(String),
     /// The run, still going, wrote something else than what the user typed since it started.
     Diverged,
 }
@@ -403,7 +403,11 @@ enum Waited {
 /// Waits for `generation` on behalf of `req`, whose prefix extends the generation's by
 /// `typed`. An explicit request waits for the run's end. An as-you-type request answers as
 /// soon as the run has finished a line after `typed` (see [`pipeline::partial`]), or with
-/// what it has finished when the request's budget ends; the run goes on either way.
+/// what it has finished when the request's budget ends; the run goes on either way. When the
+/// budget ends with nothing finished yet (a cold place's prompt is still being evaluated), the
+/// request goes on waiting for the first line or the run's end (the run's own deadline bounds
+/// it): answered empty, it would leave the user without a suggestion until the editor asks
+/// again (VS Code asks only on the next edit or move), and a re-ask finds the same run.
 async fn wait(
     req: &Request,
     generation: &Generation,
@@ -411,7 +415,7 @@ async fn wait(
     streams: bool,
     superseded: &mut oneshot::Receiver<()>,
 ) -> Waited {
-    let answer_by = req.answer_by(streams);
+    let mut answer_by = req.answer_by(streams);
     let mut partial = generation.partial();
     let mut streaming = answer_by.is_some();
     let offer = |text: &str| {
@@ -442,7 +446,10 @@ async fn wait(
             o = generation.outcome() => return Waited::Done(o),
             _ = tokio::time::sleep_until(deadline.into()), if answer_by.is_some() => {
                 let text = partial.borrow().clone();
-                return Waited::Budget(offer(&text));
+                match offer(&text) {
+                    Some(rest) => return Waited::Budget(rest),
+                    None => answer_by = None,
+                }
             }
             changed = partial.changed(), if streaming => {
                 // The run no longer reports: its outcome comes next.

@@ -40,6 +40,10 @@ pub const DEFAULT_PREFIX_CHARS: usize = 3_000;
 /// of the whole window (about 1,100 tokens, 6–7 s).
 pub const DEFAULT_COLD_PREFIX_TOKENS: usize = 320;
 pub const DEFAULT_COLD_SUFFIX_TOKENS: usize = 96;
+/// Default of `window.coldTargetMs`: how long a cold window's prompt may take once the engine
+/// has measured its rate (smaller windows beyond that), so that a jump answers within about
+/// 3 s (the prompt, then the first line) on a slow or busy machine.
+pub const DEFAULT_COLD_TARGET_MS: u64 = 2_000;
 /// Default of `prefill.maxStarts`: about 10,000 tokens of background evaluation per document
 /// (about a minute of idle time on two cores for the 1.5B), some 300 MB of saved states.
 pub const DEFAULT_PREFILL_STARTS: usize = 8;
@@ -94,6 +98,8 @@ pub struct Config {
     /// (`window.coldPrefixTokens` / `window.coldSuffixTokens`; a prefix of 0: off).
     pub cold_prefix_tokens: usize,
     pub cold_suffix_tokens: usize,
+    /// How long evaluating a cold window may take (`window.coldTargetMs`; 0: no limit).
+    pub cold_target_ms: u64,
     /// Repository context chosen by the names used near the cursor (`repoContext.selection`
     /// `"uses"`, the default: +15.6 points exact match on `bench-crossfile`, against +9.4) or
     /// by whole files and outlines (`"files"`).
@@ -154,6 +160,7 @@ impl Default for Config {
             prefill_enabled: true,
             cold_prefix_tokens: DEFAULT_COLD_PREFIX_TOKENS,
             cold_suffix_tokens: DEFAULT_COLD_SUFFIX_TOKENS,
+            cold_target_ms: DEFAULT_COLD_TARGET_MS,
             // Measured on `bench-crossfile` (README, "Cross-file completion").
             repo_context_by_use: true,
             repo_context_recent_files: true,
@@ -193,6 +200,7 @@ impl Config {
         (self.cold_prefix_tokens > 0).then_some(ghostline_inference::ColdWindow {
             prefix_tokens: self.cold_prefix_tokens,
             suffix_tokens: self.cold_suffix_tokens,
+            target_ms: self.cold_target_ms,
         })
     }
 
@@ -301,6 +309,7 @@ impl Config {
             "prefill.enabled" => self.prefill_enabled = boolean(v)?,
             "window.coldPrefixTokens" => self.cold_prefix_tokens = int(v, 0, 65_536)? as usize,
             "window.coldSuffixTokens" => self.cold_suffix_tokens = int(v, 0, 65_536)? as usize,
+            "window.coldTargetMs" => self.cold_target_ms = int(v, 0, 600_000)?,
             "repoContext.recentFiles" => self.repo_context_recent_files = boolean(v)?,
             "repoContext.selection" => {
                 self.repo_context_by_use = match v.as_str() {

@@ -159,6 +159,7 @@ mod tests {
         let cold = ColdWindow {
             prefix_tokens: 320,
             suffix_tokens: 96,
+            target_ms: 2000,
         };
         let s = Settings {
             max_tokens: 128,

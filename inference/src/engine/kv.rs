@@ -273,7 +273,9 @@ impl Worker<'_> {
                     .add(t, (start + i) as i32, &[id], want_logits && is_last)
                     .map_err(|e| Interrupt::Failed(EngineError::Decode(e.to_string())))?;
             }
+            let started = std::time::Instant::now();
             self.decode_batch()?;
+            self.note_rate(chunk.len(), started.elapsed().as_secs_f64());
             self.seq_mut(id).tokens.extend_from_slice(chunk);
             stats.evaluated_tokens += chunk.len();
             last = chunk.len() as i32 - 1;
