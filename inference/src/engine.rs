@@ -54,6 +54,8 @@ const SEQ_CHAT: i32 = 2;
 /// Tokens a cold window may leave to evaluate beyond its own size before a request counts as
 /// cold (the markers and a token or two at the cursor).
 const COLD_SLACK: usize = 32;
+/// The sizes (prefix, suffix tokens) a cold window was cut to.
+type ColdSizes = (usize, usize);
 /// Prompt chunks shorter than this are not counted in the prompt evaluation rate.
 const RATE_MIN_CHUNK: usize = 64;
 /// Prompt chunks the rate is taken from (the best of them).
@@ -848,7 +850,7 @@ impl<'m> Worker<'m> {
         prompt: Vec<LlamaToken>,
         healed: &str,
         max_tokens: usize,
-    ) -> Result<(Vec<LlamaToken>, Option<(usize, usize)>), EngineError> {
+    ) -> Result<(Vec<LlamaToken>, Option<ColdSizes>), EngineError> {
         let (Some(cold), Some(doc)) = (req.cold_window, req.document.as_deref()) else {
             return Ok((prompt, None));
         };

@@ -119,7 +119,7 @@ fn main() {
         outstanding.retain(|&id| s.response_count(id) == 0);
         while outstanding.len() < heavy_max {
             let line = 12 + rng.below(heavy_lines.saturating_sub(14).max(1) as usize) as u32;
-            let id = if heavy_sent % 2 == 0 {
+            let id = if heavy_sent.is_multiple_of(2) {
                 code_action(&mut s, &heavy_uri, line, 4)
             } else {
                 s.send_inline(&heavy_uri, line, 4, true)
