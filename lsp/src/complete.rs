@@ -229,6 +229,9 @@ impl Request {
             cold_window: self.config.cold_window(),
         };
         let mut request = pipeline::prepare(&place, context, settings).request;
+        if self.config.cold_window_invoked {
+            request.cold_window = self.config.cold_window();
+        }
         // The engine keeps a KV state per document.
         request.document = Some(uri.as_str().to_owned());
         Spec {

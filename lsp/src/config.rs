@@ -69,6 +69,9 @@ pub struct Config {
     /// Hidden (tests): milliseconds every repository-context query waits before it starts
     /// (checking its stop), to make a slow context build deterministic.
     pub fake_context_delay_ms: u64,
+    /// Benchmarks only (hidden `bench.coldWindowInvoked`): explicit requests get the cold
+    /// window too, so that `bench-infill` measures what a cold place's window costs.
+    pub cold_window_invoked: bool,
     /// GGUF file; the command line's `--model`, `GHOSTLINE_MODEL` or the cache path when `None`.
     pub model: Option<PathBuf>,
     /// Engine threads; all cores up to 8 when `None`.
@@ -146,6 +149,7 @@ impl Default for Config {
             fake_load_delay_ms: 0,
             fake_crash: false,
             fake_context_delay_ms: 0,
+            cold_window_invoked: false,
             model: None,
             threads: None,
             context_size: 4096,
@@ -289,6 +293,7 @@ impl Config {
             "fake.loadDelayMs" => self.fake_load_delay_ms = int(v, 0, 60_000)?,
             "fake.crash" => self.fake_crash = boolean(v)?,
             "fake.contextDelayMs" => self.fake_context_delay_ms = int(v, 0, 60_000)?,
+            "bench.coldWindowInvoked" => self.cold_window_invoked = boolean(v)?,
             "model" => self.model = opt_string(v)?.map(PathBuf::from),
             "threads" => self.threads = opt_int(v, 1, 256)?.map(|n| n as usize),
             "contextSize" => self.context_size = int(v, 256, 131_072)? as u32,
