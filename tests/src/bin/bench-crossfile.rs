@@ -42,11 +42,14 @@ USAGE:
     bench-crossfile [--model 1.5b|0.5b|PATH] [--cases N] [--seed N] [--budget-tokens N]
                     [--context-size N] [--per-file N] [--threads N]
                     [--projects P1,P2,...] [--out FILE.jsonl] [--all] [--dry-run]
+                    [--no-context] [--settings JSON]
 
 --projects takes folders, Python standard-library package names (email, asyncio, ...),
 crate names under ~/.cargo/registry/src (ropey, serde_json, ...) or packages fetched by
 scripts/fetch-bench-projects.sh (rich, requests, click, toml_edit, similar). --all runs the two context
 selections on every case (default: on the cases not completed exactly without context).
+--no-context runs only the pass without repository context, on every case (e.g. to compare
+windows). --settings adds server settings (a JSON object) to every server.
 --dry-run lists the cases and runs no model (with --out it writes them, documents included, as
 JSON lines for lsp/examples/context-timing.rs).";
 
@@ -82,6 +85,8 @@ struct Args {
     out: Option<PathBuf>,
     all: bool,
     dry_run: bool,
+    no_context: bool,
+    settings: Option<serde_json::Map<String, Value>>,
 }
 
 fn die(msg: &str) -> ! {
@@ -105,6 +110,11 @@ fn parse_args() -> Args {
         out: a.value("--out"),
         all: a.flag("--all"),
         dry_run: a.flag("--dry-run"),
+        no_context: a.flag("--no-context"),
+        settings: a.text("--settings").map(|t| match serde_json::from_str(&t) {
+            Ok(Value::Object(m)) => m,
+            _ => die("--settings: expected a JSON object"),
+        }),
     };
     a.finish();
     args
@@ -853,6 +863,10 @@ fn run_project(
         // Quality is measured without a time limit; latency is reported separately.
         "invokedTimeBudgetMs": 600000,
     });
+    let mut settings = settings;
+    if let (Some(s), Some(extra)) = (settings.as_object_mut(), &args.settings) {
+        s.extend(extra.clone());
+    }
     let spawn = Spawn {
         env: vec![(
             "GHOSTLINE_LOG".to_string(),
@@ -1124,6 +1138,18 @@ fn main() {
         for (i, o) in idx.into_iter().zip(outcomes) {
             without.insert(i, o);
         }
+    }
+    if args.no_context {
+        let exact = without.values().filter(|o| o.exact).count();
+        let similarity: f64 =
+            without.values().map(|o| o.similarity).sum::<f64>() / without.len().max(1) as f64;
+        println!(
+            "without context: exact match {:.1}% ({exact}/{}), edit similarity {:.3}",
+            100.0 * exact as f64 / without.len().max(1) as f64,
+            without.len(),
+            similarity
+        );
+        return;
     }
     let kept: Vec<usize> = (0..cases.len())
         .filter(|i| without.get(i).is_some_and(|o| !o.exact))
