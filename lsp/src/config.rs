@@ -341,11 +341,13 @@ impl Config {
             "engine.reuseRefreshTokensInLine" => {
                 self.engine_reuse_refresh_tokens_in_line = int(v, 0, 4096)? as usize
             }
-            "repoContext" | "engine" | "fake" | "remote" | "window" | "prefill" | "bench" => match v {
-                Value::Object(map) => self.apply_object(map, key, update),
-                Value::Null => {}
-                _ => return Err("expected an object".into()),
-            },
+            "repoContext" | "engine" | "fake" | "remote" | "window" | "prefill" | "bench" => {
+                match v {
+                    Value::Object(map) => self.apply_object(map, key, update),
+                    Value::Null => {}
+                    _ => return Err("expected an object".into()),
+                }
+            }
             _ => update.unknown.push(key.to_owned()),
         }
         Ok(())
@@ -519,7 +521,8 @@ mod tests {
         let mut c = Config::default();
         let u = c.apply(&json!({"engine": {"reuse": false}}));
         assert!(!c.engine_reuse && u.engine_changed);
-        let u = c.apply(&json!({"bench": {"coldWindowInvoked": true}, "window": {"coldTargetMs": 0}}));
+        let u =
+            c.apply(&json!({"bench": {"coldWindowInvoked": true}, "window": {"coldTargetMs": 0}}));
         assert!(c.cold_window_invoked && u.unknown.is_empty() && u.invalid.is_empty());
         assert_eq!(c.cold_window().map(|w| w.target_ms), Some(0));
     }

@@ -111,10 +111,12 @@ fn parse_args() -> Args {
         all: a.flag("--all"),
         dry_run: a.flag("--dry-run"),
         no_context: a.flag("--no-context"),
-        settings: a.text("--settings").map(|t| match serde_json::from_str(&t) {
-            Ok(Value::Object(m)) => m,
-            _ => die("--settings: expected a JSON object"),
-        }),
+        settings: a
+            .text("--settings")
+            .map(|t| match serde_json::from_str(&t) {
+                Ok(Value::Object(m)) => m,
+                _ => die("--settings: expected a JSON object"),
+            }),
     };
     a.finish();
     args
