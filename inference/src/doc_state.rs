@@ -53,6 +53,9 @@ pub fn kv_cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("kv"))
 }
 
+/// The sizes (prefix, suffix tokens) a cold window's prompt was cut to.
+pub(crate) type ColdSizes = (usize, usize);
+
 /// One document's saved sequence: the tokens it holds and llama.cpp's opaque state bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Saved {
@@ -61,7 +64,7 @@ pub(crate) struct Saved {
     /// The sizes (prefix, suffix tokens) of the cold window the state's prompt was cut to,
     /// if it was one: a request that comes back asks with the same window (after a restart
     /// too), whatever the engine's measured rate would choose now.
-    pub cold: Option<(usize, usize)>,
+    pub cold: Option<ColdSizes>,
 }
 
 impl Saved {
@@ -546,7 +549,7 @@ pub(crate) struct DocStates {
     /// Token list last saved for `current` (skip saving an unchanged state again).
     saved_tokens: Option<Vec<LlamaToken>>,
     /// The cold window sizes of the prompt the sequence holds (see [`Saved::cold`]).
-    cold: Option<(usize, usize)>,
+    cold: Option<ColdSizes>,
 }
 
 /// The identity of a model file and context: a saved state is only valid for the same weights
@@ -688,9 +691,8 @@ impl DocStates {
     /// cold place needs the small window, and a shiftable run would count the small window's
     /// own text found again inside the whole one.
     pub fn best_shared(&mut self, doc: &str, live: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
-        let in_memory = self.mem.entries.iter().any(|(k, _)| k == doc);
-        if !in_memory && self.current.as_deref() != Some(doc) {
-            self.load_from_disk(doc);
+        if self.current.as_deref() != Some(doc) {
+            self.load_if_absent(doc);
         }
         self.mem
             .entries
@@ -705,13 +707,11 @@ impl DocStates {
     /// The cold window sizes `doc`'s prompt was last cut to: of the state the sequence holds
     /// when it is `doc`'s, else of `doc`'s saved state (read from disk if needed); `None`
     /// when that prompt was not a cold window's.
-    pub fn cold_size(&mut self, doc: &str) -> Option<(usize, usize)> {
+    pub fn cold_size(&mut self, doc: &str) -> Option<ColdSizes> {
         if self.current.as_deref() == Some(doc) {
             return self.cold;
         }
-        if !self.mem.entries.iter().any(|(k, _)| k == doc) {
-            self.load_from_disk(doc);
-        }
+        self.load_if_absent(doc);
         self.mem
             .entries
             .iter()
@@ -736,8 +736,15 @@ impl DocStates {
 
     /// Records that the sequence now holds a prompt cut to the cold window `sizes` (`None`:
     /// a whole window's), saved with the state.
-    pub fn set_cold(&mut self, sizes: Option<(usize, usize)>) {
+    pub fn set_cold(&mut self, sizes: Option<ColdSizes>) {
         self.cold = sizes;
+    }
+
+    /// Reads `doc`'s own state from the disk tier into memory unless memory holds one.
+    fn load_if_absent(&mut self, doc: &str) {
+        if !self.mem.entries.iter().any(|(k, _)| k == doc) {
+            self.load_from_disk(doc);
+        }
     }
 
     /// `doc`'s own state from the disk tier, now also in memory (`None` when there is no

@@ -41,6 +41,7 @@ use crate::token_count::Counts;
 mod kv;
 mod prefill;
 
+use crate::doc_state::ColdSizes;
 use crate::stop::{StopChecker, StopReason};
 use crate::{
     llama_log, CancelToken, ChatOutput, ChatRequest, Completion, EngineConfig, EngineError,
@@ -54,8 +55,6 @@ const SEQ_CHAT: i32 = 2;
 /// Tokens a cold window may leave to evaluate beyond its own size before a request counts as
 /// cold (the markers and a token or two at the cursor).
 const COLD_SLACK: usize = 32;
-/// The sizes (prefix, suffix tokens) a cold window was cut to.
-type ColdSizes = (usize, usize);
 /// Prompt chunks shorter than this are not counted in the prompt evaluation rate.
 const RATE_MIN_CHUNK: usize = 64;
 /// Prompt chunks the rate is taken from (the best of them).
@@ -485,11 +484,9 @@ struct Worker<'m> {
     /// When the last job was served.
     last_job: Instant,
     prefills: Arc<prefill::Counters>,
-    /// Prompt evaluation rate in tokens a second: the best of the last [`RATE_SAMPLES`]
-    /// chunks of at least [`RATE_MIN_CHUNK`] tokens (a chunk slowed by other work on the
-    /// machine does not shrink the windows for good), which sizes cold windows to their time
-    /// target.
-    prompt_rate: Option<f64>,
+    /// Prompt evaluation rates (tokens a second) of the last [`RATE_SAMPLES`] chunks of at
+    /// least [`RATE_MIN_CHUNK`] tokens, or the rate saved by an earlier run (see
+    /// [`Self::prompt_rate`]).
     rate_samples: VecDeque<f64>,
     /// The rate last saved to (or read from) the cache directory, so that the first cold
     /// window after a restart is sized as before it.
@@ -542,7 +539,6 @@ impl<'m> Worker<'m> {
             plan: None,
             last_job: Instant::now(),
             prefills,
-            prompt_rate: None,
             rate_samples: VecDeque::new(),
             rate_saved: None,
         }
@@ -558,12 +554,20 @@ impl<'m> Worker<'m> {
             self.rate_samples.pop_front();
         }
         self.rate_samples.push_back(tokens as f64 / secs);
-        self.prompt_rate = self.rate_samples.iter().copied().reduce(f64::max);
+    }
+
+    /// Prompt evaluation rate in tokens a second: the best of the recent samples (a chunk
+    /// slowed by other work on the machine does not shrink the windows for good), which sizes
+    /// cold windows to their time target.
+    fn prompt_rate(&self) -> Option<f64> {
+        self.rate_samples.iter().copied().reduce(f64::max)
     }
 
     /// Saves the prompt rate when it changed by more than a tenth since it was last saved.
     fn save_rate(&mut self) {
-        let Some(rate) = self.prompt_rate else { return };
+        let Some(rate) = self.prompt_rate() else {
+            return;
+        };
         if self
             .rate_saved
             .is_some_and(|saved| (rate - saved).abs() <= saved * 0.1)
@@ -577,7 +581,6 @@ impl<'m> Worker<'m> {
     fn run(&mut self) {
         if let Some(rate) = self.docs.saved_rate() {
             self.rate_samples.push_back(rate);
-            self.prompt_rate = Some(rate);
             self.rate_saved = Some(rate);
         }
         loop {
@@ -858,7 +861,7 @@ impl<'m> Worker<'m> {
         // The sizes the document's cached prompt was cut to, if any, are kept while that
         // window's start is held (the user types at the same place, or comes back to it, also
         // after a restart); at a new place the window is sized anew for the measured rate.
-        let sized = cold.sized(self.prompt_rate);
+        let sized = cold.sized(self.prompt_rate());
         let mut held = None;
         if let Some(kept) = self.docs.cold_size(doc).filter(|k| *k != sized) {
             let small = self.cold_prompt(req, healed, max_tokens, kept)?;
@@ -877,7 +880,7 @@ impl<'m> Worker<'m> {
         tracing::debug!(
             prefix_tokens = size.0,
             suffix_tokens = size.1,
-            rate = self.prompt_rate.map(|r| r.round()),
+            rate = self.prompt_rate().map(|r| r.round()),
             "cold window"
         );
         Ok((small, Some(size)))
@@ -889,7 +892,7 @@ impl<'m> Worker<'m> {
         req: &FimRequest,
         healed: &str,
         max_tokens: usize,
-        sizes: (usize, usize),
+        sizes: ColdSizes,
     ) -> Result<Vec<LlamaToken>, EngineError> {
         let prefix = &req.prefix[..req.prefix.len() - healed.len()];
         let (p, s) = prompt::shrink(prefix, &req.suffix, sizes.0, sizes.1, &Vocab(self.model));

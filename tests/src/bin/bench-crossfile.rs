@@ -853,7 +853,7 @@ fn run_project(
     progress: &mut dyn FnMut(&Case, &Outcome),
 ) -> (Vec<Outcome>, LogFigures) {
     let context = selection.is_some();
-    let settings = json!({
+    let mut settings = json!({
         "model": model,
         "threads": args.threads,
         "contextSize": args.context_size,
@@ -865,7 +865,6 @@ fn run_project(
         // Quality is measured without a time limit; latency is reported separately.
         "invokedTimeBudgetMs": 600000,
     });
-    let mut settings = settings;
     if let (Some(s), Some(extra)) = (settings.as_object_mut(), &args.settings) {
         s.extend(extra.clone());
     }
