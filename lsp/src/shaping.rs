@@ -585,6 +585,23 @@ fn continues_compound(line: &str) -> bool {
     })
 }
 
+/// Whether a generated Python `line` closes the compound statement that the code after the
+/// cursor, whose first line is `next`, continues with a clause of its own at the same level:
+/// an `else:` there before the suffix's `elif`/`else:`/`except` (or a `finally:` before any
+/// clause) is a syntax error, so the hole ends before it (inside the last branch).
+fn closes_the_suffix_chain(line: &str, next: Option<&str>) -> bool {
+    let Some(next) = next.filter(|n| continues_compound(n)) else {
+        return false;
+    };
+    let is = |l: &str, k: &str| {
+        l.trim_start()
+            .strip_prefix(k)
+            .is_some_and(|r| r.trim_start().starts_with(':'))
+    };
+    indent(line) == indent(next)
+        && (is(line, "finally") || (is(line, "else") && !is(next, "finally")))
+}
+
 /// Whether the Python code after the cursor, whose first line is `next` (`None`: nothing
 /// follows), can follow `last`, the last line of a suggestion: after a line that opens a block
 /// the next line must be deeper (and not an `else:` or `except:`); after any other line it
@@ -736,6 +753,15 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                 };
                 level = Some(indent(&full));
             }
+        }
+        // Python: an `else:` at the level of the suffix's own `else:` would leave that one
+        // without its `if` (the generated branch goes on in the suffix's place).
+        if c.lang == Lang::Python
+            && brackets.depth == 0
+            && i > 0
+            && closes_the_suffix_chain(line, c.below)
+        {
+            break;
         }
         if let Some(at) = below.and_then(|next| runs_into_continuation(line, next, &brackets)) {
             // The rest of the line is already in the document, on the suffix's next line.
@@ -1363,6 +1389,23 @@ mod tests {
             .as_deref(),
             Some("    for x in xs:\n        if x:\n            print(x)")
         );
+        // The hole fills an `elif` branch that the suffix's `else:` follows: a generated
+        // `else:` at that level would leave the suffix's `else:` without its `if`.
+        let prefix = "def f(v):\n    if v > 0:\n        r = 1\n    elif v < 0:\n";
+        let suffix = "\n    else:\n        r = 0\n    return r\n";
+        assert_eq!(
+            block(
+                prefix,
+                suffix,
+                "        if v < -9:\n            r = -2\n        else:\n            r = -1\n    else:\n        r = 5\n"
+            )
+            .as_deref(),
+            Some("        if v < -9:\n            r = -2\n        else:\n            r = -1")
+        );
+        // Before the suffix's `finally:` a `try` may still have its `else:`.
+        assert!(!closes_the_suffix_chain("    else:", Some("    finally:")));
+        assert!(closes_the_suffix_chain("    finally:", Some("    except E:")));
+        assert!(!closes_the_suffix_chain("        else:", Some("    else:")));
         assert!(continues_compound("    except ValueError:"));
         assert!(continues_compound("elif(x):"));
         assert!(!continues_compound("    elsewhere = 1"));
