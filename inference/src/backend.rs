@@ -231,6 +231,10 @@ impl FakeBackend {
                 stop = why;
                 break;
             }
+            if req.settled.as_ref().is_some_and(|s| s.check(&text)) {
+                stop = StopReason::ScopeEnded;
+                break;
+            }
             if let Some(p) = &req.progress {
                 p.report(&text);
             }

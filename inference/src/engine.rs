@@ -825,9 +825,16 @@ impl<'m> Worker<'m> {
                 if text.len() < healed_len {
                     return None;
                 }
+                let visible = &text[healed_len..];
                 let stop = checker
-                    .check(&text[healed_len..])
-                    .map(|(cut, why)| (healed_len + cut, why));
+                    .check(visible)
+                    .map(|(cut, why)| (healed_len + cut, why))
+                    .or_else(|| {
+                        req.settled
+                            .as_ref()
+                            .is_some_and(|s| s.check(visible))
+                            .then_some((text.len(), StopReason::ScopeEnded))
+                    });
                 if let (None, Some(p)) = (&stop, &req.progress) {
                     p.report(&text[healed_len..]);
                 }

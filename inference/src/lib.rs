@@ -305,6 +305,35 @@ pub struct FimRequest {
     /// blank (the most likely other token is), so an explicit request is not answered with
     /// nothing when the model would offer something. The in-process engine honours it.
     pub non_empty: bool,
+    /// Told the text generated so far (healed text excluded) after each piece the stop rules
+    /// kept; when it answers that the suggestion made from that text can no longer change (the
+    /// caller's shaping has ended the block at a finished line), the run stops there
+    /// ([`StopReason::ScopeEnded`]) instead of generating what would be cut anyway. The
+    /// in-process engine honours it.
+    pub settled: Option<Settled>,
+}
+
+/// Decides whether a FIM run's text so far already makes its final suggestion (see
+/// [`FimRequest::settled`]). Called on the backend's thread after each piece: it must be quick.
+#[derive(Clone)]
+pub struct Settled(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl Settled {
+    /// A check calling `f` with the whole text so far.
+    pub fn new(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        Settled(Arc::new(f))
+    }
+
+    /// Whether the suggestion made from `text`, the whole text so far, can no longer change.
+    pub fn check(&self, text: &str) -> bool {
+        (self.0)(text)
+    }
+}
+
+impl std::fmt::Debug for Settled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Settled")
+    }
 }
 
 /// Receives a FIM run's text so far (see [`FimRequest::progress`]). Called on the backend's

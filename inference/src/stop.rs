@@ -20,6 +20,9 @@ pub enum StopReason {
     Deadline,
     /// The context window is full.
     ContextFull,
+    /// The caller's shaping ended the suggestion at a finished line: what follows would be
+    /// cut anyway (see [`crate::FimRequest::settled`]).
+    ScopeEnded,
 }
 
 /// Ends a completion that continues the cursor line at its first line break, unless the line

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use ghostline_inference::{ColdWindow, ContextBlock, FimRequest, LineEnd, StopReason};
+use ghostline_inference::{ColdWindow, ContextBlock, FimRequest, LineEnd, Settled, StopReason};
 
 use crate::shaping::{self, Cursor, Lang, Mode};
 
@@ -89,11 +89,25 @@ pub fn prepare(place: &Place<'_>, context: Vec<ContextBlock>, settings: Settings
         progress: None,
         // The user asked: a blank answer helps nobody.
         non_empty: settings.invoked,
+        // A block the shaping has ended for good stops the run (saves what it would cut).
+        settled: settled_check(place, plan.mode),
     };
     Prepared {
         request,
         mode: plan.mode,
     }
+}
+
+/// The check that stops a block's run once [`shaping::settled`] says its suggestion can no
+/// longer change; `None` for a single line (its stop rules end it).
+fn settled_check(place: &Place<'_>, mode: Mode) -> Option<Settled> {
+    if mode == Mode::Line {
+        return None;
+    }
+    let (prefix, suffix, lang) = (place.prefix.to_owned(), place.suffix.to_owned(), place.lang);
+    Some(Settled::new(move |text| {
+        shaping::settled(&Cursor::new(&prefix, &suffix, lang), mode, text)
+    }))
 }
 
 /// The suggestion to offer from the model's `text` (ended by `stop`), or `None`.
@@ -151,6 +165,42 @@ mod tests {
             path: Some("a.py".into()),
             repo_name: None,
         }
+    }
+
+    #[test]
+    fn a_block_the_shaping_has_ended_stops_its_run_with_the_same_suggestion() {
+        use ghostline_inference::{complete_blocking, CancelToken, FakeBackend};
+        // The model fills the body, then goes on with the next function of the file.
+        let body = "    total = 0\n    for x in xs:\n        total += x\n    return total\n";
+        let more = "\n\ndef g(ys):\n    \"\"\"Another one.\"\"\"\n    return [y * 2 for y in ys]\n\n\nprint(g([1]))\n";
+        let raw = format!("{body}{more}");
+        let p = place("def f(xs):\n", "\n");
+        let s = Settings {
+            max_tokens: 128,
+            invoked: true,
+            budget_ms: 0,
+            arrived: Instant::now(),
+            cold_window: None,
+        };
+        let prepared = prepare(&p, Vec::new(), s);
+        assert_eq!(prepared.mode, Mode::Block);
+        let script = raw.clone();
+        let fake = FakeBackend::new().with_script(move |_| script.clone());
+        let c = complete_blocking(&fake, prepared.request.clone(), CancelToken::new()).unwrap();
+        // Stopped once the first line outside the function was finished, not at the end.
+        assert_eq!(c.stop, StopReason::ScopeEnded);
+        assert!(
+            c.text.starts_with(body) && c.text.len() < raw.len(),
+            "{c:?}"
+        );
+        let shaped =
+            |text: &str, stop| finish(p.prefix, p.suffix, p.lang, prepared.mode, text, stop);
+        assert_eq!(shaped(&c.text, c.stop), shaped(&raw, StopReason::EndOfText));
+        assert_eq!(shaped(&c.text, c.stop).as_deref(), Some(body.trim_end()));
+        // A single line has its own stop rules: no check.
+        let line = prepare(&place("x = ", "f(1)\n"), Vec::new(), s);
+        assert_eq!(line.mode, Mode::Line);
+        assert!(line.request.settled.is_none());
     }
 
     #[test]

@@ -525,6 +525,27 @@ pub fn shape(c: &Cursor<'_>, mode: Mode, raw: &str) -> Option<String> {
     Some(text)
 }
 
+/// Whether the suggestion [`shape`] makes from `raw`, a run's text so far, can no longer
+/// change however the run goes on: a block that a rule has ended at a finished line, by what
+/// that line and the ones before it hold (a line below the scope's floor, a new definition
+/// after a blank line, a bracket that closes what was opened before the cursor, a clause the
+/// suffix's own clause cannot follow, the line cap). The run can stop there: the text after
+/// that line is cut whatever it is. A line that repeats the suffix's next line looks at the
+/// line after it, so it never settles a block here (the engine's suffix rule ends those runs).
+pub fn settled(c: &Cursor<'_>, mode: Mode, raw: &str) -> bool {
+    let raw = raw.replace("\r\n", "\n");
+    let block = match mode {
+        Mode::Line => false,
+        Mode::Block => true,
+        Mode::Continue => raw.trim_end().contains('\n'),
+    };
+    if !block {
+        return false;
+    }
+    let last = raw.split('\n').count() - 1;
+    shape_block_ended(c, &raw).1.is_some_and(|i| i < last)
+}
+
 /// Lines to insert above the cursor line: each ends with the model's own line break, so a
 /// last line the model did not finish (no break after it in `raw`) is not offered.
 fn whole_lines(text: String, raw: &str) -> String {
@@ -650,6 +671,12 @@ fn repeats_on(c: &Cursor<'_>, rest: &[&str]) -> bool {
 }
 
 fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
+    shape_block_ended(c, raw).0
+}
+
+/// [`shape_block`], and whether the block ended at a line of `raw` by a rule that looks at
+/// nothing after that line (so any text generated after it would be cut the same way).
+fn shape_block_ended(c: &Cursor<'_>, raw: &str) -> (String, Option<usize>) {
     let lines: Vec<&str> = raw.split('\n').collect();
     let mut brackets = Brackets::new(c.lang);
     let opener_before = c
@@ -697,9 +724,11 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
     let mut joinable: Option<usize> = None;
     let mut first_below_soft: Option<usize> = None;
     let mut missing = c.missing_closers;
+    let mut ended: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim_end();
         if out.len() >= MAX_LINES {
+            ended = Some(i);
             break;
         }
         // Python, blank cursor line: a first line outside the enclosing definition (the model
@@ -710,6 +739,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             && !line.trim().is_empty()
             && indent(&format!("{}{}", c.before, line)) < min_indent
         {
+            ended = Some(i);
             break;
         }
         if i > 0 {
@@ -728,6 +758,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             if brackets.depth == 0 && !starts_with_closer {
                 if c.lang == Lang::Python {
                     if indent(line) < min_indent {
+                        ended = Some(i);
                         break;
                     }
                     if indent(line) < soft_indent && first_below_soft.is_none() {
@@ -736,9 +767,11 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                     // A definition after a blank line starts new code, unless it is nested
                     // in the function body the hole fills.
                     if after_blank && starts_definition(line) && !c.in_function {
+                        ended = Some(i);
                         break;
                     }
                 } else if after_blank && level.is_some_and(|l| indent(line) < l) {
+                    ended = Some(i);
                     break;
                 }
             }
@@ -761,12 +794,14 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
             && i > 0
             && closes_the_suffix_chain(line, c.below)
         {
+            ended = Some(i);
             break;
         }
         if let Some(at) = below.and_then(|next| runs_into_continuation(line, next, &brackets)) {
             // The rest of the line is already in the document, on the suffix's next line.
             out.push(line[..at].trim_end().to_owned());
             joinable = Some(out.len());
+            ended = Some(i);
             break;
         }
         // Python: a bracket opened before the cursor that nothing after it closes may be
@@ -797,6 +832,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
                 }
                 // The end of what was opened before the cursor: the suffix follows.
                 joinable = Some(out.len());
+                ended = Some(i);
                 break;
             }
         }
@@ -819,7 +855,7 @@ fn shape_block(c: &Cursor<'_>, raw: &str) -> String {
     while out.last().is_some_and(|l| l.trim().is_empty()) {
         out.pop();
     }
-    out.join("\n")
+    (out.join("\n"), ended)
 }
 
 #[cfg(test)]
@@ -836,6 +872,7 @@ mod tests {
             let cursor = Cursor::new(prefix, suffix, *lang);
             let plan = plan(&cursor, 128, false);
             let shaped = shape(&cursor, plan.mode, raw);
+            settles_as_it_ends(&cursor, plan.mode, raw);
             out.push_str(&format!(
                 "{:?} {:?}{} max={} stop={:?}\n  raw:    {:?}\n  shaped: {:?}\n",
                 lang,
@@ -1084,7 +1121,24 @@ mod tests {
             "an explicit block does not stop at a blank line"
         );
         assert!(plan.max_tokens >= INVOKED_BLOCK_MAX_TOKENS);
+        settles_as_it_ends(&cursor, plan.mode, raw);
         shape(&cursor, plan.mode, raw)
+    }
+
+    /// Wherever a run of `raw` would have been stopped as settled, the suggestion is the one
+    /// the whole of `raw` makes (every fixture of these tests checks it at every cut).
+    fn settles_as_it_ends(c: &Cursor<'_>, mode: Mode, raw: &str) {
+        let whole = shape(c, mode, raw);
+        for (at, _) in raw.char_indices().skip(1) {
+            let so_far = &raw[..at];
+            if settled(c, mode, so_far) {
+                assert_eq!(
+                    shape(c, mode, so_far),
+                    whole,
+                    "settled at byte {at} of {raw:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -1404,7 +1458,10 @@ mod tests {
         );
         // Before the suffix's `finally:` a `try` may still have its `else:`.
         assert!(!closes_the_suffix_chain("    else:", Some("    finally:")));
-        assert!(closes_the_suffix_chain("    finally:", Some("    except E:")));
+        assert!(closes_the_suffix_chain(
+            "    finally:",
+            Some("    except E:")
+        ));
         assert!(!closes_the_suffix_chain("        else:", Some("    else:")));
         assert!(continues_compound("    except ValueError:"));
         assert!(continues_compound("elif(x):"));
