@@ -833,6 +833,10 @@ fn run_fim(
                 f.text.truncate(cut);
                 return stream::Flow::Stop(Ok(why));
             }
+            // The caller's scope rules have ended the block: what follows would be shaped away.
+            if req.settled.as_ref().is_some_and(|s| s.check(&f.text)) {
+                return stream::Flow::Stop(Ok(StopReason::ScopeEnded));
+            }
             if f.stats.generated_tokens >= max_tokens {
                 return stream::Flow::Stop(Ok(StopReason::MaxTokens));
             }

@@ -442,6 +442,34 @@ fn a_stop_rule_closes_the_connection_before_the_server_finished() {
 }
 
 #[test]
+fn a_settled_block_closes_the_connection_too() {
+    let mock = Mock::start(|_| {
+        let mut events = vec![openai_event("    return 1\n"), openai_event("def g")];
+        events.extend((0..60).map(|_| openai_event("zzz")));
+        Reply::events(events, true, Duration::from_millis(15))
+    });
+    let mut cfg = config(RemoteKind::OpenAi, &mock.url());
+    cfg.model = Some("qwen2.5-coder-1.5b".into());
+    let backend = RemoteBackend::new(cfg).unwrap();
+    let mut req = fim("def f():\n", "");
+    req.max_tokens = Some(100);
+    req.settled = Some(ghostline_inference::Settled::new(|text: &str| {
+        text.contains("\ndef ")
+    }));
+    let c = complete_blocking(&backend, req, CancelToken::new()).unwrap();
+    assert_eq!(c.stop, StopReason::ScopeEnded);
+    assert_eq!(
+        c.text, "    return 1\ndef g",
+        "the text up to where it settled"
+    );
+    let s = mock
+        .wait_sent("/v1/completions", Duration::from_secs(3))
+        .expect("the response ended");
+    assert!(s.disconnected, "the client closed the connection: {s:?}");
+    assert!(s.sent < s.total, "before the server finished: {s:?}");
+}
+
+#[test]
 fn the_line_end_rule_and_the_token_cap_stop_llama_server_streams_too() {
     let mock = Mock::start(|seen| {
         llama_props(seen).unwrap_or_else(|| {
