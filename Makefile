@@ -78,6 +78,9 @@ bench-table: deps models
 	target/debug/bench-infill --quiet --raw --set multi-line --model 1.5b --stride 4 --summary bench/results/multi-line-1.5b-stride4-raw.json
 	target/debug/bench-infill --quiet --set random-span-light --model 1.5b --stride 4 --summary bench/results/random-span-light-1.5b-stride4.json
 	target/debug/bench-infill --quiet --raw --set random-span-light --model 1.5b --stride 4 --summary bench/results/random-span-light-1.5b-stride4-raw.json
+	target/debug/bench-infill --quiet --set random-span-light --model 1.5b --stride 2 --summary bench/results/random-span-light-1.5b-stride2.json
+	target/debug/bench-infill --quiet --raw --set random-span-light --model 1.5b --stride 2 --summary bench/results/random-span-light-1.5b-stride2-raw.json
+	target/debug/bench-infill --quiet --set multi-line --model 1.5b --stride 6 --summary bench/results/floor-multi-line-1.5b-stride6.json
 	scripts/bench-table.py bench/results/*.json
 
 # CI's quality floor: fixed subsets through the server must stay within 5 points of the
