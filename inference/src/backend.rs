@@ -207,7 +207,9 @@ impl FakeBackend {
         } else {
             ""
         };
-        let checker = StopChecker::new(stops, suffix).with_line_end(req.line_end.clone());
+        let checker = StopChecker::new(stops, suffix)
+            .with_line_end(req.line_end.clone())
+            .with_settled(req.settled.clone());
         let max_tokens = req.max_tokens.unwrap_or(128);
         let mut text = String::new();
         let mut stop = StopReason::EndOfText;
@@ -229,10 +231,6 @@ impl FakeBackend {
             if let Some((cut, why)) = checker.check(&text) {
                 text.truncate(cut);
                 stop = why;
-                break;
-            }
-            if req.settled.as_ref().is_some_and(|s| s.check(&text)) {
-                stop = StopReason::ScopeEnded;
                 break;
             }
             if let Some(p) = &req.progress {

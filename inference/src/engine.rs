@@ -806,7 +806,9 @@ impl<'m> Worker<'m> {
         } else {
             ""
         };
-        let checker = StopChecker::new(stops, suffix_for_stop).with_line_end(req.line_end.clone());
+        let checker = StopChecker::new(stops, suffix_for_stop)
+            .with_line_end(req.line_end.clone())
+            .with_settled(req.settled.clone());
         let healed_len = healed.len();
         let (text, stop) = self.generate(
             Generation {
@@ -825,16 +827,9 @@ impl<'m> Worker<'m> {
                 if text.len() < healed_len {
                     return None;
                 }
-                let visible = &text[healed_len..];
                 let stop = checker
-                    .check(visible)
-                    .map(|(cut, why)| (healed_len + cut, why))
-                    .or_else(|| {
-                        req.settled
-                            .as_ref()
-                            .is_some_and(|s| s.check(visible))
-                            .then_some((text.len(), StopReason::ScopeEnded))
-                    });
+                    .check(&text[healed_len..])
+                    .map(|(cut, why)| (healed_len + cut, why));
                 if let (None, Some(p)) = (&stop, &req.progress) {
                     p.report(&text[healed_len..]);
                 }

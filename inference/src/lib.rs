@@ -308,8 +308,8 @@ pub struct FimRequest {
     /// Told the text generated so far (healed text excluded) after each piece the stop rules
     /// kept; when it answers that the suggestion made from that text can no longer change (the
     /// caller's shaping has ended the block at a finished line), the run stops there
-    /// ([`StopReason::ScopeEnded`]) instead of generating what would be cut anyway. The
-    /// in-process engine honours it.
+    /// ([`StopReason::ScopeEnded`]) instead of generating what would be cut anyway. Every
+    /// backend honours it through its [`StopChecker`](crate::stop::StopChecker).
     pub settled: Option<Settled>,
 }
 

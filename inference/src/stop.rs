@@ -3,7 +3,10 @@
 //! A [`StopChecker`] looks at the text generated so far and says where it must end: at a stop
 //! string (or a FIM marker written as text), or where the completion starts to reproduce the
 //! text after the cursor. End-of-generation tokens and the token cap are the engine's business;
-//! shaping the result to a line or a block is the language server's.
+//! shaping the result to a line or a block is the language server's (it may hand in a
+//! [`Settled`] check that says when its shaping has ended the block).
+
+use crate::Settled;
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +90,9 @@ pub struct StopChecker {
     /// line is the suffix only when that line is this one (a hole may hold a `break` or an
     /// `i += 1` like the one after it).
     line_after: Option<String>,
+    /// The caller's check that its suggestion can no longer change ([`crate::Settled`]),
+    /// consulted when no other rule ends the text.
+    settled: Option<Settled>,
 }
 
 impl StopChecker {
@@ -107,7 +113,16 @@ impl StopChecker {
             rest_trimmed: rest.trim().to_owned(),
             next_line: next_line.map(|l| l.trim_end().to_owned()),
             line_after: non_blank.next().map(|l| l.trim_end().to_owned()),
+            settled: None,
         }
+    }
+
+    /// Adds the caller's [`Settled`] check: when no other rule ends the text and it says the
+    /// suggestion is settled, the whole text is kept and generation ends
+    /// ([`StopReason::ScopeEnded`]).
+    pub fn with_settled(mut self, settled: Option<Settled>) -> Self {
+        self.settled = settled;
+        self
     }
 
     /// Adds the end-of-line rule of [`LineEnd`].
@@ -181,13 +196,39 @@ impl StopChecker {
             first = false;
             start += nl + 1;
         }
-        best
+        best.or_else(|| {
+            self.settled
+                .as_ref()
+                .is_some_and(|s| s.check(text))
+                .then_some((text.len(), StopReason::ScopeEnded))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callers_settled_check_ends_the_whole_text_only_when_no_rule_cuts_it() {
+        let settled = Settled::new(|text: &str| text.contains("\ndef "));
+        let c = StopChecker::new(vec!["\n\n".into()], "").with_settled(Some(settled));
+        assert_eq!(c.check("    return 1\n"), None);
+        assert_eq!(
+            c.check("    return 1\ndef g"),
+            Some((18, StopReason::ScopeEnded)),
+            "the whole text is kept"
+        );
+        // A stop string inside the text cuts it first.
+        assert_eq!(
+            c.check("    return 1\n\ndef g"),
+            Some((12, StopReason::StopString))
+        );
+        assert_eq!(
+            StopChecker::new(vec![], "").check("    return 1\ndef g"),
+            None
+        );
+    }
 
     #[test]
     fn stop_strings_cut_at_the_first_occurrence() {

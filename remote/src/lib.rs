@@ -779,7 +779,9 @@ fn run_fim(
     } else {
         ""
     };
-    let checker = StopChecker::new(stops.clone(), suffix).with_line_end(req.line_end.clone());
+    let checker = StopChecker::new(stops.clone(), suffix)
+        .with_line_end(req.line_end.clone())
+        .with_settled(req.settled.clone());
     let max_tokens = req.max_tokens.unwrap_or(s.max_tokens).max(1);
     let limit = deadline.saturating_duration_since(Instant::now());
     let (url, body) = s.fim_body(req, max_tokens, &stops, limit);
@@ -832,10 +834,6 @@ fn run_fim(
             if let Some((cut, why)) = checker.check(&f.text) {
                 f.text.truncate(cut);
                 return stream::Flow::Stop(Ok(why));
-            }
-            // The caller's scope rules have ended the block: what follows would be shaped away.
-            if req.settled.as_ref().is_some_and(|s| s.check(&f.text)) {
-                return stream::Flow::Stop(Ok(StopReason::ScopeEnded));
             }
             if f.stats.generated_tokens >= max_tokens {
                 return stream::Flow::Stop(Ok(StopReason::MaxTokens));
